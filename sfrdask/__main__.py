@@ -1,0 +1,5 @@
+import sys
+
+from sfrdask.cli import main
+
+sys.exit(main())

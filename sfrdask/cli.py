@@ -1,0 +1,210 @@
+"""The ``sfrdask`` command: one subcommand per stage.
+
+Bad input ends with one line naming the file and what was expected, and exit status 2;
+nothing half-written is left behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from sfrdask import config
+from sfrdask.errors import SfrdaskError
+
+
+def _levels(text: str) -> list[int]:
+    try:
+        out = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated zoom levels like 0,1,2,3, got {text!r}"
+        ) from None
+    if any(not 0 <= z <= 3 for z in out):
+        raise argparse.ArgumentTypeError(f"zoom levels are 0..3, got {text!r}")
+    return out
+
+
+def _add_catalog_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--catalog", type=Path, help="directory holding the MPA-JHU DR7 FITS tables (standard names)"
+    )
+    p.add_argument("--gal-info", type=Path, help="gal_info table (overrides --catalog)")
+    p.add_argument("--totsfr", type=Path, help="gal_totsfr table (overrides --catalog)")
+    p.add_argument("--totlgm", type=Path, help="totlgm (stellar mass) table, optional")
+
+
+def _catalog(args: argparse.Namespace):
+    from sfrdask.io.catalog import find_catalogs, read_mpajhu
+
+    paths = {"gal_info": None, "totsfr": None, "totlgm": None}
+    if args.catalog:
+        paths.update(find_catalogs(args.catalog))
+    for k in paths:
+        if getattr(args, k, None):
+            paths[k] = getattr(args, k)
+    if paths["gal_info"] is None and paths["totsfr"] is None:
+        return None
+    if paths["gal_info"] is None or paths["totsfr"] is None:
+        raise SfrdaskError(
+            "both a gal_info and a gal_totsfr table are needed (--catalog DIR or --gal-info/--totsfr)"
+        )
+    return read_mpajhu(paths["gal_info"], paths["totsfr"], paths["totlgm"])
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from sfrdask.cluster import cluster
+    from sfrdask.synth import make_survey
+
+    t0 = time.perf_counter()
+    with cluster(args.cluster):
+        cube = make_survey(
+            args.out,
+            objects=args.objects,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            compression=args.compression,
+        )
+    dt = time.perf_counter() - t0
+    meta = json.loads((cube.parent / "survey.json").read_text())
+    print(
+        f"wrote {cube} ({meta['objects']} objects, {meta['spectra']} spectra, {meta['flag0_objects']} with "
+        f"FLAG == 0) in {dt:.1f} s: {meta['objects'] / dt:.1f} objects/s"
+    )
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from sfrdask.io.catalog import join_labels, label_coverage
+    from sfrdask.io.hisscube import describe, open_hisscube
+
+    cat = _catalog(args)  # validate the small inputs before reading the cube
+    info = describe(args.cube)
+    if cat is not None:
+        ds = join_labels(open_hisscube(args.cube), cat)
+        info["labels"] = label_coverage(ds, cat)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    print(f"{info['file']}  ({info['size_mb']} MB)")
+    print(
+        f"  targets {info['targets']}, spectra {info['spectrum_count']}, frames {info['image_count']}, "
+        f"up to {info.get('spectra_per_target_max', '?')} spectra per target"
+    )
+    print(
+        f"  zoom levels {info['zoom_levels']}; stored band order {info.get('stored_band_order', '?')} "
+        "(mapped to u,g,r,i,z through the frame FILTER headers)"
+    )
+    for z, lv in info["levels"].items():
+        print(
+            f"  zoom {z}: image {lv['image']} (NaN {lv['image_nan_fraction']:.2%}), "
+            f"spectrum {lv['spectrum']} (NaN {lv['spectrum_nan_fraction']:.2%})"
+        )
+    if "labels" in info:
+        lb = info["labels"]
+        print(
+            f"  labels: {lb['matched']} of {lb['objects']} objects matched the catalogue, "
+            f"{lb['flag0_objects']} with FLAG == 0; catalogue: {lb['catalog_rows']} rows, "
+            f"{lb['catalog_flag0_rows']} with FLAG == 0"
+        )
+    return 0
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from sfrdask.cluster import cluster
+    from sfrdask.io.store import write_store
+
+    cat = _catalog(args)
+    t0 = time.perf_counter()
+    with cluster(args.cluster):
+        out = write_store(
+            args.cube,
+            args.out,
+            catalog=cat,
+            image_zooms=args.image_zooms,
+            spectrum_zooms=args.spectrum_zooms,
+            overwrite=args.overwrite,
+        )
+    dt = time.perf_counter() - t0
+    size = sum(f.stat().st_size for f in Path(out).rglob("*") if f.is_file())
+    print(f"wrote {out} ({size / 2**20:.1f} MB on disk) in {dt:.1f} s")
+    return 0
+
+
+def cmd_plot_labels(args: argparse.Namespace) -> int:
+    from sfrdask.io.catalog import resolve_label
+    from sfrdask.io.store import open_store
+    from sfrdask.plots import plot_label_distribution
+
+    ds = open_store(args.store, image_zoom=None, spectrum_zoom=None)
+    label = resolve_label(args.label)
+    if label not in ds:
+        raise SfrdaskError(f"{args.store}: no label column {label} (was the store ingested with --catalog?)")
+    out = plot_label_distribution(ds, args.out, label)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="sfrdask", description="Star formation rates from SDSS images and spectra"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = p.add_subparsers(dest="command", required=True)
+    clusters = ["local", "threads", "synchronous"]
+
+    s = sub.add_parser("synth", help="write a synthetic SDSS survey (HiSS-Cube file + MPA-JHU catalogues)")
+    s.add_argument("--objects", type=int, default=config.get("synth.objects"))
+    s.add_argument("--seed", type=int, default=config.get("synth.seed"))
+    s.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
+    s.add_argument("--compression", choices=["gzip", "lzf"], default=None, help="HDF5 filter (default: none)")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--cluster", choices=clusters, default=None)
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("info", help="describe a HiSS-Cube file: levels, counts, band order, NaN, labels")
+    s.add_argument("cube", type=Path)
+    _add_catalog_args(s)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("ingest", help="convert a HiSS-Cube file (+ labels) to a zarr v3 store")
+    s.add_argument("cube", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    _add_catalog_args(s)
+    s.add_argument("--image-zooms", type=_levels, default=[0, 1, 2, 3])
+    s.add_argument("--spectrum-zooms", type=_levels, default=[0, 1, 2, 3])
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--cluster", choices=clusters, default=None)
+    s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("plot-labels", help="plot the label distribution of a store (PNG)")
+    s.add_argument("store", type=Path)
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--label", default="AVG", help="AVG (alias AVR), or another catalogue column")
+    s.set_defaults(func=cmd_plot_labels)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
+    try:
+        return args.func(args)
+    except (SfrdaskError, FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"sfrdask {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sfrdask {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""The zarr v3 hand-off store between stages.
+
+Layout (one store, any subset of zoom levels)::
+
+    STORE.zarr/                 per-object coordinates and labels (dims object, spectrum)
+      image/{z}/                image, image_error, image_bad_fraction  (object, band, y, x)
+      spectrum/{z}/             spectrum, spectrum_error, spectrum_bad_fraction (object, wavelength)
+
+Every array is chunked along ``object`` only, with zarr chunks equal to the dask chunks that
+write them (so no two tasks ever write one chunk), each about ``sfrdask.store.chunk-mb`` (>= 1 MB).
+The store is written under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+from zarr.codecs import BloscCodec, ZstdCodec
+
+from sfrdask import __version__, config
+from sfrdask.cluster import active_client
+from sfrdask.errors import StoreError
+from sfrdask.io.catalog import join_labels
+from sfrdask.io.hisscube import open_hisscube, read_target_metadata
+from sfrdask.io.levels import check_zoom
+
+MARKER = "sfrdask_store"
+IMAGE_VARS = ("image", "image_error", "image_bad_fraction")
+SPECTRUM_VARS = ("spectrum", "spectrum_error", "spectrum_bad_fraction")
+
+
+def _compressors(name: str | None = None) -> list[Any] | None:
+    name = name or config.get("store.compressor")
+    if name == "blosc-lz4":
+        return [BloscCodec(cname="lz4", clevel=5, shuffle="shuffle")]
+    if name == "zstd":
+        return [ZstdCodec(level=3)]
+    if name in ("none", None):
+        return None
+    raise ValueError(f"unknown store compressor {name!r}: expected blosc-lz4, zstd or none")
+
+
+def chunk_objects(bytes_per_object: int, n: int) -> int:
+    """Objects per chunk so a chunk holds about ``store.chunk-mb`` (at least 1 MB; at most all objects)."""
+    target = max(float(config.get("store.chunk-mb")), 1.0) * 2**20
+    return int(min(max(n, 1), max(1, -(-target // max(bytes_per_object, 1)))))
+
+
+def _compute(delayed: list[Any], desc: str) -> None:
+    client = active_client()
+    if client is not None:
+        from distributed import progress, wait
+
+        futures = client.compute(delayed)
+        progress(futures, notebook=False)
+        print(flush=True)
+        wait(futures)
+        for f in futures:
+            f.result()  # raise the first error, if any
+    else:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            dask.compute(*delayed)
+
+
+def _vlen_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Fixed-width unicode has no stable zarr v3 spec; variable-length strings do."""
+    for name, var in ds.variables.items():
+        if var.dtype.kind == "U":
+            ds = (
+                ds.assign_coords({name: var.astype(object)})
+                if name in ds.coords
+                else ds.assign({name: var.astype(object)})
+            )
+    return ds
+
+
+def _write_group(ds: xr.Dataset, store: Path, group: str | None, compressor: str | None) -> Any:
+    ds = _vlen_strings(ds)
+    comp = _compressors(compressor)
+    encoding = {}
+    for name, var in ds.data_vars.items():
+        enc: dict[str, Any] = {}
+        if var.chunks:
+            enc["chunks"] = tuple(c[0] for c in var.chunks)
+        if comp is not None and var.dtype.kind == "f":
+            enc["compressors"] = comp
+        encoding[name] = enc
+    return ds.to_zarr(
+        store,
+        group=group,
+        mode="a" if group else "w",
+        zarr_format=3,
+        consolidated=False,
+        encoding=encoding,
+        compute=False,
+    )
+
+
+def write_store(
+    cube: str | Path,
+    out: str | Path,
+    catalog: pd.DataFrame | None = None,
+    image_zooms: Sequence[int] = (0, 1, 2, 3),
+    spectrum_zooms: Sequence[int] = (0, 1, 2, 3),
+    compressor: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Ingest a HiSS-Cube file (and optionally its labels) into a zarr v3 store at ``out``."""
+    out = Path(out)
+    if not image_zooms and not spectrum_zooms:
+        raise ValueError("choose at least one image or spectrum zoom level")
+    for z in (*image_zooms, *spectrum_zooms):
+        check_zoom(z)
+    if out.exists() and not overwrite:
+        raise StoreError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    z_img0 = image_zooms[0] if image_zooms else 0
+    z_spec0 = spectrum_zooms[0] if spectrum_zooms else 0
+    meta = read_target_metadata(cube, z_img0, z_spec0)
+    base = open_hisscube(cube, z_img0, z_spec0, metadata=meta)
+    n = base.sizes["object"]
+    if catalog is not None:
+        base = join_labels(base, catalog)
+    root = base.drop_vars([*IMAGE_VARS, *SPECTRUM_VARS]).drop_dims(
+        ["band", "y", "x", "wavelength"], errors="ignore"
+    )
+    root = root.compute()
+    st = Path(cube).stat()
+    root.attrs.update(
+        {
+            MARKER: __version__,
+            "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "source": str(Path(cube).resolve()),
+            "source_size": st.st_size,
+            "source_mtime": st.st_mtime,
+            "image_zooms": list(image_zooms),
+            "spectrum_zooms": list(spectrum_zooms),
+            "catalog": catalog.attrs.get("gal_info", "") if catalog is not None else "",
+            "zoom_levels_present": list(base.attrs["zoom_levels_present"]),
+        }
+    )
+    for k in ("format", "image_zoom", "spectrum_zoom"):
+        root.attrs.pop(k, None)
+
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        _write_group(root, tmp, None, compressor).compute()
+        pending = []
+        for z in image_zooms:
+            s = 64 // 2**z
+            k = chunk_objects(5 * s * s * 4, n)
+            ds = open_hisscube(cube, z, z_spec0, chunks=k, metadata=meta)[list(IMAGE_VARS)]
+            ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "band")])
+            pending.append(_write_group(ds, tmp, f"image/{z}", compressor))
+        for z in spectrum_zooms:
+            m = 4620 // 2**z
+            k = chunk_objects(m * 4, n)
+            ds = open_hisscube(cube, z_img0, z, chunks=k, metadata=meta)[list(SPECTRUM_VARS)]
+            ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "wavelength")])
+            pending.append(_write_group(ds, tmp, f"spectrum/{z}", compressor))
+        _compute(pending, "ingest")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
+
+
+def store_levels(path: str | Path) -> dict[str, list[int]]:
+    """The image and spectrum zoom levels a store holds."""
+    g = _open_root(Path(path))
+    levels = {}
+    for kind in ("image", "spectrum"):
+        levels[kind] = sorted(int(k) for k in g[kind].group_keys()) if kind in g else []
+    return levels
+
+
+def _open_root(path: Path) -> zarr.Group:
+    if not path.exists():
+        raise StoreError(f"{path}: no such store")
+    try:
+        g = zarr.open_group(path, mode="r", zarr_format=3)
+    except Exception as e:
+        raise StoreError(f"{path}: not a zarr v3 store ({e})") from e
+    if MARKER not in g.attrs:
+        raise StoreError(
+            f"{path}: not an sfrdask store (no '{MARKER}' attribute); was it written by sfrdask ingest?"
+        )
+    return g
+
+
+def open_store(path: str | Path, image_zoom: int | None = 0, spectrum_zoom: int | None = 0) -> xr.Dataset:
+    """Open a store as one lazy Dataset shaped like ``open_hisscube``'s (labels included).
+
+    Pass ``None`` for a modality to leave it out.
+    """
+    path = Path(path)
+    levels = store_levels(path)
+    parts = [xr.open_zarr(path, zarr_format=3, consolidated=False)]
+    for kind, z in (("image", image_zoom), ("spectrum", spectrum_zoom)):
+        if z is None:
+            continue
+        if z not in levels[kind]:
+            raise StoreError(
+                f"{path}: {kind} zoom level {z} not in the store (levels present: {levels[kind]})"
+            )
+        parts.append(xr.open_zarr(path, group=f"{kind}/{z}", zarr_format=3, consolidated=False))
+    ds = xr.merge(parts, combine_attrs="override", join="exact")
+    for name, var in ds.variables.items():  # zarr gives numpy StringDType; hand back plain str arrays
+        if var.dtype.kind in "TO":
+            plain = np.asarray(var.values.tolist(), dtype=str)
+            ds = (
+                ds.assign_coords({name: (var.dims, plain, var.attrs)})
+                if name in ds.coords
+                else ds.assign({name: (var.dims, plain, var.attrs)})
+            )
+    ds.attrs.update(image_zoom=image_zoom, spectrum_zoom=spectrum_zoom)
+    return ds
+
+
+def object_bytes(ds: xr.Dataset) -> int:
+    """Bytes per object of the float arrays (for throughput figures)."""
+    return int(
+        sum(
+            v.dtype.itemsize * np.prod([ds.sizes[d] for d in v.dims if d != "object"])
+            for v in ds.data_vars.values()
+            if "object" in v.dims
+        )
+    )

@@ -1,0 +1,23 @@
+"""Benchmark scripts stay runnable: their --quick mode runs here (figures come from real runs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_ingest_benchmark_quick(tmp_path):
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--quick", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    res = json.loads((tmp_path / "ingest.json").read_text())
+    assert res["objects"] == 64 and res["synth_objects_per_s"] > 0
+    assert res["raw_h5py_mb_per_s"] > 0 and 0 < res["ingest_over_raw"]
+    assert not (tmp_path / "ingest-work").exists()

@@ -1,0 +1,82 @@
+"""The sfrdask command: the demo steps work, and bad input gives one clear line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sfrdask.cli import main
+
+SFRDASK = Path(sys.executable).with_name("sfrdask")  # the console script beside this interpreter
+
+
+def test_synth_info_ingest_plot(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["synth", "--objects", "64", "--seed", "3", "--out", str(out), "--cluster", "threads"]) == 0
+    assert "objects/s" in capsys.readouterr().out
+    assert main(["info", str(out / "survey.h5"), "--catalog", str(out), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["targets"] == 64 and info["labels"]["matched"] > 0
+    assert (
+        main(
+            [
+                "ingest",
+                str(out / "survey.h5"),
+                "--catalog",
+                str(out),
+                "--out",
+                str(tmp_path / "st.zarr"),
+                "--image-zooms",
+                "2,3",
+                "--spectrum-zooms",
+                "3",
+                "--cluster",
+                "threads",
+            ]
+        )
+        == 0
+    )
+    png = tmp_path / "labels.png"
+    assert main(["plot-labels", str(tmp_path / "st.zarr"), "--out", str(png), "--label", "AVR"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["info", str(out / "survey.h5")]) == 0
+    assert "stored band order" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["info", "{bad}"], "not an HDF5 file"),
+        (["info", "{missing}"], "no such file"),
+        (["ingest", "{bad}", "--out", "{tmp}/x.zarr", "--cluster", "threads"], "not an HDF5 file"),
+        (["info", "{bad}", "--catalog", "{tmp}"], "no gal_info_dr7_v5_2.fit"),
+        (["plot-labels", "{tmp}/none.zarr", "--out", "{tmp}/p.png"], "no such store"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
+    bad = tmp_path / "bad.h5"
+    bad.write_text("garbage")
+    fmt = {"bad": bad, "missing": tmp_path / "missing.h5", "tmp": tmp_path}
+    assert SFRDASK.exists(), "the sfrdask console script is installed with the package"
+    proc = subprocess.run([SFRDASK, *[a.format(**fmt) for a in args]], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x.zarr").exists() and not (tmp_path / "p.png").exists()
+
+
+def test_bad_zoom_argument(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["ingest", "x.h5", "--out", "y", "--image-zooms", "0,7"])
+    assert e.value.code == 2
+    assert "zoom levels are 0..3" in capsys.readouterr().err
+
+
+def test_existing_output_is_refused(tmp_path):
+    (tmp_path / "s").mkdir()
+    assert main(["synth", "--objects", "8", "--out", str(tmp_path / "s"), "--cluster", "threads"]) == 2
+    assert Path(tmp_path / "s").is_dir() and not any((tmp_path / "s").iterdir())

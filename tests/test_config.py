@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import dask
+
+from sfrdask import config
+
+
+def test_defaults_are_in_dask_config():
+    assert config.get("synth.seed") == 42
+    assert dask.config.get("sfrdask.cluster.local.threads-per-worker") == 1
+
+
+def test_dask_config_set_overrides():
+    with dask.config.set({"sfrdask.synth.objects": 17}):
+        assert config.get("synth.objects") == 17
+    assert config.get("synth.objects") == 3000
+
+
+def test_environment_variable_overrides():
+    env = dict(os.environ, DASK_SFRDASK__SYNTH__SEED="7")
+    out = subprocess.run(
+        [sys.executable, "-c", "import sfrdask; print(sfrdask.config.get('synth.seed'))"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "7"
