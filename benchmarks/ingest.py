@@ -18,10 +18,12 @@ import json
 import os
 import platform
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import h5py
+import psutil
 
 import sfrdask
 from sfrdask.io import layout as L
@@ -42,6 +44,34 @@ def raw_read(cube: Path, block: int = 256) -> tuple[int, float]:
             for a in range(0, ds.shape[0], block):
                 total += ds[a : a + block].nbytes
     return total, time.perf_counter() - t0
+
+
+class PeakMemory:
+    """Peak resident memory of this process and all its children (the Dask workers), sampled."""
+
+    def __init__(self, interval: float = 0.2):
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+
+    def _sample(self) -> None:
+        me = psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def drop_page_cache() -> bool:
@@ -73,9 +103,10 @@ def main() -> None:
     overrides = {} if args.quick else {"n_workers": args.workers}
     with sfrdask.cluster(kind, **overrides):
         t0 = time.perf_counter()
-        cube = sfrdask.make_survey(
-            work / "survey", objects=args.objects, seed=args.seed, progress=not args.quick
-        )
+        with PeakMemory() as mem_synth:
+            cube = sfrdask.make_survey(
+                work / "survey", objects=args.objects, seed=args.seed, progress=not args.quick
+            )
         t_synth = time.perf_counter() - t0
 
         cold = drop_page_cache()
@@ -84,7 +115,8 @@ def main() -> None:
         cat = sfrdask.read_catalog_dir(cube.parent)
         drop_page_cache()
         t0 = time.perf_counter()
-        store = sfrdask.write_store(cube, work / "store.zarr", catalog=cat)
+        with PeakMemory() as mem_ingest:
+            store = sfrdask.write_store(cube, work / "store.zarr", catalog=cat)
         t_ingest = time.perf_counter() - t0
 
     store_bytes = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
@@ -96,6 +128,7 @@ def main() -> None:
         "cube_mb": round(cube.stat().st_size / 2**20, 1),
         "synth_seconds": round(t_synth, 2),
         "synth_objects_per_s": round(args.objects / t_synth, 1),
+        "synth_peak_rss_mb": round(mem_synth.peak / 2**20),
         "dense_cube_mb_read": round(mb, 1),
         "page_cache_dropped": cold,
         "raw_h5py_mb_per_s": round(mb / t_raw, 1),
@@ -104,6 +137,7 @@ def main() -> None:
         "ingest_mb_per_s": round(mb / t_ingest, 1),
         "ingest_over_raw": round(t_raw / t_ingest, 3),
         "ingest_over_raw_warm": round(t_raw_warm / t_ingest, 3),
+        "ingest_peak_rss_mb": round(mem_ingest.peak / 2**20),
         "store_mb": round(store_bytes / 2**20, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
     }

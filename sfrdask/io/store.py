@@ -33,7 +33,7 @@ from sfrdask.cluster import active_client
 from sfrdask.errors import StoreError
 from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube, read_target_metadata
-from sfrdask.io.levels import check_zoom
+from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
 
 MARKER = "sfrdask_store"
 IMAGE_VARS = ("image", "image_error", "image_bad_fraction")
@@ -57,7 +57,8 @@ def chunk_objects(bytes_per_object: int, n: int) -> int:
     return int(min(max(n, 1), max(1, -(-target // max(bytes_per_object, 1)))))
 
 
-def _compute(delayed: list[Any], desc: str) -> None:
+def _compute(delayed: list[Any]) -> None:
+    """Run the writes with a progress bar, on the active cluster if there is one."""
     client = active_client()
     if client is not None:
         from distributed import progress, wait
@@ -159,18 +160,18 @@ def write_store(
         _write_group(root, tmp, None, compressor).compute()
         pending = []
         for z in image_zooms:
-            s = 64 // 2**z
+            s = image_size(z)
             k = chunk_objects(5 * s * s * 4, n)
             ds = open_hisscube(cube, z, z_spec0, chunks=k, metadata=meta)[list(IMAGE_VARS)]
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "band")])
             pending.append(_write_group(ds, tmp, f"image/{z}", compressor))
         for z in spectrum_zooms:
-            m = 4620 // 2**z
+            m = spectrum_samples(z)
             k = chunk_objects(m * 4, n)
             ds = open_hisscube(cube, z_img0, z, chunks=k, metadata=meta)[list(SPECTRUM_VARS)]
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "wavelength")])
             pending.append(_write_group(ds, tmp, f"spectrum/{z}", compressor))
-        _compute(pending, "ingest")
+        _compute(pending)
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
@@ -234,14 +235,3 @@ def open_store(path: str | Path, image_zoom: int | None = 0, spectrum_zoom: int 
             )
     ds.attrs.update(image_zoom=image_zoom, spectrum_zoom=spectrum_zoom)
     return ds
-
-
-def object_bytes(ds: xr.Dataset) -> int:
-    """Bytes per object of the float arrays (for throughput figures)."""
-    return int(
-        sum(
-            v.dtype.itemsize * np.prod([ds.sizes[d] for d in v.dims if d != "object"])
-            for v in ds.data_vars.values()
-            if "object" in v.dims
-        )
-    )

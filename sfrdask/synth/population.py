@@ -202,6 +202,23 @@ def draw_targets(rng: np.random.Generator, n: int, p: SynthParams) -> dict[str, 
     return out
 
 
+def _pdf_summary(avg, half, median, mode, flag, missing) -> dict[str, np.ndarray]:
+    """The columns MPA-JHU gives for one quantity's PDF; rows in ``missing`` hold -99."""
+    cols = {
+        "AVG": avg,
+        "MEDIAN": median,
+        "MODE": mode,
+        "P2P5": avg - 2 * half,
+        "P16": avg - half,
+        "P84": avg + half,
+        "P97P5": avg + 2 * half,
+        "ENTROPY": np.log(2 * half) + 2.0,
+    }
+    out = {k: np.where(missing, -99.0, v).astype(np.float32) for k, v in cols.items()}
+    out["FLAG"] = flag
+    return out
+
+
 def draw_labels(rng: np.random.Generator, t: dict[str, np.ndarray], p: SynthParams) -> dict[str, np.ndarray]:
     """MPA-JHU-like PDF summaries of log SFR and log M*: noisy around the truth, wider for passive
     galaxies and AGN; FLAG == 0 drawn per class so the survey-wide fraction holds."""
@@ -211,33 +228,16 @@ def draw_labels(rng: np.random.Generator, t: dict[str, np.ndarray], p: SynthPara
     avg = t["logsfr"] + rng.normal(0, 1, n) * half
     p_flag0 = np.array([p.flag0_probability()[c] for c in t["class"]])
     flag = np.where(rng.random(n) < p_flag0, 0, rng.choice([1, 2, 4], size=n))
-    sfr = {
-        "AVG": avg,
-        "MEDIAN": avg + 0.05 * half * rng.normal(0, 1, n),
-        "MODE": avg + 0.1 * half * rng.normal(0, 1, n),
-        "P2P5": avg - 2 * half,
-        "P16": avg - half,
-        "P84": avg + half,
-        "P97P5": avg + 2 * half,
-        "ENTROPY": np.log(2 * half) + 2.0,
-        "FLAG": flag,
-    }
+    missing = (flag != 0) & (rng.random(n) < 0.5)  # flagged rows that hold -99 instead of an estimate
+    sfr = _pdf_summary(
+        avg,
+        half,
+        avg + 0.05 * half * rng.normal(0, 1, n),
+        avg + 0.1 * half * rng.normal(0, 1, n),
+        flag,
+        missing,
+    )
     mhalf = rng.uniform(0.05, 0.12, n)
     mavg = t["logm"] + rng.normal(0, 1, n) * mhalf
-    lgm = {
-        "AVG": mavg,
-        "MEDIAN": mavg,
-        "MODE": mavg,
-        "P2P5": mavg - 2 * mhalf,
-        "P16": mavg - mhalf,
-        "P84": mavg + mhalf,
-        "P97P5": mavg + 2 * mhalf,
-        "ENTROPY": np.log(2 * mhalf) + 2.0,
-        "FLAG": flag,
-    }
-    bad = flag != 0
-    for d in (sfr, lgm):
-        for k in d:
-            if k != "FLAG":
-                d[k] = np.where(bad & (rng.random(n) < 0.5), -99.0, d[k]).astype(np.float32)
+    lgm = _pdf_summary(mavg, mhalf, mavg, mavg, flag, missing)
     return {"sfr": sfr, "lgm": lgm, "label_half_width": half}

@@ -262,73 +262,90 @@ def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, 
     return spec_paths, spec_headers, frame_paths, frame_headers, radec
 
 
+def _stored_fluxes(mag: np.ndarray) -> dict[str, np.ndarray]:
+    """Total fluxes in the stored image unit, per band, from ugriz magnitudes ``(..., 5)``."""
+    return {
+        f"flux_{b}": 10 ** (-0.4 * (mag[..., k] - 22.5)) * img.nmgy_to_stored(b) for k, b in enumerate(BANDS)
+    }
+
+
+def _chunk_tables(plan: dict[str, Any], radec: np.ndarray, obj0: int) -> dict[str, pd.DataFrame]:
+    """Truth, neighbour and catalogue rows of one chunk, built column by column."""
+    t, lab, n = plan["t"], plan["labels"], plan["n"]
+    galaxy = t["class"] == "GALAXY"
+    with np.errstate(divide="ignore"):
+        logsfr_fibre = np.where(galaxy, t["logsfr"] + np.log10(plan["f_sf"]), np.nan)
+    truth = pd.DataFrame(
+        {
+            "object": obj0 + np.arange(n),
+            "class": t["class"],
+            "z": t["z"],
+            "ra": radec[:, 0],
+            "dec": radec[:, 1],
+            "logm": t["logm"],
+            "logsfr_true": t["logsfr"],
+            "logsfr_fibre": logsfr_fibre,
+            "f_star_fibre": plan["f_star"],
+            "f_sf_fibre": plan["f_sf"],
+            "q_old": t["q_old"],
+            "a_halpha": t["a_halpha"],
+            "re_arcsec": t["re_arcsec"],
+            "sersic": t["sersic"],
+            "ba": t["ba"],
+            "pa": t["pa"],
+            "point": t["point"],
+            "seeing_r": t["seeing_r"],
+            "x": 31.5 + plan["offsets"][:, 0],
+            "y": 31.5 + plan["offsets"][:, 1],
+            "n_spectra": plan["n_obs"],
+            "AVG": lab["sfr"]["AVG"],
+            "FLAG": lab["sfr"]["FLAG"],
+            "label_half_width": lab["label_half_width"],
+            **{f"mag_{b}": t["mag"][:, k] for k, b in enumerate(BANDS)},
+            **_stored_fluxes(t["mag"]),
+        }
+    )
+    nbs = pd.DataFrame(plan["neighbours"])
+    if len(nbs):
+        nbs.insert(0, "object", obj0 + nbs.pop("target"))
+        nbs["x"] += 31.5
+        nbs["y"] += 31.5
+        nbs = nbs.assign(**_stored_fluxes(nbs[[f"mag_{b}" for b in BANDS]].to_numpy()))
+    # one catalogue row per DR7 (SDSS-I/II) spectrum of a galaxy or quasar; stars are not in MPA-JHU
+    idx, keys = [], []
+    for i, specs in enumerate(plan["spectra"]):
+        if t["class"][i] != "STAR":
+            for plate, mjd, fibre, survey in specs:
+                if survey == "sdss":
+                    idx.append(i)
+                    keys.append((plate, mjd, fibre))
+    idx = np.asarray(idx, dtype=int)
+    keys = np.asarray(keys, dtype=np.int64).reshape(-1, 3)
+    cat = pd.DataFrame(
+        {
+            "PLATEID": keys[:, 0],
+            "MJD": keys[:, 1],
+            "FIBERID": keys[:, 2],
+            "RA": radec[idx, 0],
+            "DEC": radec[idx, 1],
+            "Z": t["z"][idx],
+            "SPECTROTYPE": t["class"][idx],
+            **{f"SFR_{k}": v[idx] for k, v in lab["sfr"].items()},
+            **{f"LGM_{k}": v[idx] for k, v in lab["lgm"].items()},
+        }
+    )
+    return {"catalog": cat, "truth": truth, "neighbours": nbs}
+
+
 def _tables(plans: list[dict[str, Any]], radecs: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-    """Catalogue rows (one per DR7 spectrum of a galaxy or quasar) and the truth tables."""
-    cat_rows, truth, nbs = [], [], []
-    obj = 0
+    """Catalogue rows and the truth tables of the whole survey."""
+    parts, obj0 = [], 0
     for plan, radec in zip(plans, radecs, strict=True):
-        t, lab = plan["t"], plan["labels"]
-        for i in range(plan["n"]):
-            sdss_specs = [s for s in plan["spectra"][i] if s[3] == "sdss"]
-            row = {
-                "object": obj,
-                "class": t["class"][i],
-                "z": t["z"][i],
-                "ra": radec[i, 0],
-                "dec": radec[i, 1],
-                "logm": t["logm"][i],
-                "logsfr_true": t["logsfr"][i],
-                "logsfr_fibre": t["logsfr"][i] + np.log10(plan["f_sf"][i])
-                if t["class"][i] == "GALAXY"
-                else np.nan,
-                "f_star_fibre": plan["f_star"][i],
-                "f_sf_fibre": plan["f_sf"][i],
-                "q_old": t["q_old"][i],
-                "a_halpha": t["a_halpha"][i],
-                "re_arcsec": t["re_arcsec"][i],
-                "sersic": t["sersic"][i],
-                "ba": t["ba"][i],
-                "pa": t["pa"][i],
-                "point": bool(t["point"][i]),
-                "seeing_r": t["seeing_r"][i],
-                "x": 31.5 + plan["offsets"][i, 0],
-                "y": 31.5 + plan["offsets"][i, 1],
-                "n_spectra": int(plan["n_obs"][i]),
-                "AVG": lab["sfr"]["AVG"][i],
-                "FLAG": lab["sfr"]["FLAG"][i],
-                "label_half_width": lab["label_half_width"][i],
-                **{f"mag_{b}": t["mag"][i, k] for k, b in enumerate(BANDS)},
-                **{
-                    f"flux_{b}": 10 ** (-0.4 * (t["mag"][i, k] - 22.5)) * img.nmgy_to_stored(b)
-                    for k, b in enumerate(BANDS)
-                },
-            }
-            truth.append(row)
-            if t["class"][i] != "STAR":
-                for plate, mjd, fibre, _ in sdss_specs:
-                    cat_rows.append(
-                        {
-                            "PLATEID": plate,
-                            "MJD": mjd,
-                            "FIBERID": fibre,
-                            "RA": radec[i, 0],
-                            "DEC": radec[i, 1],
-                            "Z": t["z"][i],
-                            "SPECTROTYPE": t["class"][i],
-                            **{f"SFR_{k}": v[i] for k, v in lab["sfr"].items()},
-                            **{f"LGM_{k}": v[i] for k, v in lab["lgm"].items()},
-                        }
-                    )
-            obj += 1
-        for nb in plan["neighbours"]:
-            nb = dict(nb)
-            nb["object"] = obj - plan["n"] + nb.pop("target")
-            nb["x"] += 31.5
-            nb["y"] += 31.5
-            for b in BANDS:
-                nb[f"flux_{b}"] = 10 ** (-0.4 * (nb[f"mag_{b}"] - 22.5)) * img.nmgy_to_stored(b)
-            nbs.append(nb)
-    return {"catalog": pd.DataFrame(cat_rows), "truth": pd.DataFrame(truth), "neighbours": pd.DataFrame(nbs)}
+        parts.append(_chunk_tables(plan, radec, obj0))
+        obj0 += plan["n"]
+    return {
+        k: pd.concat([p[k] for p in parts], ignore_index=True) for k in ("catalog", "truth", "neighbours")
+    }
 
 
 def _write_catalogs(d: Path, cat: pd.DataFrame) -> None:

@@ -133,3 +133,12 @@ def test_totlgm_row_mismatch(tmp_path):
     write_fits_table(tmp_path / TOTLGM_NAME, {"AVG": np.zeros(2, np.float32), "FLAG": np.zeros(2, np.int64)})
     with pytest.raises(CatalogError, match=r"totlgm_dr7_v5_2\.fit: 2 rows"):
         read_mpajhu(g, s, tmp_path / TOTLGM_NAME)
+
+
+def test_placeholder_rows_are_whole(catalog):
+    """A flagged row without an estimate holds -99 in every PDF column, not in some of them."""
+    missing = catalog["AVG"] <= -99
+    assert missing.any() and (catalog.loc[missing, "FLAG"] != 0).all()
+    for c in ("MEDIAN", "P16", "P84", "P2P5", "P97P5", "LGM_AVG"):
+        assert (catalog.loc[missing, c] <= -99).all(), c
+        assert (catalog.loc[~missing, c] > -99).all(), c
