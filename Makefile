@@ -22,6 +22,7 @@ demo: $(STAMP)
 	$(BIN)/sfrdask info $(DEMO_OUT)/survey/survey.h5 --catalog $(DEMO_OUT)/survey
 	$(BIN)/sfrdask ingest $(DEMO_OUT)/survey/survey.h5 --catalog $(DEMO_OUT)/survey --out $(DEMO_OUT)/store.zarr
 	$(BIN)/sfrdask plot-labels $(DEMO_OUT)/store.zarr --out $(DEMO_OUT)/labels.png
+	$(BIN)/sfrdask preprocess $(DEMO_OUT)/store.zarr --out $(DEMO_OUT)/preprocess
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
@@ -31,6 +32,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py --objects 3000 --out bench-output
+	$(BIN)/python benchmarks/preprocess.py --objects 20000 --out bench-output
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) bench-output

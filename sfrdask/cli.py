@@ -150,6 +150,128 @@ def cmd_plot_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stage_cluster(args: argparse.Namespace):
+    """The cluster for a stage: the one already running (inside ``preprocess``), or a new one."""
+    import contextlib
+
+    from sfrdask.cluster import active_client, cluster
+
+    if active_client() is not None:
+        return contextlib.nullcontext(active_client())
+    return cluster(getattr(args, "cluster", None))
+
+
+def cmd_filter(args: argparse.Namespace) -> int:
+    from sfrdask.preprocess import select_objects
+
+    with _stage_cluster(args):
+        sel = select_objects(
+            args.store,
+            flag=args.flag,
+            max_bad_fraction=args.max_bad_fraction,
+            classes=args.classes.split(",") if args.classes else None,
+        )
+    print(f"selection written to {args.store}/selection: {sel.attrs['counts']}")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from sfrdask.io.catalog import resolve_label
+    from sfrdask.io.store import open_store
+    from sfrdask.plots import plot_label_distribution
+    from sfrdask.preprocess import label_statistics
+    from sfrdask.preprocess.quality import selected_objects
+
+    label = resolve_label(args.label)
+    table = label_statistics(args.store, label)
+    args.out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out / "label_stats.csv")
+    (args.out / "label_stats.md").write_text(
+        table.round(3).to_markdown() if _has_tabulate() else table.to_string()
+    )
+    root = open_store(args.store, image_zoom=None, spectrum_zoom=None).isel(
+        object=selected_objects(args.store)
+    )
+    png = plot_label_distribution(root, args.out / "label_distribution.png", label)
+    print(table.round(3).to_string())
+    print(f"wrote {args.out / 'label_stats.csv'} and {png}")
+    return 0
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cmd_deblend(args: argparse.Namespace) -> int:
+    from sfrdask.io.store import store_levels
+
+    zooms = args.zooms or store_levels(args.store)["image"]
+    with _stage_cluster(args):
+        for z in zooms:
+            g = run_deblend(args.store, z, args)
+            print(
+                f"clean/{z}: {g.attrs['central_found']} of {g.attrs['objects']} central objects found "
+                f"(strategy {g.attrs['strategy']})"
+            )
+    return 0
+
+
+def run_deblend(store: Path, zoom: int, args: argparse.Namespace):
+    from sfrdask.io.store import open_store
+    from sfrdask.plots import plot_deblend_montage
+    from sfrdask.preprocess import deblend_store
+
+    g = deblend_store(store, zoom, strategy=args.strategy)
+    if args.plots:
+        busy = g.n_sources.values > 1
+        pick = list(map(int, g.object.values[busy][:8])) or list(map(int, g.object.values[:8]))
+        raw = open_store(store, image_zoom=zoom, spectrum_zoom=None).image.sel(object=pick).values
+        sub = g.sel(object=pick)
+        plot_deblend_montage(
+            raw,
+            sub.image.values,
+            sub.mask.values,
+            args.plots / f"deblend_zoom{zoom}.png",
+            [f"obj {o}" for o in pick],
+        )
+    return g
+
+
+def cmd_pca(args: argparse.Namespace) -> int:
+    from sfrdask.io.store import store_levels
+    from sfrdask.preprocess.pca import explained_variance_plot, fit_pca_store
+
+    levels = store_levels(args.store)
+    fitted = {}
+    with _stage_cluster(args):
+        for modality in args.modalities.split(","):
+            for z in args.zooms or levels[modality]:
+                g = fit_pca_store(args.store, modality, z, n_components=args.components, source=args.source)
+                fitted[f"{modality} zoom {z}"] = g
+                r = g["explained_variance_ratio"].values
+                print(
+                    f"pca/{modality}/{z}: {r.size} components explain {r.sum():.1%} of the training variance "
+                    f"({g.attrs['n_train']} training objects, input {g.attrs['source']})"
+                )
+    if args.plots and fitted:
+        print(f"wrote {explained_variance_plot(fitted, args.plots / 'pca_explained_variance.png')}")
+    return 0
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    """filter -> stats -> deblend (every image level) -> PCA (every level, both modalities)."""
+    args.plots = args.out
+    args.out.mkdir(parents=True, exist_ok=True)
+    with _stage_cluster(args):
+        for fn in (cmd_filter, cmd_stats, cmd_deblend, cmd_pca):
+            fn(args)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sfrdask", description="Star formation rates from SDSS images and spectra"
@@ -188,6 +310,54 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, required=True)
     s.add_argument("--label", default="AVG", help="AVG (alias AVR), or another catalogue column")
     s.set_defaults(func=cmd_plot_labels)
+
+    def stage(name: str, helptext: str, func) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("store", type=Path)
+        s.add_argument("--cluster", choices=clusters, default=None)
+        s.set_defaults(func=func)
+        return s
+
+    def filter_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--flag", type=int, default=None, help="keep rows with this FLAG (default 0)")
+        s.add_argument("--max-bad-fraction", type=float, default=None)
+        s.add_argument("--classes", default=None, help="comma-separated, default GALAXY,QSO")
+
+    def deblend_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--strategy", choices=["none", "crop", "mask", "noise"], default=None)
+
+    def pca_args(s: argparse.ArgumentParser) -> None:
+        s.add_argument("--modalities", default="image,spectrum")
+        s.add_argument("--components", type=int, default=None, help="default 100 (image) / 50 (spectrum)")
+        s.add_argument(
+            "--source",
+            choices=["auto", "clean", "raw"],
+            default="auto",
+            help="images: deblended cutouts when present (auto), or raw",
+        )
+
+    s = stage(
+        "filter", "select objects (FLAG, class, bad pixels) and assign train/validation/test", cmd_filter
+    )
+    filter_args(s)
+    s = stage("stats", "statistics and plots of the label over the selection", cmd_stats)
+    s.add_argument("--out", type=Path, required=True, help="directory for tables and PNGs")
+    s.add_argument("--label", default="AVG")
+    s = stage("deblend", "isolate the central object of every selected cutout (sep)", cmd_deblend)
+    s.add_argument("--zooms", type=_levels, default=None, help="image levels (default: all in the store)")
+    s.add_argument("--plots", type=Path, default=None, help="directory for before/after montages")
+    deblend_args(s)
+    s = stage("pca", "standardise + incremental PCA fitted on the training split", cmd_pca)
+    s.add_argument("--zooms", type=_levels, default=None, help="levels (default: all in the store)")
+    s.add_argument("--plots", type=Path, default=None)
+    pca_args(s)
+    s = stage("preprocess", "filter, stats, deblend and PCA in one go", cmd_preprocess)
+    s.add_argument("--out", type=Path, required=True, help="directory for tables and PNGs")
+    s.add_argument("--label", default="AVG")
+    s.set_defaults(zooms=None)
+    filter_args(s)
+    deblend_args(s)
+    pca_args(s)
     return p
 
 

@@ -57,3 +57,38 @@ def plot_label_distribution(ds: xr.Dataset, out: str | Path, label: str = "AVG")
         ax.set_title("SFR-mass plane")
         ax.legend(markerscale=3, fontsize=8)
     return save_figure(fig, out)
+
+
+def _stretch(img: np.ndarray) -> np.ndarray:
+    """asinh stretch of one band for display."""
+    v = img[np.isfinite(img)]
+    if v.size == 0:
+        return np.zeros_like(img)
+    lo, hi = np.percentile(v, [5, 99.7])
+    soft = max(hi - lo, 1e-30)
+    return np.arcsinh(np.clip((img - lo) / soft, 0, None) * 10) / np.arcsinh(10)
+
+
+def plot_deblend_montage(
+    raw: np.ndarray,
+    clean: np.ndarray,
+    mask: np.ndarray,
+    out: str | Path,
+    titles: list[str] | None = None,
+    band: int = 2,
+) -> Path:
+    """Before/after montage: raw cutout (one band), replaced pixels outlined, cleaned cutout."""
+    k = raw.shape[0]
+    fig, axes = plt.subplots(2, k, figsize=(1.9 * k, 4.0), squeeze=False)
+    for i in range(k):
+        axes[0, i].imshow(_stretch(raw[i, band]), origin="lower", cmap="gray")
+        if (mask[i] & 1).any():
+            axes[0, i].contour(mask[i] & 1, levels=[0.5], colors="tab:red", linewidths=0.6)
+        axes[1, i].imshow(_stretch(clean[i, band]), origin="lower", cmap="gray")
+        axes[0, i].set_title(titles[i] if titles else f"#{i}", fontsize=7)
+        for ax in axes[:, i]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    axes[0, 0].set_ylabel("before")
+    axes[1, 0].set_ylabel("after")
+    return save_figure(fig, out)

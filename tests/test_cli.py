@@ -80,3 +80,39 @@ def test_existing_output_is_refused(tmp_path):
     (tmp_path / "s").mkdir()
     assert main(["synth", "--objects", "8", "--out", str(tmp_path / "s"), "--cluster", "threads"]) == 2
     assert Path(tmp_path / "s").is_dir() and not any((tmp_path / "s").iterdir())
+
+
+def test_preprocess_commands(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["synth", "--objects", "128", "--seed", "4", "--out", str(out), "--cluster", "threads"]) == 0
+    store = str(tmp_path / "st.zarr")
+    assert (
+        main(
+            [
+                "ingest",
+                str(out / "survey.h5"),
+                "--catalog",
+                str(out),
+                "--out",
+                store,
+                "--image-zooms",
+                "3",
+                "--spectrum-zooms",
+                "3",
+                "--cluster",
+                "threads",
+            ]
+        )
+        == 0
+    )
+    assert main(["deblend", store, "--cluster", "threads"]) == 2
+    assert "run `sfrdask filter`" in capsys.readouterr().err
+    plots = tmp_path / "plots"
+    assert main(["preprocess", store, "--out", str(plots), "--cluster", "threads", "--components", "4"]) == 0
+    text = capsys.readouterr().out
+    assert "clean/3:" in text and "pca/image/3: 4 components" in text and "pca/spectrum/3" in text
+    for png in ("label_distribution.png", "deblend_zoom3.png", "pca_explained_variance.png"):
+        assert (plots / png).read_bytes()[:4] == b"\x89PNG"
+    assert (plots / "label_stats.csv").exists()
+    assert main(["filter", store, "--flag", "99", "--cluster", "threads"]) == 2
+    assert "no object passes the selection" in capsys.readouterr().err

@@ -235,3 +235,37 @@ def open_store(path: str | Path, image_zoom: int | None = 0, spectrum_zoom: int 
             )
     ds.attrs.update(image_zoom=image_zoom, spectrum_zoom=spectrum_zoom)
     return ds
+
+
+def write_group(store: str | Path, group: str, ds: xr.Dataset, compressor: str | None = None) -> None:
+    """Add (or replace) group ``group`` of an existing store: written under a temporary name, computed
+    on the active cluster, then renamed, so a failed stage never leaves a group that looks complete."""
+    store = Path(store)
+    _open_root(store)
+    final = store / group
+    tmp_name = f"{group}__tmp_{uuid.uuid4().hex[:8]}"
+    try:
+        _compute([_write_group(ds, store, tmp_name, compressor)])
+        if final.exists():
+            old = final.with_name(f"{final.name}__old_{uuid.uuid4().hex[:8]}")
+            os.replace(final, old)
+            os.replace(store / tmp_name, final)
+            shutil.rmtree(old)
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(store / tmp_name, final)
+    finally:
+        if (store / tmp_name).exists():
+            shutil.rmtree(store / tmp_name)
+
+
+def open_group(store: str | Path, group: str, needed_by: str = "") -> xr.Dataset:
+    """Open a stage's group; a missing one names the stage that makes it."""
+    store = Path(store)
+    _open_root(store)
+    if not (store / group / "zarr.json").exists():
+        maker = {"selection": "sfrdask filter", "clean": "sfrdask deblend", "pca": "sfrdask pca"}
+        hint = maker.get(group.split("/")[0], "the stage that writes it")
+        who = f" (needed by {needed_by})" if needed_by else ""
+        raise StoreError(f"{store}: no '{group}' group{who}; run `{hint}` on this store first")
+    return xr.open_zarr(store, group=group, zarr_format=3, consolidated=False)

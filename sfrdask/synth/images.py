@@ -97,23 +97,31 @@ def component_image(c: dict) -> np.ndarray:
     return sersic_image(c["x"], c["y"], c["re_arcsec"] / PIXEL, c["sersic"], c["ba"], c["pa"])
 
 
-def render_cutout(
-    rng: np.random.Generator, components: list[dict], seeing_r: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """A noisy 5-band cutout (5, 64, 64) and its errors, in the stored unit.
+def model_cutout(components: list[dict], seeing_r: float) -> np.ndarray:
+    """The noise-free cutout ``(5, 64, 64)`` in nanomaggies per pixel.
 
     ``components[i]["flux"]`` holds the five band fluxes in nanomaggies.
     """
     profiles = [component_image(c) for c in components]
-    data = np.empty((5, CUTOUT_SIZE, CUTOUT_SIZE))
-    err = np.empty_like(data)
+    model = np.empty((5, CUTOUT_SIZE, CUTOUT_SIZE))
     for b, band in enumerate(BANDS):
         pre = sum(c["flux"][b] * p for c, p in zip(components, profiles, strict=True))
+        model[b] = _psf_convolve_bin(pre, seeing_r * SEEING_SCALE[band])
+    return model
+
+
+def render_cutout(
+    rng: np.random.Generator, components: list[dict], seeing_r: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy 5-band cutout (5, 64, 64) and its errors, in the stored unit."""
+    model = model_cutout(components, seeing_r)
+    data = np.empty_like(model)
+    err = np.empty_like(model)
+    for b, band in enumerate(BANDS):
         fwhm = seeing_r * SEEING_SCALE[band]
-        model = _psf_convolve_bin(pre, fwhm)
-        sigma = np.sqrt(sky_sigma_nmgy(band, fwhm) ** 2 + GAIN_TERM * np.clip(model, 0, None))
+        sigma = np.sqrt(sky_sigma_nmgy(band, fwhm) ** 2 + GAIN_TERM * np.clip(model[b], 0, None))
         scale = nmgy_to_stored(band)
-        data[b] = (model + rng.normal(0, 1, model.shape) * sigma) * scale
+        data[b] = (model[b] + rng.normal(0, 1, model[b].shape) * sigma) * scale
         err[b] = sigma * scale
     if rng.random() < 0.03:  # a masked bad column, as SDSS frames have
         col = rng.integers(0, CUTOUT_SIZE)
