@@ -39,6 +39,7 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
     kind = kind or config.get("cluster.kind")
     if kind == "local":
         opts = {k.replace("-", "_"): v for k, v in config.get("cluster.local").items()}
+        opts["env"] = {k: str(v) for k, v in config.get("cluster.worker-env").items()}
         opts.update(overrides)
         with LocalCluster(processes=True, **opts) as lc, Client(lc) as client:
             log.info("Dask dashboard: %s", client.dashboard_link)

@@ -30,3 +30,11 @@ def test_environment_variable_overrides():
         check=True,
     )
     assert out.stdout.strip() == "7"
+
+
+def test_local_cluster_workers_get_the_configured_environment():
+    from sfrdask.cluster import cluster
+
+    with cluster("local", n_workers=1) as client:
+        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+    assert list(env.values()) == ["67108864"]

@@ -157,6 +157,10 @@ def deblend_cutouts(
     """Deblend a batch ``(k, bands, s, s)``: cleaned images, masks and per-object diagnostics."""
     k = images.shape[0]
     ids = np.arange(k) if object_ids is None else np.asarray(object_ids)
+    # sep allocates its object stack (default 300,000 pixels, several MB) on every extract call; under
+    # the MALLOC_TRIM_THRESHOLD_ that Dask's nanny gives workers, that memory goes back to the OS and is
+    # faulted in again each time (4.5x slower). A cutout never needs more than its own pixels.
+    sep.set_extract_pixstack(2 * images.shape[-1] * images.shape[-2] + 1024)
     res = [deblend_one(images[i], seed=hash((seed, int(ids[i]))) & 0x7FFFFFFF, **params) for i in range(k)]
     return {
         "image": np.stack([r["image"] for r in res]) if k else np.zeros_like(images, np.float32),
