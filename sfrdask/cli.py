@@ -227,8 +227,9 @@ def run_deblend(store: Path, zoom: int, args: argparse.Namespace):
 
     g = deblend_store(store, zoom, strategy=args.strategy)
     if args.plots:
-        busy = g.n_sources.values > 1
-        pick = list(map(int, g.object.values[busy][:8])) or list(map(int, g.object.values[:8]))
+        found = g.central_found.values
+        busy = found & (g.n_sources.values > 1)
+        pick = list(map(int, g.object.values[busy][:8])) or list(map(int, g.object.values[found][:8]))
         raw = open_store(store, image_zoom=zoom, spectrum_zoom=None).image.sel(object=pick).values
         sub = g.sel(object=pick)
         plot_deblend_montage(

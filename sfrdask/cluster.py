@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -39,9 +40,12 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
     kind = kind or config.get("cluster.kind")
     if kind == "local":
         opts = {k.replace("-", "_"): v for k, v in config.get("cluster.local").items()}
-        opts["env"] = {k: str(v) for k, v in config.get("cluster.worker-env").items()}
         opts.update(overrides)
-        with LocalCluster(processes=True, **opts) as lc, Client(lc) as client:
+        with (
+            _worker_environ(),
+            LocalCluster(processes=True, **opts) as lc,
+            Client(lc) as client,
+        ):
             log.info("Dask dashboard: %s", client.dashboard_link)
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             yield client
@@ -50,6 +54,29 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
             yield None
     else:
         raise ValueError(f"unknown cluster kind {kind!r}: expected local, threads or synchronous")
+
+
+@contextlib.contextmanager
+def _worker_environ() -> Iterator[None]:
+    """Give new worker processes ``sfrdask.cluster.worker-env`` from the moment they start.
+
+    Variables such as MALLOC_TRIM_THRESHOLD_ act only if set before a process starts, so they go
+    through the nanny's pre-spawn environment; and because Dask lets a variable already in this
+    process's environment win over its config (a previous cluster leaves one there), they are also
+    set here for the cluster's lifetime and restored afterwards.
+    """
+    env = {k: str(v) for k, v in config.get("cluster.worker-env").items()}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def map_ordered(

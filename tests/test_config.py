@@ -32,9 +32,11 @@ def test_environment_variable_overrides():
     assert out.stdout.strip() == "7"
 
 
-def test_local_cluster_workers_get_the_configured_environment():
+def test_local_cluster_workers_get_the_configured_environment(client):
+    """Even after another cluster (the session fixture) left Dask's default in this process."""
     from sfrdask.cluster import cluster
 
+    os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"  # as a default LocalCluster's nanny leaves it
     with cluster("local", n_workers=1) as client:
         env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(env.values()) == ["67108864"]

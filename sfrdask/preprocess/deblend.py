@@ -22,6 +22,7 @@ be separated; the scores in docs/benchmarks.md show what that costs.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -173,35 +174,62 @@ def deblend_cutouts(
     }
 
 
-def _block(images: np.ndarray, ids: np.ndarray, params: dict[str, Any]) -> np.ndarray:
-    """One dask block: cleaned bands, then the mask, then diagnostics in the last plane."""
+def _block(images: np.ndarray, keep: np.ndarray, ids: np.ndarray, params: dict[str, Any]) -> np.ndarray:
+    """One dask block (a store chunk): cleaned bands, the mask, and diagnostics in the last plane.
+
+    Only rows with ``keep`` are deblended; the others stay NaN (nothing to do, nothing to store:
+    NaN compresses to almost nothing).
+    """
     k, nb, s, _ = images.shape
     if s < N_DIAG:
         raise ValueError(f"cutouts of {s} px are too small to carry the diagnostics")
-    r = deblend_cutouts(images, ids[:, 0, 0, 0], **params)
     out = np.zeros((k, nb + 2, s, s), np.float32)
-    out[:, :nb] = r["image"]
-    out[:, nb] = r["mask"]
-    diag = np.stack([r["found"], r["n_sources"], r["dx"], r["dy"], r["share"]], axis=1)
-    out[:, nb + 1, 0, :N_DIAG] = diag
+    out[:, :nb] = np.nan
+    out[:, nb + 1, 0, 2:N_DIAG] = np.nan
+    rows = np.flatnonzero(keep[:, 0, 0, 0])
+    if rows.size:
+        r = deblend_cutouts(images[rows], ids[rows, 0, 0, 0], **params)
+        out[rows, :nb] = r["image"]
+        out[rows, nb] = r["mask"]
+        diag = np.stack([r["found"], r["n_sources"], r["dx"], r["dy"], r["share"]], axis=1)
+        out[rows, nb + 1, 0, :N_DIAG] = diag
     return out
 
 
+def selection_digest(idx: np.ndarray) -> str:
+    """A short fingerprint of a selection, to tell later stages which one a group was made from."""
+    return hashlib.blake2b(np.asarray(idx, np.int64).tobytes(), digest_size=8).hexdigest()
+
+
 def deblend_store(store: str | Path, zoom: int = 0, **overrides: Any) -> xr.Dataset:
-    """Deblend the selected objects at one image zoom level; write group ``clean/{zoom}``."""
+    """Deblend the selected objects at one image zoom level; write group ``clean/{zoom}``.
+
+    The work follows the store's own chunks (each task reads one chunk and deblends its selected
+    rows), so no rows are gathered across workers; the group keeps the store's object axis, with
+    NaN images and ``central_found = False`` for objects outside the selection.
+    """
     p = params_from_config(**overrides)
     idx = selected_objects(store)
-    ds = open_store(store, image_zoom=zoom, spectrum_zoom=None).isel(object=idx)
+    ds = open_store(store, image_zoom=zoom, spectrum_zoom=None)
     s = ds.sizes["x"]
     if s < 4:
         raise SfrdaskError(f"{store}: image zoom {zoom} cutouts are {s} px, too small for detection")
-    k = max(1, min(idx.size, int(8 * 2**20 // (5 * s * s * 4))))
-    images = ds.image.data.rechunk({0: k, 1: -1, 2: -1, 3: -1})
-    ids = da.from_array(ds.object.values[:, None, None, None], chunks=(images.chunks[0], 1, 1, 1))
-    nb = images.shape[1]
+    images = ds.image.data
+    n, nb = images.shape[:2]
+    keep = np.zeros(n, bool)
+    keep[idx] = True
+    per_row = (images.chunks[0], 1, 1, 1)
+    keep_da = da.from_array(keep[:, None, None, None], chunks=per_row)
+    ids = da.from_array(ds.object.values[:, None, None, None], chunks=per_row)
     params = dict(p, zoom=zoom)
     stacked = da.map_blocks(
-        _block, images, ids, params=params, dtype=np.float32, chunks=(images.chunks[0], (nb + 2,), (s,), (s,))
+        _block,
+        images,
+        keep_da,
+        ids,
+        params=params,
+        dtype=np.float32,
+        chunks=(images.chunks[0], (nb + 2,), (s,), (s,)),
     )
     diag = stacked[:, nb + 1, 0, :N_DIAG]
     out = xr.Dataset(
@@ -219,12 +247,11 @@ def deblend_store(store: str | Path, zoom: int = 0, **overrides: Any) -> xr.Data
             "central_flux_share": ("object", diag[:, 4]),
         },
         coords={"object": ds.object.values, "band": ds.band.values},
-        attrs={"zoom": zoom, **{k2: v for k2, v in p.items()}},
+        attrs={"zoom": zoom, "selection": selection_digest(idx), **p},
     )
     group = f"clean/{zoom}"
     write_group(store, group, out)
-    written = open_group(store, group)
-    found = int(written.central_found.sum())
+    found = int(open_group(store, group).central_found.sum())
     zarr.open_group(Path(store) / group, mode="r+").attrs.update(
         {"objects": int(idx.size), "central_found": found, "central_missing": int(idx.size - found)}
     )

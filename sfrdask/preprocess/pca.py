@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.store import open_store, store_levels, write_group
+from sfrdask.preprocess.deblend import selection_digest
 from sfrdask.preprocess.quality import selected_objects
 from sfrdask.preprocess.split import SPLITS
 
@@ -38,9 +39,9 @@ def _inputs(store: Path, modality: str, zoom: int, source: str) -> tuple[da.Arra
         clean = store / "clean" / str(zoom) / "zarr.json"
         if source in ("auto", "clean") and clean.exists():
             g = xr.open_zarr(store, group=f"clean/{zoom}", zarr_format=3, consolidated=False)
-            if not np.array_equal(g.object.values, idx):
+            if g.attrs.get("selection") != selection_digest(idx):
                 raise SfrdaskError(f"{store}: clean/{zoom} was made from another selection; rerun deblend")
-            arr, src = g.image.data, f"clean/{zoom}"
+            arr, src = g.image.data[idx], f"clean/{zoom}"
         elif source == "clean":
             raise SfrdaskError(
                 f"{store}: no clean/{zoom} group; run `sfrdask deblend` first or use --source raw"
