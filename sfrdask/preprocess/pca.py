@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any
 
 import dask
 import dask.array as da
@@ -26,7 +25,7 @@ from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.store import open_store, store_levels, write_group
 from sfrdask.preprocess.deblend import selection_digest
-from sfrdask.preprocess.quality import selected_objects
+from sfrdask.preprocess.quality import fill_nan, selected_objects
 from sfrdask.preprocess.split import SPLITS
 
 MODALITIES = ("image", "spectrum")
@@ -86,7 +85,7 @@ def fit_incremental(
     ipca = IncrementalPCA(n_components=n_components)
     for a, b in tqdm(_batches(n, rows, n_components), desc=desc, disable=not progress, unit="batch"):
         block = np.asarray(xt[a:b].compute(), dtype=np.float64)
-        ipca.partial_fit(np.nan_to_num((block - mean) / safe, nan=0.0, posinf=0.0, neginf=0.0))
+        ipca.partial_fit(fill_nan((block - mean) / safe)[0])
     return mean, scale, ipca, max(rows, n_components)
 
 
@@ -158,7 +157,7 @@ def fit_pca_store(
 def transform(x: np.ndarray, group: xr.Dataset) -> np.ndarray:
     """Apply a stored scaler + PCA to new rows ``(n, features)`` (the inference path)."""
     g = {k: group[k].values for k in ("scaler_mean", "scaler_scale", "pca_mean", "components")}
-    xs = np.nan_to_num((np.asarray(x, float) - g["scaler_mean"]) / g["scaler_scale"], nan=0.0)
+    xs = fill_nan((np.asarray(x, float) - g["scaler_mean"]) / g["scaler_scale"])[0]
     return ((xs - g["pca_mean"]) @ g["components"].T).astype(np.float32)
 
 
@@ -176,8 +175,3 @@ def explained_variance_plot(groups: dict[str, xr.Dataset], out: str | Path) -> P
     ax.grid(alpha=0.3)
     ax.legend()
     return save_figure(fig, out)
-
-
-def describe(g: xr.Dataset) -> dict[str, Any]:
-    r = g["explained_variance_ratio"].values
-    return {"components": int(r.size), "explained": round(float(r.sum()), 4), **g.attrs}

@@ -4,9 +4,9 @@ Bad-pixel policy (one rule, used by every later stage):
 1. an object is dropped when its image or spectrum bad-pixel fraction (NaN in flux or error)
    exceeds ``sfrdask.preprocess.max-bad-fraction`` at *any* level in the store, so every resolution
    level trains on the same objects;
-2. the NaN that remain are filled by :func:`fill_nan`: with the background (0 after background
-   subtraction) in images, with the training mean (0 after standardisation) in features, and
-   their positions are kept in a mask.
+2. the NaN that remain are filled: with the background in deblended images (their positions kept in
+   the ``clean`` mask), and by :func:`fill_nan` with the training mean (0 after standardisation)
+   in the PCA inputs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from sfrdask.preprocess.split import SPLITS, assign_splits
 
 
 def fill_nan(x: np.ndarray, value: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """``(filled, mask)``: NaN replaced by ``value``; mask is True where they were."""
+    """``(filled, mask)``: NaN (and inf) replaced by ``value``; mask is True where they were."""
     mask = ~np.isfinite(x)
     return np.where(mask, value, x), mask
 
