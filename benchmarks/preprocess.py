@@ -157,21 +157,24 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     kind = "threads" if args.quick else "local"
+    parts = args.parts.split(",")
+    res: dict = {}
     with sfrdask.cluster(kind, **({} if args.quick else {"n_workers": args.workers})):
-        store = make(work, args.objects, args.seed)
-        res = {
-            "deblend": bench_deblend(
-                store, work / f"survey-{args.objects}", 1 if args.quick else args.workers
-            )
-        }
-        res["pca"] = bench_pca(store, n_components=min(100, args.objects // 2))
-        print(json.dumps(res["pca"]), flush=True)
-        res["memory"] = bench_memory(work, [int(s) for s in args.memory_sizes.split(",")], args.seed + 1)
-    m = res["memory"]
-    res["memory_ratio"] = round(m[-1]["peak_mb"] / m[0]["peak_mb"], 2)
+        if "deblend" in parts or "pca" in parts:
+            store = make(work, args.objects, args.seed)
+        if "deblend" in parts:
+            workers = 1 if args.quick else args.workers
+            res["deblend"] = bench_deblend(store, work / f"survey-{args.objects}", workers)
+        if "pca" in parts:
+            res["pca"] = bench_pca(store, n_components=min(100, args.objects // 2))
+            print(json.dumps(res["pca"]), flush=True)
+        if "memory" in parts:
+            res["memory"] = bench_memory(work, [int(s) for s in args.memory_sizes.split(",")], args.seed + 1)
+            m = res["memory"]
+            res["memory_ratio"] = round(m[-1]["peak_mb"] / m[0]["peak_mb"], 2)
     res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     (args.out / "preprocess.json").write_text(json.dumps(res, indent=2))
-    print(json.dumps({k: res[k] for k in ("pca", "memory", "memory_ratio")}, indent=2))
+    print(json.dumps({k: v for k, v in res.items() if k != "deblend"}, indent=2))
     shutil.rmtree(work)
 
 
