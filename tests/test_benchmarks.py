@@ -10,27 +10,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_ingest_benchmark_quick(tmp_path):
+def _quick(name: str, out: Path) -> dict:
+    """Run ``benchmarks/{name}.py --quick`` and return the JSON it writes."""
     subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "ingest.py"), "--quick", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", "--out", str(out)],
         check=True,
         capture_output=True,
         text=True,
     )
-    res = json.loads((tmp_path / "ingest.json").read_text())
+    return json.loads((out / f"{name}.json").read_text())
+
+
+def test_ingest_benchmark_quick(tmp_path):
+    res = _quick("ingest", tmp_path)
     assert res["objects"] == 64 and res["synth_objects_per_s"] > 0
     assert res["raw_h5py_mb_per_s"] > 0 and 0 < res["ingest_over_raw"]
     assert not (tmp_path / "ingest-work").exists()
 
 
 def test_preprocess_benchmark_quick(tmp_path):
-    subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "preprocess.py"), "--quick", "--out", str(tmp_path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    res = json.loads((tmp_path / "preprocess.json").read_text())
+    res = _quick("preprocess", tmp_path)
     assert [r["zoom"] for r in res["deblend"]] == [0, 1, 2, 3]
     assert all(r["dask_per_s"] > 0 and 0 <= r["mask_kept"] <= 1 for r in res["deblend"])
     assert res["pca"]["incremental_s"] > 0 and res["memory_ratio"] > 0

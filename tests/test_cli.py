@@ -14,6 +14,25 @@ from sfrdask.cli import main
 SFRDASK = Path(sys.executable).with_name("sfrdask")  # the console script beside this interpreter
 
 
+def _ingest(survey: Path, store: str | Path, image_zooms: str, spectrum_zooms: str) -> int:
+    return main(
+        [
+            "ingest",
+            str(survey / "survey.h5"),
+            "--catalog",
+            str(survey),
+            "--out",
+            str(store),
+            "--image-zooms",
+            image_zooms,
+            "--spectrum-zooms",
+            spectrum_zooms,
+            "--cluster",
+            "threads",
+        ]
+    )
+
+
 def test_synth_info_ingest_plot(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["synth", "--objects", "64", "--seed", "3", "--out", str(out), "--cluster", "threads"]) == 0
@@ -21,25 +40,7 @@ def test_synth_info_ingest_plot(tmp_path, capsys):
     assert main(["info", str(out / "survey.h5"), "--catalog", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["targets"] == 64 and info["labels"]["matched"] > 0
-    assert (
-        main(
-            [
-                "ingest",
-                str(out / "survey.h5"),
-                "--catalog",
-                str(out),
-                "--out",
-                str(tmp_path / "st.zarr"),
-                "--image-zooms",
-                "2,3",
-                "--spectrum-zooms",
-                "3",
-                "--cluster",
-                "threads",
-            ]
-        )
-        == 0
-    )
+    assert _ingest(out, str(tmp_path / "st.zarr"), "2,3", "3") == 0
     png = tmp_path / "labels.png"
     assert main(["plot-labels", str(tmp_path / "st.zarr"), "--out", str(png), "--label", "AVR"]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -86,25 +87,7 @@ def test_preprocess_commands(tmp_path, capsys):
     out = tmp_path / "s"
     assert main(["synth", "--objects", "128", "--seed", "4", "--out", str(out), "--cluster", "threads"]) == 0
     store = str(tmp_path / "st.zarr")
-    assert (
-        main(
-            [
-                "ingest",
-                str(out / "survey.h5"),
-                "--catalog",
-                str(out),
-                "--out",
-                store,
-                "--image-zooms",
-                "3",
-                "--spectrum-zooms",
-                "3",
-                "--cluster",
-                "threads",
-            ]
-        )
-        == 0
-    )
+    assert _ingest(out, store, "3", "3") == 0
     assert main(["deblend", store, "--cluster", "threads"]) == 2
     assert "run `sfrdask filter`" in capsys.readouterr().err
     plots = tmp_path / "plots"
