@@ -81,12 +81,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_info(args: argparse.Namespace) -> int:
     from sfrdask.io.catalog import join_labels, label_coverage
-    from sfrdask.io.hisscube import describe, open_hisscube
+    from sfrdask.io.hisscube import describe, open_hisscube, read_target_metadata
 
     cat = _catalog(args)  # validate the small inputs before reading the cube
-    info = describe(args.cube)
+    meta = read_target_metadata(args.cube)  # every target's headers, read once for all that follows
+    info = describe(args.cube, metadata=meta)
     if cat is not None:
-        ds = join_labels(open_hisscube(args.cube), cat)
+        ds = join_labels(open_hisscube(args.cube, metadata=meta), cat)
         info["labels"] = label_coverage(ds, cat)
     if args.json:
         print(json.dumps(info, indent=2))

@@ -443,8 +443,11 @@ class HissCubeBackendEntrypoint(BackendEntrypoint):
             return False
 
 
-def describe(path: str | Path) -> dict[str, Any]:
-    """Facts about a file for ``sfrdask info``: levels, counts, band order, NaN fractions."""
+def describe(path: str | Path, metadata: dict[str, np.ndarray] | None = None) -> dict[str, Any]:
+    """Facts about a file for ``sfrdask info``: levels, counts, band order, NaN fractions.
+
+    The per-target headers are read once (or taken from ``metadata``) and shared by all levels.
+    """
     path = Path(path)
     with open_h5(path) as f:
         if L.DENSE not in f:
@@ -462,7 +465,9 @@ def describe(path: str | Path) -> dict[str, Any]:
     for z in levels:
         if not 0 <= z < N_ZOOM:
             continue
-        ds = open_hisscube(path, z, z)
+        if metadata is None:
+            metadata = read_target_metadata(path, z, z)
+        ds = open_hisscube(path, z, z, metadata=metadata)
         ib, sb = dask.compute(ds.image_bad_fraction.mean(), ds.spectrum_bad_fraction.mean())
         info["levels"][z] = {
             "image": list(ds.image.shape),

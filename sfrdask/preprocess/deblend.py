@@ -2,8 +2,9 @@
 
 Per object: a background and its noise per band (sep.Background on cutouts of 32 px or more; the
 median and MAD of the border pixels below that, where a background mesh no longer fits), one
-detection image (the bands' S/N summed in quadrature), sep.extract with deblending, and the central
-object = the segment under the centre, or the detection nearest to it within ``centre-radius``.
+detection image (the bands' S/N maps summed and divided by sqrt(bands), so its noise is 1),
+sep.extract with deblending, and the central object = the segment under the centre, or the
+detection nearest to it within ``centre-radius``.
 The same segmentation then acts on all bands.
 
 Strategies (all keep the cutout shape):
