@@ -58,15 +58,22 @@ def _catalog(args: argparse.Namespace):
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from sfrdask.cluster import cluster
     from sfrdask.synth import make_survey
+    from sfrdask.synth.survey import params_from_config
 
+    params = params_from_config()
+    if args.flag0_fraction is not None:
+        params = dataclasses.replace(params, flag0_fraction=args.flag0_fraction)
     t0 = time.perf_counter()
     with cluster(args.cluster):
         cube = make_survey(
             args.out,
             objects=args.objects,
             seed=args.seed,
+            params=params,
             overwrite=args.overwrite,
             compression=args.compression,
         )
@@ -274,6 +281,85 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from sfrdask.models import list_models
+
+    print(f"{'model':<20} {'family':<6} {'inputs':<26} {'min px':>6}  description")
+    for m in list_models():
+        print(f"{m.name:<20} {m.family:<6} {','.join(m.inputs):<26} {m.min_image_px:>6}  {m.description}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from sfrdask.cluster import cluster
+    from sfrdask.models import get_model
+    from sfrdask.train import train
+
+    names = [m.strip() for m in args.model.split(",") if m.strip()]
+    for name in names:
+        get_model(name)  # refuse an unknown name before any work
+    overrides = {
+        "target": args.target,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "learning_rate": args.learning_rate,
+        "seed": args.seed,
+        "resume": args.resume,
+        "device": args.device,
+    }
+    ctx = contextlib.nullcontext()
+    if args.ranks:
+        n = max(args.ranks, int(config.get("cluster.local.n-workers")))
+        ctx = (
+            cluster(args.cluster, n_workers=n)
+            if (args.cluster or config.get("cluster.kind")) == "local"
+            else cluster(args.cluster)
+        )
+    with ctx:
+        for name in names:
+            r = train(
+                args.store,
+                name,
+                args.image_zoom,
+                args.spectrum_zoom,
+                ranks=args.ranks,
+                out=args.out,
+                **overrides,
+            )
+            m = r["metrics"]
+            print(
+                f"{name}: test R^2 {m['r2']:.3f}, RMSE {m['rmse']:.3f}, MAE {m['mae']:.3f} "
+                f"(n = {m['n']}; {r['seconds']:.1f} s)",
+                flush=True,
+            )
+    print((args.out / "results.md").read_text())
+    print(f"results: {args.out / 'results.csv'} (and .json, .md); per-model outputs under {args.out}/MODEL/")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from sfrdask.train import evaluate
+
+    r = evaluate(args.run, args.store, split=args.split)
+    m = r["metrics"]
+    print(
+        f"{r['model']} (image zoom {r['image_zoom']}, spectrum zoom {r['spectrum_zoom']}, "
+        f"target {r['target']}) "
+        f"on the {args.split} split of {args.store}: MSE {m['mse']:.4f}, RMSE {m['rmse']:.4f}, "
+        f"MAE {m['mae']:.4f}, R^2 {m['r2']:.4f} (n = {m['n']})"
+    )
+    return 0
+
+
+def _zoom(text: str) -> int:
+    z = _levels(text)
+    if len(z) != 1:
+        raise argparse.ArgumentTypeError(f"expected one zoom level 0..3, got {text!r}")
+    return z[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="sfrdask", description="Star formation rates from SDSS images and spectra"
@@ -286,6 +372,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--objects", type=int, default=config.get("synth.objects"))
     s.add_argument("--seed", type=int, default=config.get("synth.seed"))
     s.add_argument("--out", type=Path, required=True, help="output directory (must not exist)")
+    s.add_argument(
+        "--flag0-fraction",
+        type=float,
+        default=None,
+        help="share of objects with FLAG == 0 labels (default 0.07 as in the real data; "
+        "up to 0.55 keeps 10 galaxies per quasar)",
+    )
     s.add_argument("--compression", choices=["gzip", "lzf"], default=None, help="HDF5 filter (default: none)")
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--cluster", choices=clusters, default=None)
@@ -360,6 +453,40 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(s)
     deblend_args(s)
     pca_args(s)
+
+    s = sub.add_parser("models", help="list the models the registry knows")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("train", help="train models on a preprocessed store; results table in --out")
+    s.add_argument("--store", type=Path, required=True)
+    s.add_argument(
+        "--model", required=True, help="a model name, or several separated by commas (sfrdask models)"
+    )
+    s.add_argument("--image-zoom", type=_zoom, default=None, help="0..3 = 64, 32, 16, 8 px")
+    s.add_argument("--spectrum-zoom", type=_zoom, default=None, help="0..3 = 4620, 2310, 1155, 577 samples")
+    s.add_argument(
+        "--ranks", type=int, default=None, help="DDP ranks, one per Dask worker (default: this process)"
+    )
+    s.add_argument("--target", default=None, help="AVG (alias AVR, SFR), LGM_AVG (MASS) or SSFR")
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--batch-size", type=int, default=None, help="global batch, split over the ranks")
+    s.add_argument("--learning-rate", type=float, default=None)
+    s.add_argument("--seed", type=int, default=None)
+    s.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    s.add_argument("--resume", action="store_true", help="continue from OUT/MODEL/.../last.pt")
+    s.add_argument("--out", type=Path, default=Path("runs"), help="results directory (default: runs)")
+    s.add_argument(
+        "--cluster", choices=clusters, default=None, help="with --ranks (default: from the config)"
+    )
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "evaluate", help="score a trained model (run directory, best.pt or model.npz) on a store"
+    )
+    s.add_argument("run", type=Path)
+    s.add_argument("--store", type=Path, required=True)
+    s.add_argument("--split", choices=["train", "validation", "test"], default="test")
+    s.set_defaults(func=cmd_evaluate)
     return p
 
 

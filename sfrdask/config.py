@@ -23,8 +23,19 @@ def _load_defaults() -> None:
 
 
 def get(key: str, default: Any = None) -> Any:
-    """Return ``sfrdask.<key>`` from dask.config (e.g. ``get("synth.seed")``)."""
-    return dask.config.get(f"sfrdask.{key}", default=default)
+    """Return ``sfrdask.<key>`` from dask.config (e.g. ``get("synth.seed")``).
+
+    Mappings come back with hyphenated keys whatever the source spelled: a variable such as
+    ``DASK_SFRDASK__TRAIN__DDP__COLLECTIVE_TIMEOUT`` arrives as ``collective_timeout``. Upper-case
+    keys (environment variable names under ``cluster.worker-env``) are left alone.
+    """
+    return _hyphenate(dask.config.get(f"sfrdask.{key}", default=default))
+
+
+def _hyphenate(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {(k.replace("_", "-") if k.islower() else k): _hyphenate(v) for k, v in value.items()}
+    return value
 
 
 _load_defaults()

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,3 +35,11 @@ def test_preprocess_benchmark_quick(tmp_path):
     assert [r["zoom"] for r in res["deblend"]] == [0, 1, 2, 3]
     assert all(r["dask_per_s"] > 0 and 0 <= r["mask_kept"] <= 1 for r in res["deblend"])
     assert res["pca"]["incremental_s"] > 0 and res["memory_ratio"] > 0
+
+
+def test_train_benchmark_quick(tmp_path):
+    res = _quick("train", tmp_path)
+    assert [r["model"] for r in res["accuracy"]["rows"]] == ["tree-both", "early-fusion"]
+    assert all(np.isfinite(r["mse"]) for r in res["accuracy"]["rows"])
+    assert res["throughput"][0]["train_samples_per_s"] > 0
+    assert res["ddp"]["speedup"] > 0

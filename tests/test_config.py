@@ -32,6 +32,18 @@ def test_environment_variable_overrides():
     assert out.stdout.strip() == "7"
 
 
+def test_underscored_environment_variable_reaches_hyphenated_key():
+    """DASK_..._COLLECTIVE_TIMEOUT arrives as collective_timeout; sections read it as collective-timeout."""
+    env = dict(os.environ, DASK_SFRDASK__TRAIN__DDP__COLLECTIVE_TIMEOUT="5")
+    code = "import sfrdask; d = sfrdask.config.get('train.ddp'); print(d['collective-timeout'], d['timeout'])"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["5", "7200"]
+    env = dict(os.environ, DASK_SFRDASK__SYNTH__FLAG0_FRACTION="0.3")
+    code = "from sfrdask.synth.survey import params_from_config as p; print(p().flag0_fraction)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0.3"
+
+
 def test_local_cluster_workers_get_the_configured_environment(client):
     """Even after another cluster (the session fixture) left Dask's default in this process."""
     from sfrdask.cluster import cluster

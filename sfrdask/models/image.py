@@ -1,0 +1,94 @@
+"""Image networks on the five-band cutouts (any of 64, 32, 16, 8 px)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sfrdask.models.base import Batch, SfrNet, conv_trunk, mlp
+from sfrdask.models.registry import register
+
+
+class ImageCNN(SfrNet):
+    """A CNN on the five bands together; ``features`` gives the 64-d embedding."""
+
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, width: int = 32):
+        super().__init__()
+        bands, size = shape[0], shape[-1]
+        self.trunk = conv_trunk(bands, size, (width, 2 * width, 4 * width))
+        self.proj = nn.Sequential(nn.Linear(4 * width, 64), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(64, 1)
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.trunk(image))
+
+    def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
+        return self.head(self.features(batch["image"])).squeeze(-1)
+
+
+class PerBandCNN(SfrNet):
+    """Each band through its own convolutions (grouped convs), merged by a 1x1 conv, then a head."""
+
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, per_band: int = 8):
+        super().__init__()
+        bands, size = shape[0], shape[-1]
+        w = bands * per_band
+        self.bands = conv_trunk(bands, size, (w, 2 * w), groups=bands)[:-2]  # keep the spatial map
+        merged = 64
+        self.merge = nn.Sequential(
+            nn.Conv2d(2 * w, merged, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
+        )
+        self.head = mlp([merged, 64, 1], dropout)
+
+    def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
+        return self.head(self.merge(self.bands(batch["image"]))).squeeze(-1)
+
+
+class _Block(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(cin, cout, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU(),
+            nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+        self.skip = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.skip(x))
+
+
+class SmallResNet(SfrNet):
+    """A ResNet of three residual stages (32, 64, 128 channels; two downsamplings): needs >= 16 px."""
+
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(shape[0], 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        self.stages = nn.Sequential(_Block(32, 32, 1), _Block(32, 64, 2), _Block(64, 128, 2))
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(128, 1)
+        )
+
+    def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
+        return self.head(self.stages(self.stem(batch["image"]))).squeeze(-1)
+
+
+@register("image-cnn", "net", ("image",), "CNN on the five bands together")
+def _image_cnn(shapes: dict, dropout: float = 0.3, width: int = 32) -> SfrNet:
+    return ImageCNN(shapes["image"], dropout, width)
+
+
+@register("image-perband", "net", ("image",), "CNN processing each band separately, merged by a 1x1 conv")
+def _image_perband(shapes: dict, dropout: float = 0.3) -> SfrNet:
+    return PerBandCNN(shapes["image"], dropout)
+
+
+@register("image-resnet", "net", ("image",), "small ResNet (3 residual stages, BatchNorm)", min_image_px=16)
+def _image_resnet(shapes: dict, dropout: float = 0.3) -> SfrNet:
+    return SmallResNet(shapes["image"], dropout)

@@ -1,0 +1,58 @@
+"""Spectrum networks (any of 4620, 2310, 1155, 577 samples)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from sfrdask.models.base import Batch, SfrNet, mlp
+from sfrdask.models.registry import register
+
+
+class SpectrumMLP(SfrNet):
+    """Two hidden layers (256, 64) on the whole spectrum; ``features`` gives the 64-d embedding."""
+
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, hidden: int = 256):
+        super().__init__()
+        self.body = nn.Sequential(mlp([shape[0], hidden, 64], dropout), nn.ReLU())
+        self.head = nn.Linear(64, 1)
+
+    def features(self, spectrum: torch.Tensor) -> torch.Tensor:
+        return self.body(spectrum)
+
+    def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
+        return self.head(self.features(batch["spectrum"])).squeeze(-1)
+
+
+class ConvGRU(SfrNet):
+    """1-D convolutions (local line and continuum shapes) then a GRU over the downsampled sequence."""
+
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.2, hidden: int = 64, steps: int = 64):
+        super().__init__()
+        n = shape[0]
+        self.conv = nn.Sequential(
+            nn.Conv1d(1, 16, 9, padding=4),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.Conv1d(16, 32, 7, padding=3),
+            nn.ReLU(),
+            nn.MaxPool1d(2),
+            nn.AdaptiveAvgPool1d(min(steps, max(n // 4, 1))),
+        )
+        self.gru = nn.GRU(32, hidden, batch_first=True)
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, 1))
+
+    def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
+        seq = self.conv(batch["spectrum"].unsqueeze(1)).transpose(1, 2)
+        _, h = self.gru(seq)
+        return self.head(h[-1]).squeeze(-1)
+
+
+@register("spectrum-mlp", "net", ("spectrum",), "2-layer MLP on the spectrum")
+def _spectrum_mlp(shapes: dict, dropout: float = 0.3) -> SfrNet:
+    return SpectrumMLP(shapes["spectrum"], dropout)
+
+
+@register("spectrum-hybrid", "net", ("spectrum",), "1-D convolutions followed by a GRU")
+def _spectrum_hybrid(shapes: dict, dropout: float = 0.2) -> SfrNet:
+    return ConvGRU(shapes["spectrum"], dropout)

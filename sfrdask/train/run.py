@@ -1,0 +1,187 @@
+"""Train and evaluate registered models on a store: the entry points behind ``sfrdask train``.
+
+>>> import sfrdask
+>>> r = sfrdask.train("store.zarr", "early-fusion", image_zoom=2, spectrum_zoom=2)  # doctest: +SKIP
+>>> r["metrics"]["r2"]                                                             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfrdask.cluster import active_client
+from sfrdask.errors import SfrdaskError
+from sfrdask.models import get_model
+from sfrdask.models.trees import TreeArrays, fit_tree
+from sfrdask.train.checkpoint import CheckpointError, load_checkpoint
+from sfrdask.train.data import Normaliser
+from sfrdask.train.loop import _write_outputs, fit_net, pick_device, predict
+from sfrdask.train.metrics import regression_metrics, update_results
+from sfrdask.train.spec import TrainSpec, as_matrix, load_splits, resolution
+
+
+def train(
+    store: str | Path,
+    model: str,
+    image_zoom: int | None = None,
+    spectrum_zoom: int | None = None,
+    ranks: int | None = None,
+    out: str | Path = "runs",
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Train one registered model and add its row to ``OUT/results.*``.
+
+    Networks run on ``ranks`` Dask workers with DDP when a cluster is connected and ``ranks`` is
+    given (>= 1), otherwise in this process. Trees always fit here. Settings not passed come from
+    ``sfrdask.train`` in dask.config.
+    """
+    spec = TrainSpec.from_config(
+        store, model, image_zoom=image_zoom, spectrum_zoom=spectrum_zoom, out=str(out), **overrides
+    )
+    if spec.model_spec.family == "tree":
+        result = fit_trees(spec)
+    elif ranks:
+        client = active_client()
+        if client is None:
+            raise SfrdaskError(
+                f"--ranks {ranks} needs a Dask cluster; start one (sfrdask.cluster) or drop --ranks"
+            )
+        from sfrdask.train.ddp import train_ddp
+
+        result = train_ddp(spec, ranks, client)
+    else:
+        result = fit_net(spec)
+    rows = [_row(result, result)] + [_row(result, extra) for extra in result.get("extra_rows", [])]
+    update_results(out, rows)
+    return result
+
+
+def _row(result: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
+    m = part["metrics"]
+    return {
+        "model": part["model"],
+        "image_zoom": result["image_zoom"],
+        "spectrum_zoom": result["spectrum_zoom"],
+        "target": result["target"],
+        "image_px": result.get("image_px"),
+        "spectrum_samples": result.get("spectrum_samples"),
+        **{k: m[k] for k in ("mse", "rmse", "mae", "r2")},
+        "n_train": result["n_train"],
+        "n_test": result["n_test"],
+        "train_samples_per_s": result.get("train_samples_per_s"),
+        "inference_samples_per_s": part.get("inference_samples_per_s"),
+        "epochs": result.get("epochs"),
+        "ranks": result.get("ranks", 1),
+        "seconds": result.get("seconds"),
+    }
+
+
+def fit_trees(spec: TrainSpec) -> dict[str, Any]:
+    """Fit a tree model on the training PCA features; save it as plain arrays (model.npz)."""
+    t0 = time.perf_counter()
+    data = load_splits(spec)
+    inputs = spec.model_spec.inputs
+    arr = {s: data[s].arrays() for s in ("train", "validation", "test")}
+    x = {s: as_matrix(a, inputs) for s, a in arr.items()}
+    est = spec.model_spec.build(data.shapes, seed=spec.seed, **spec.options)
+    t1 = time.perf_counter()
+    est = fit_tree(est, x["train"], data.train.y, x["validation"], data.validation.y)
+    fit_s = time.perf_counter() - t1
+    trees = TreeArrays.from_estimator(est)
+    run = spec.run_dir
+    run.mkdir(parents=True, exist_ok=True)
+    _save_trees(run / "model.npz", trees, spec, data.shapes, data.normaliser)
+    t2 = time.perf_counter()
+    pred = trees.predict(x["test"])
+    rate = len(data.test) / max(time.perf_counter() - t2, 1e-9)
+    result = {
+        "model": spec.model,
+        "image_zoom": spec.image_zoom,
+        "spectrum_zoom": spec.spectrum_zoom,
+        "target": spec.target,
+        **resolution(spec),
+        "metrics": regression_metrics(data.test.y, pred),
+        "val_metrics": regression_metrics(data.validation.y, trees.predict(x["validation"])),
+        "inference_samples_per_s": rate,
+        "train_samples_per_s": len(data.train) / max(fit_s, 1e-9),
+        "n_train": len(data.train),
+        "n_val": len(data.validation),
+        "n_test": len(data.test),
+        "test_objects": data.test.objects,
+        "test_pred": pred,
+        "test_true": data.test.y,
+        "epochs": None,
+        "ranks": 1,
+        "seconds": time.perf_counter() - t0,
+        "estimator": repr(est),
+    }
+    _write_outputs(spec, result)
+    return result
+
+
+def _save_trees(path: Path, trees: TreeArrays, spec: TrainSpec, shapes: dict, norm: Normaliser) -> None:
+    identity = spec.identity(shapes)
+    meta = {"identity": json.dumps(identity)}
+    trees.save(path, **meta, **{f"norm_{k}": v for k, v in norm.stats.items()})
+
+
+def evaluate(
+    run: str | Path, store: str | Path, split: str = "test", out: str | Path | None = None
+) -> dict[str, Any]:
+    """Score a trained model (a run directory, ``best.pt`` or ``model.npz``) on a store's split.
+
+    The model is rebuilt from the registry and the saved weights (``weights_only``) or tree
+    arrays (no pickle); the store must hold the inputs at the resolution it was trained for.
+    """
+    run = Path(run)
+    if run.is_dir():
+        run = run / "best.pt" if (run / "best.pt").exists() else run / "model.npz"
+    if not run.exists():
+        raise CheckpointError(f"{run}: no trained model (best.pt or model.npz) found")
+    if run.suffix == ".npz":
+        try:
+            trees, meta = TreeArrays.load(run)
+        except Exception as e:
+            raise CheckpointError(f"{run}: not an sfrdask tree model ({e})") from e
+        identity = json.loads(str(meta["identity"]))
+        norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
+    else:
+        ck = load_checkpoint(run)
+        identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
+        norm = Normaliser.from_state(ck["normaliser"])
+    spec = TrainSpec.from_config(
+        store,
+        identity["model"],
+        image_zoom=identity["image_zoom"],
+        spectrum_zoom=identity["spectrum_zoom"],
+        target=identity["target"],
+        out=str(out or run.parent.parent.parent),
+        progress=False,
+    )
+    data = load_splits(spec, normaliser=norm)
+    shapes = {k: list(v) for k, v in sorted(data.shapes.items())}
+    if shapes != identity["shapes"]:
+        raise CheckpointError(
+            f"{run}: trained on inputs {identity['shapes']}, but {store} gives {shapes} at "
+            f"image zoom {spec.image_zoom} / spectrum zoom {spec.spectrum_zoom}"
+        )
+    ds = data[split]
+    if run.suffix == ".npz":
+        pred = trees.predict(as_matrix(ds.arrays(), spec.model_spec.inputs))
+    else:
+        model = get_model(spec.model).build(data.shapes, **ck.get("options", {}))
+        model.load_state_dict(ck["model_state"])
+        pred, _ = predict(model, ds, pick_device(spec.device))
+    return {
+        **identity,
+        "split": split,
+        "metrics": regression_metrics(ds.y, pred),
+        "objects": ds.objects,
+        "predicted": pred,
+        "true": ds.y,
+    }

@@ -1,0 +1,82 @@
+"""DDP with one torch rank per Dask worker, on a real LocalCluster of two worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import dask
+import numpy as np
+import pytest
+
+from sfrdask.train import TrainSpec
+from sfrdask.train.ddp import DDPError, pick_workers, train_ddp
+from sfrdask.train.loop import fit_net
+
+pytestmark = pytest.mark.slow
+
+# Two ranks with batch 8 each and one process with batch 16 see the same objects at every step;
+# only the order of floating-point sums differs (gloo's all-reduce averages the two gradients).
+# Over 4 epochs that moved test predictions by ~4e-8 dex when measured; the bound leaves margin.
+PREDICTION_TOLERANCE = 1e-5
+
+
+def _spec(store, tmp_path, name, model, **kw):
+    base = dict(
+        image_zoom=3,
+        spectrum_zoom=3,
+        out=str(tmp_path / name),
+        epochs=4,
+        batch_size=16,
+        progress=False,
+        threads=1,
+    )
+    return TrainSpec.from_config(store, model, **{**base, **kw})
+
+
+@pytest.mark.parametrize("model", ["early-fusion", "image-cnn"])
+def test_two_ranks_match_one_process(store, tmp_path, client, model):
+    opts = {"dropout": [0.0, 0.0]} if model == "early-fusion" else {"dropout": 0.0}  # dropout streams differ
+    single = fit_net(_spec(store, tmp_path, "one", model, options=opts))
+    ddp = train_ddp(_spec(store, tmp_path, "two", model, options=opts), 2, client)
+    assert ddp["ranks"] == 2 and len(set(ddp["rank_digests"])) == 1  # both ranks end bitwise identical
+    np.testing.assert_allclose(ddp["test_pred"], single["test_pred"], rtol=0, atol=PREDICTION_TOLERANCE)
+    assert ddp["metrics"]["mse"] == pytest.approx(single["metrics"]["mse"], rel=1e-4)
+    assert ddp["epochs"] == single["epochs"]
+
+
+def test_more_ranks_than_workers_is_refused(store, tmp_path, client):
+    with pytest.raises(DDPError, match="3 ranks need 3 Dask workers, the cluster has 2"):
+        train_ddp(_spec(store, tmp_path, "x", "early-fusion"), 3, client)
+
+
+def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
+    spec = _spec(store, tmp_path, "kill", "image-cnn", epochs=100_000, patience=100_000)
+    victim = pick_workers(client, 2)[1]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    outcome: dict = {}
+
+    def run():
+        try:
+            train_ddp(spec, 2, client)
+        except Exception as e:
+            outcome["error"] = e
+
+    with dask.config.set({"sfrdask.train.ddp.collective-timeout": 20}):
+        t = threading.Thread(target=run)
+        t.start()
+        deadline = time.monotonic() + 120
+        while not (spec.run_dir / "last.pt").exists():  # rank 0 has finished an epoch: training runs
+            assert time.monotonic() < deadline, "training never started"
+            time.sleep(0.2)
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)  # rank 1's worker process dies mid-epoch
+        t.join(timeout=90)
+    took = time.monotonic() - killed
+    assert not t.is_alive(), "the client is still waiting 90 s after a rank died"
+    assert isinstance(outcome.get("error"), DDPError), outcome
+    assert "rank 1" in str(outcome["error"]) or "rank 0" in str(outcome["error"])
+    assert took < 60
+    client.wait_for_workers(2, timeout=120)  # the nanny restarts the worker for later tests
