@@ -42,7 +42,9 @@ bench: $(STAMP)
 	$(BIN)/sfrdask ingest bench-output/train-survey/survey.h5 --catalog bench-output/train-survey \
 		--out bench-output/train-store.zarr --image-zooms 0,2 --spectrum-zooms 0,2 --overwrite
 	$(BIN)/sfrdask preprocess bench-output/train-store.zarr --out bench-output/train-preprocess
-	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output
+	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output --parts accuracy,throughput
+	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output/ddp --parts ddp
+	$(BIN)/python benchmarks/ddp_ceiling.py --zoom 0 --batch 64 --out bench-output
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) bench-output

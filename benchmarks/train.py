@@ -14,9 +14,10 @@ figures in docs/benchmarks.md come from the survey made by::
    (16 px / 1155 samples) on the same split; the results table, and whether the best fusion model
    beats the best single-modality model.
 2. throughput: training and inference samples/s per network at 64 px / 4620 and 16 px / 1155
-   (training: epochs 2-3, after the store's chunks are cached; inference: forward passes, batch 256).
-3. ddp: samples/s of 2 DDP ranks (2 single-thread Dask worker processes, batch 32 each) against 1
-   rank (batch 64, the default --batch-size) for the same model and data. Target: >= 1.6x.
+   (training: epoch 2, after the store's chunks are cached; inference: forward passes, batch 256).
+3. ddp: samples/s of 2 DDP ranks (2 single-thread Dask worker processes, half the global batch
+   each) against 1 rank (the whole --batch-size) for the same model and data, at --ddp-zoom
+   (default 0: 64 px / 4620 samples). Target: >= 1.6x.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def bench_throughput(store: Path, out: Path, models: list[str], zooms: list[int]
     for z in zooms:
         for m in models:
             spec = TrainSpec.from_config(
-                store, m, image_zoom=z, spectrum_zoom=z, out=str(out / "throughput"), epochs=3, patience=99,
+                store, m, image_zoom=z, spectrum_zoom=z, out=str(out / "throughput"), epochs=2, patience=99,
                 pretrain_epochs=1, progress=False, batch_size=batch,
             )  # fmt: skip
             r = fit_net(spec)
@@ -125,6 +126,8 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=64, help="global batch (split over DDP ranks)")
     p.add_argument("--ddp-model", default="intermediate-fusion")
+    p.add_argument("--ddp-zoom", type=int, default=0, help="image and spectrum zoom of the DDP measurement")
+    p.add_argument("--ddp-epochs", type=int, default=2, help="epochs per DDP run (samples/s from epoch 2 on)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     work = args.out / "train-work"
@@ -140,7 +143,7 @@ def main() -> None:
         args.store = quick_store(work)
         models, nets, zooms, args.epochs = ["tree-both", "early-fusion"], ["early-fusion"], [2], 2
         args.batch_size = 16
-        args.ddp_model = "early-fusion"
+        args.ddp_model, args.ddp_zoom = "early-fusion", 2
     if args.store is None:
         p.error("--store is required (or --quick)")
     parts = args.parts.split(",")
@@ -151,7 +154,7 @@ def main() -> None:
         res["throughput"] = bench_throughput(args.store, work, nets, zooms, args.batch_size)
     if "ddp" in parts:
         res["ddp"] = bench_ddp(
-            args.store, work, args.ddp_model, 2, 3 if not args.quick else 2, args.batch_size
+            args.store, work, args.ddp_model, args.ddp_zoom, args.ddp_epochs, args.batch_size
         )
     res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     res["torch_threads"] = int(__import__("torch").get_num_threads())

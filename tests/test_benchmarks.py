@@ -43,3 +43,8 @@ def test_train_benchmark_quick(tmp_path):
     assert all(np.isfinite(r["mse"]) for r in res["accuracy"]["rows"])
     assert res["throughput"][0]["train_samples_per_s"] > 0
     assert res["ddp"]["speedup"] > 0
+
+
+def test_ddp_ceiling_benchmark_quick(tmp_path):
+    res = _quick("ddp_ceiling", tmp_path)
+    assert res["one_process_samples_per_s"] > 0 and res["two_ranks_samples_per_s"] > 0

@@ -16,6 +16,7 @@ whole run exceeds ``train.ddp.timeout``. Surviving ranks give up on a dead peer 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import socket
@@ -98,10 +99,11 @@ def train_ddp(spec: TrainSpec, ranks: int, client: Client, poll: float = 1.0) ->
     addr = urlparse(workers[0]).hostname or "127.0.0.1"  # rank 0's host, as the other workers reach it
     port = client.run(_free_port, workers=[workers[0]])[workers[0]]
     topic = f"sfrdask-ddp-{uuid.uuid4().hex[:8]}"
+    remote = dataclasses.replace(spec, progress=False)  # the client shows progress, from the heartbeats
     futures = [
         client.submit(
             _rank_main,
-            spec,
+            remote,
             r,
             ranks,
             addr,

@@ -34,7 +34,7 @@ from sfrdask.train.spec import SplitData, TrainSpec, load_splits, resolution
 EVAL_BATCH = 256
 
 
-def pick_device(name: str, rank: int = 0) -> torch.device:
+def pick_device(name: str) -> torch.device:
     """``auto``: the GPU this process was given (one per worker), else the CPU."""
     if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
@@ -110,7 +110,7 @@ def fit_net(
         raise SfrdaskError(f"batch size {spec.batch_size} must be a multiple of the {world} ranks")
     if spec.threads:
         torch.set_num_threads(spec.threads)
-    device = pick_device(spec.device, rank)
+    device = pick_device(spec.device)
     t_start = time.perf_counter()
     data = data or load_splits(spec)
     mspec = spec.model_spec
@@ -120,12 +120,12 @@ def fit_net(
     run = spec.run_dir
     progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "history": []}
     best_state = copy.deepcopy(model.state_dict())
-    resumed = None
-    if spec.resume and (run / "last.pt").exists():
-        resumed = load_checkpoint(run / "last.pt", identity)
-        model.load_state_dict(resumed["model_state"])
-        best_state = resumed["best_state"]
-        progress = resumed["progress"]
+    resumed = spec.resume and (run / "last.pt").exists()
+    opt_state = None  # the optimiser state of the phase the checkpoint stopped in
+    if resumed:
+        ck = load_checkpoint(run / "last.pt", identity)
+        model.load_state_dict(ck["model_state"])
+        best_state, progress, opt_state = ck["best_state"], ck["progress"], ck["optimizer"]
 
     per_rank = spec.batch_size // world
     sampler = ChunkDistributedSampler(data.train, per_rank, world, rank, seed=spec.seed)
@@ -144,8 +144,9 @@ def fit_net(
         if world > 1:
             net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
-        if resumed is not None and resumed["progress"]["phase"] == p_idx and "optimizer" in resumed:
-            opt.load_state_dict(resumed["optimizer"])
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+            opt_state = None
         max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
         bar = tqdm(
             total=max_epochs, initial=progress["epoch"], desc=f"{spec.model} {phase}", disable=not show
@@ -217,7 +218,7 @@ def fit_net(
         history=progress["history"],
         train_samples_per_s=train_samples / max(train_time, 1e-9),
         seconds=time.perf_counter() - t_start,
-        resumed=resumed is not None,
+        resumed=resumed,
     )
     _write_outputs(spec, result)
     return result

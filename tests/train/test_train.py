@@ -44,15 +44,37 @@ def test_a_tree_and_a_spectrum_net_share_the_results_table(store, tmp_path):
     assert np.isfinite(tree["metrics"]["r2"])
 
 
-def test_resume_continues_to_the_same_weights(store, tmp_path):
-    """3 epochs, then --resume to 5, gives bitwise the weights of 5 epochs in one go."""
-    common = dict(image_zoom=3, spectrum_zoom=3, batch_size=16, progress=False, patience=100)
-    full = fit_net(TrainSpec.from_config(store, "late-fusion", out=str(tmp_path / "a"), epochs=5, **common))
-    fit_net(TrainSpec.from_config(store, "late-fusion", out=str(tmp_path / "b"), epochs=3, **common))
-    resumed = fit_net(
-        TrainSpec.from_config(store, "late-fusion", out=str(tmp_path / "b"), epochs=5, resume=True, **common)
-    )
-    assert resumed["resumed"] and resumed["epochs"] == 5
+class Interrupt(Exception):
+    pass
+
+
+def _stop_after(n: int):
+    seen = []
+
+    def report(row):
+        seen.append(row)
+        if len(seen) == n:
+            raise Interrupt  # as if the job were killed right after this epoch's checkpoint
+
+    return report
+
+
+@pytest.mark.parametrize(
+    "model, stop_after",
+    [("late-fusion", 3), ("contrastive", 2), ("contrastive", 4)],  # contrastive: in pretrain, in regress
+)
+def test_resume_continues_to_the_same_weights(store, tmp_path, model, stop_after):
+    """Interrupted after some epochs, then --resume: bitwise the weights of an uninterrupted run."""
+    common = dict(image_zoom=3, spectrum_zoom=3, batch_size=16, progress=False, patience=100, epochs=3)
+    common["pretrain_epochs"] = 3
+    full = fit_net(TrainSpec.from_config(store, model, out=str(tmp_path / "a"), **common))
+    with pytest.raises(Interrupt):
+        fit_net(
+            TrainSpec.from_config(store, model, out=str(tmp_path / "b"), **common),
+            report=_stop_after(stop_after),
+        )
+    resumed = fit_net(TrainSpec.from_config(store, model, out=str(tmp_path / "b"), resume=True, **common))
+    assert resumed["resumed"] and resumed["epochs"] == full["epochs"]
     assert resumed["digest"] == full["digest"]
 
 
