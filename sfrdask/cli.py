@@ -310,13 +310,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": args.device,
     }
     ctx = contextlib.nullcontext()
-    if args.ranks:
-        n = max(args.ranks, int(config.get("cluster.local.n-workers")))
-        ctx = (
-            cluster(args.cluster, n_workers=n)
-            if (args.cluster or config.get("cluster.kind")) == "local"
-            else cluster(args.cluster)
-        )
+    if args.ranks:  # one single-thread worker per rank at least
+        kind = args.cluster or config.get("cluster.kind")
+        sizes = {
+            "local": {"n_workers": max(args.ranks, int(config.get("cluster.local.n-workers")))},
+            "slurm": {"jobs": max(args.ranks, int(config.get("cluster.slurm.jobs")))},
+        }
+        ctx = cluster(kind, **sizes.get(kind, {}))
     with ctx:
         for name in names:
             r = train(
@@ -366,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
-    clusters = ["local", "threads", "synchronous"]
+    clusters = ["local", "slurm", "threads", "synchronous"]
 
     s = sub.add_parser("synth", help="write a synthetic SDSS survey (HiSS-Cube file + MPA-JHU catalogues)")
     s.add_argument("--objects", type=int, default=config.get("synth.objects"))
@@ -496,6 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     try:
+        config.validate()
         return args.func(args)
     except (SfrdaskError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"sfrdask {args.command}: error: {e}", file=sys.stderr)

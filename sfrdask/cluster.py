@@ -1,7 +1,9 @@
-"""Where work runs: the active Dask client, a LocalCluster from the config, and ordered mapping.
+"""Where work runs: the active Dask client, a LocalCluster or SLURM cluster from the config, and
+ordered mapping.
 
-The SLURM side (dask-jobqueue, TLS) arrives with the cluster issue; everything here already runs
-unchanged on any ``distributed`` cluster the user is connected to.
+Every stage runs unchanged on whatever ``distributed`` cluster is connected; :func:`cluster`
+starts one from ``sfrdask.cluster`` in dask.config: a LocalCluster, or a dask-jobqueue
+SLURMCluster whose workers are SLURM jobs, with TLS on by default.
 """
 
 from __future__ import annotations
@@ -9,15 +11,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
+import socket
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import dask
 from distributed import Client, LocalCluster, get_client
 from tqdm.auto import tqdm
 
 from sfrdask import config
+from sfrdask.errors import SfrdaskError
 
 log = logging.getLogger(__name__)
 
@@ -32,13 +40,20 @@ def active_client() -> Client | None:
 
 @contextlib.contextmanager
 def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None]:
-    """Connect to a cluster described by ``sfrdask.cluster`` (``local``, ``threads`` or ``synchronous``).
+    """Connect to a cluster described by ``sfrdask.cluster`` (``local``, ``slurm``, ``threads`` or
+    ``synchronous``); ``overrides`` replace settings of that kind (e.g. ``n_workers=4``, ``jobs=8``).
 
-    ``local`` starts a LocalCluster of single-threaded worker processes (h5py and sep hold the GIL)
-    and logs the dashboard link; the others use Dask's in-process schedulers (no client).
+    ``local`` starts a LocalCluster of single-threaded worker processes (h5py and sep hold the GIL);
+    ``slurm`` submits worker jobs through dask-jobqueue (see :func:`slurm_options`). Both print the
+    dashboard link. ``threads`` and ``synchronous`` use Dask's in-process schedulers (no client).
+    The whole ``sfrdask`` configuration is validated first (unknown keys, wrong types).
     """
+    config.validate()
     kind = kind or config.get("cluster.kind")
-    if kind == "local":
+    if kind == "slurm":
+        with _slurm_client(**overrides) as client:
+            yield client
+    elif kind == "local":
         opts = {k.replace("-", "_"): v for k, v in config.get("cluster.local").items()}
         opts.update(overrides)
         with (
@@ -53,7 +68,76 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
         with dask.config.set(scheduler=kind):
             yield None
     else:
-        raise ValueError(f"unknown cluster kind {kind!r}: expected local, threads or synchronous")
+        raise ValueError(f"unknown cluster kind {kind!r}: expected local, slurm, threads or synchronous")
+
+
+def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(SLURMCluster keyword arguments, sfrdask's own settings)`` from ``sfrdask.cluster.slurm``.
+
+    The worker environment (``cluster.worker-env``) is exported in the job script; with
+    ``security`` the scheduler, workers and client speak TLS with temporary credentials written
+    (mode 0600) under ``shared-temp-directory``, which must be visible to the worker nodes.
+    """
+    cf = config.get("cluster.slurm")
+    cf.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    own = {
+        k: cf.pop(k) for k in ("jobs", "adapt", "start-timeout", "dashboard-address", "shared-temp-directory")
+    }
+    kwargs = {k.replace("-", "_"): v for k, v in cf.items() if v is not None}
+    env = {k: str(v) for k, v in config.get("cluster.worker-env").items()}
+    kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in env.items()), *cf["job-script-prologue"]]
+    kwargs["scheduler_options"] = {"dashboard_address": own["dashboard-address"]}
+    kwargs.setdefault("python", sys.executable)
+    if cf["security"]:
+        tls = Path(os.path.expandvars(own["shared-temp-directory"])).expanduser()
+        tls.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kwargs["shared_temp_directory"] = str(tls)
+    return kwargs, own
+
+
+@contextlib.contextmanager
+def _slurm_client(**overrides: Any) -> Iterator[Client]:
+    """A SLURMCluster scaled (or adapting) as configured, and a client connected to it."""
+    if shutil.which("sbatch") is None:
+        raise SfrdaskError(
+            "cluster kind 'slurm' needs SLURM's sbatch on PATH and this machine has none: run on a "
+            "login node of the cluster, use kind 'local', or start a one-node SLURM with "
+            "deploy/local/slurm.sh start"
+        )
+    from dask_jobqueue import SLURMCluster
+
+    kwargs, own = slurm_options(**overrides)
+    with SLURMCluster(**kwargs) as sc, Client(sc) as client:
+        adapt = own["adapt"]
+        if adapt:
+            sc.adapt(minimum_jobs=int(adapt["minimum-jobs"]), maximum_jobs=int(adapt["maximum-jobs"]))
+        else:
+            sc.scale(jobs=int(own["jobs"]))
+        _announce(client, sc.scheduler_address, own["dashboard-address"])
+        try:
+            client.wait_for_workers(1, timeout=float(own["start-timeout"]))
+        except TimeoutError:
+            raise SfrdaskError(
+                f"no SLURM worker job started within {own['start-timeout']} s (sfrdask.cluster.slurm."
+                f"start-timeout); check `squeue --me` and the job logs ({kwargs.get('log_directory', '.')})"
+            ) from None
+        yield client
+
+
+def _announce(client: Client, scheduler: str, bind: str) -> None:
+    """Print the dashboard link and how to reach it from a laptop (an SSH tunnel)."""
+    link = client.dashboard_link
+    port = urlparse(link).port
+    host = bind.rsplit(":", 1)[0]
+    if host not in ("", "0.0.0.0", "*"):  # the link names the scheduler host, not the bound one
+        link = urlparse(link)._replace(netloc=f"{host}:{port}").geturl()
+    login = socket.gethostname()
+    print(f"Dask scheduler: {scheduler}\nDask dashboard: {link}", flush=True)
+    print(
+        f"  from your laptop: ssh -N -L {port}:localhost:{port} {login}   then open http://localhost:{port}/status",
+        flush=True,
+    )
+    log.info("Dask dashboard: %s", link)
 
 
 @contextlib.contextmanager

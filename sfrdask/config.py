@@ -13,6 +13,8 @@ from typing import Any
 import dask.config
 import yaml
 
+from sfrdask.errors import SfrdaskError
+
 _DEFAULTS = Path(__file__).with_name("sfrdask.yaml")
 
 
@@ -36,6 +38,54 @@ def _hyphenate(value: Any) -> Any:
     if isinstance(value, dict):
         return {(k.replace("_", "-") if k.islower() else k): _hyphenate(v) for k, v in value.items()}
     return value
+
+
+FREE_FORM = ("cluster.worker-env",)  # sections whose keys are the user's (environment variable names)
+
+
+class ConfigError(SfrdaskError, ValueError):
+    """A setting under ``sfrdask`` that does not exist or has the wrong type."""
+
+
+def _defaults() -> dict[str, Any]:
+    with _DEFAULTS.open() as f:
+        return yaml.safe_load(f)["sfrdask"]
+
+
+def validate(cfg: dict[str, Any] | None = None) -> None:
+    """Refuse unknown keys and wrongly typed values under ``sfrdask``, naming the key.
+
+    ``cfg`` defaults to the merged configuration (defaults, YAML files, environment variables and
+    ``dask.config.set``), so a typo anywhere surfaces before any work starts.
+    """
+    cfg = _hyphenate(dask.config.get("sfrdask") if cfg is None else cfg)
+    _check(cfg, _defaults(), "sfrdask")
+
+
+def _check(value: Any, default: Any, path: str) -> None:
+    if path.removeprefix("sfrdask.") in FREE_FORM or default is None:
+        return
+    if isinstance(default, dict):
+        if not isinstance(value, dict):
+            raise ConfigError(f"setting {path} must be a mapping, got {value!r}")
+        for key, v in value.items():
+            if key not in default:
+                known = ", ".join(sorted(default))
+                raise ConfigError(f"unknown setting {path}.{key} (known keys under {path}: {known})")
+            _check(v, default[key], f"{path}.{key}")
+        return
+    ok = {
+        bool: lambda v: isinstance(v, bool),
+        int: lambda v: isinstance(v, int) and not isinstance(v, bool),
+        float: lambda v: isinstance(v, int | float) and not isinstance(v, bool),
+        str: lambda v: isinstance(v, str),
+        list: lambda v: isinstance(v, list | tuple),
+    }.get(type(default), lambda v: True)
+    if not ok(value):
+        raise ConfigError(
+            f"setting {path} = {value!r} has the wrong type: expected {type(default).__name__} "
+            f"like the default {default!r}"
+        )
 
 
 _load_defaults()

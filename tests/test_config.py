@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import dask
+import pytest
 
 from sfrdask import config
 
@@ -52,3 +53,29 @@ def test_local_cluster_workers_get_the_configured_environment(client):
     with cluster("local", n_workers=1) as client:
         env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(env.values()) == ["67108864"]
+
+
+def test_unknown_keys_and_wrong_types_are_refused_by_name():
+
+    from sfrdask.config import ConfigError, validate
+
+    validate()  # the shipped defaults are valid
+    with (
+        dask.config.set({"sfrdask.cluster.slurm.coers": 4}),
+        pytest.raises(ConfigError, match=r"slurm\.coers"),
+    ):
+        validate()
+    with (
+        dask.config.set({"sfrdask.train.epochs": "many"}),
+        pytest.raises(ConfigError, match=r"train\.epochs"),
+    ):
+        validate()
+    with dask.config.set({"sfrdask.cluster.worker-env": {"OMP_NUM_THREADS": "1"}}):
+        validate()  # worker-env is the user's own mapping
+
+
+def test_the_cli_refuses_a_bad_setting_with_one_line():
+    env = dict(os.environ, DASK_SFRDASK__TRAIN__EPOCHZ="3")
+    p = subprocess.run([sys.executable, "-m", "sfrdask", "models"], env=env, capture_output=True, text=True)
+    assert p.returncode == 2
+    assert "unknown setting sfrdask.train.epochz" in p.stderr and "Traceback" not in p.stderr

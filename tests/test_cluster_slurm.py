@@ -1,0 +1,150 @@
+"""sfrdask.cluster("slurm") against the real local SLURM (deploy/local/slurm.sh start).
+
+In CI (SFRDASK_REQUIRE_SLURM=1) a missing SLURM fails these tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+
+import dask
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from distributed import Client
+from distributed.security import Security
+
+import sfrdask
+from sfrdask import read_catalog_dir, write_store
+from sfrdask.errors import SfrdaskError
+from sfrdask.preprocess import deblend_store, select_objects
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def slurm():
+    ok = shutil.which("sbatch") and subprocess.run(["sinfo", "-h"], capture_output=True).returncode == 0
+    if not ok:
+        msg = "no running SLURM (start one with: deploy/local/slurm.sh start)"
+        if os.environ.get("SFRDASK_REQUIRE_SLURM"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def _opts(tmp_path, **kw):
+    base = dict(
+        memory="2GB",
+        walltime="00:20:00",
+        shared_temp_directory=str(tmp_path / "tls"),
+        log_directory=str(tmp_path / "logs"),
+        start_timeout=120,
+    )
+    return {**base, **kw}
+
+
+def _jobs() -> list[str]:
+    out = subprocess.run(["squeue", "-h", "-o", "%i %j"], capture_output=True, text=True, check=True).stdout
+    return [line.split()[0] for line in out.splitlines() if "dask-wor" in line]
+
+
+@pytest.fixture(scope="module")
+def small_store(cube, survey_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("slurm") / "s.zarr"
+    with dask.config.set(scheduler="threads"):
+        write_store(cube, out, catalog=read_catalog_dir(survey_dir), image_zooms=(2,), spectrum_zooms=(3,))
+        select_objects(out)
+    return out
+
+
+def test_slurm_cluster_runs_a_stage_like_a_local_cluster(slurm, small_store, tmp_path, client):
+    local = tmp_path / "local.zarr"
+    remote = tmp_path / "slurm.zarr"
+    shutil.copytree(small_store, local)
+    shutil.copytree(small_store, remote)
+    deblend_store(local, 2)  # on the LocalCluster of the `client` fixture
+    with sfrdask.cluster("slurm", **_opts(tmp_path, jobs=2)) as c:
+        c.wait_for_workers(2, timeout=120)
+        assert len(_jobs()) >= 2  # two worker jobs really went through sbatch
+        assert c.scheduler.address.startswith("tls://")
+        deblend_store(remote, 2)
+    a = xr.open_zarr(local, group="clean/2", zarr_format=3, consolidated=False)
+    b = xr.open_zarr(remote, group="clean/2", zarr_format=3, consolidated=False)
+    np.testing.assert_array_equal(a.image.values, b.image.values)
+    np.testing.assert_array_equal(a.mask.values, b.mask.values)
+
+
+def test_tls_refuses_clients_without_the_credentials(slurm, tmp_path):
+    with sfrdask.cluster("slurm", **_opts(tmp_path, jobs=1)) as c:
+        address = c.scheduler.address
+        assert address.startswith("tls://")
+        for attempt in (
+            lambda: Client(address.replace("tls://", "tcp://"), timeout="5s"),  # plain TCP
+            lambda: Client(address, timeout="5s"),  # TLS scheme, no credentials
+            lambda: Client(address, security=Security.temporary(), timeout="5s"),  # someone else's CA
+        ):
+            with pytest.raises(Exception):  # noqa: B017  (refused: which error depends on the layer)
+                attempt().close()
+        assert c.submit(sum, [1, 2]).result() == 3  # while the cluster's own client works
+
+
+def test_dashboard_answers_during_a_computation(slurm, tmp_path, capsys):
+    with sfrdask.cluster("slurm", **_opts(tmp_path, jobs=1)) as c:
+        printed = capsys.readouterr().out
+        link = next(w for w in printed.split() if w.startswith("http://") and w.endswith("/status"))
+        futs = c.map(time.sleep, [0.5] * 8, pure=False)
+        with urllib.request.urlopen(link, timeout=10) as r:
+            assert r.status == 200 and b"Dask" in r.read()
+        c.gather(futs)
+    assert "ssh -N -L" in printed
+
+
+def test_a_worker_job_cancelled_mid_stage_changes_nothing(slurm, cube, survey_dir, tmp_path):
+    """scancel a worker's job while ingest runs: the stage completes, the store equals a clean run."""
+    cat = read_catalog_dir(survey_dir)
+    with dask.config.set({"scheduler": "threads", "sfrdask.store.chunk-mb": 1}):
+        write_store(cube, tmp_path / "ref.zarr", catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
+    adapt = {"minimum-jobs": 2, "maximum-jobs": 2}
+    with (
+        dask.config.set({"sfrdask.store.chunk-mb": 1}),
+        sfrdask.cluster("slurm", **_opts(tmp_path, adapt=adapt)) as c,
+    ):
+        c.wait_for_workers(2, timeout=120)
+        cluster = c.cluster
+        done = {}
+
+        def ingest():
+            write_store(cube, tmp_path / "run.zarr", catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
+            done["ok"] = True
+
+        t = threading.Thread(target=ingest)
+        t.start()
+        victim = None
+        deadline = time.monotonic() + 60
+        while victim is None and time.monotonic() < deadline:
+            busy = [w for w, tasks in c.processing().items() if tasks]
+            if busy:
+                name = c.scheduler_info()["workers"][busy[-1]]["name"]
+                victim = cluster.workers[name].job_id
+            time.sleep(0.02)
+        assert victim is not None, "the stage never ran"
+        subprocess.run(["scancel", victim], check=True)
+        t.join(timeout=240)
+        assert done.get("ok"), "ingest did not complete after the worker job was cancelled"
+        assert victim not in _jobs()
+    ref = zarr.open_group(tmp_path / "ref.zarr", mode="r")
+    run = zarr.open_group(tmp_path / "run.zarr", mode="r")
+    for path in ("image/0/image", "image/1/image_error", "spectrum/0/spectrum", "AVG"):
+        np.testing.assert_array_equal(ref[path][:], run[path][:], err_msg=path)
+
+
+def test_no_sbatch_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SfrdaskError, match="needs SLURM's sbatch"), sfrdask.cluster("slurm"):
+        pass
