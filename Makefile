@@ -3,11 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO_OBJECTS ?= 3000
 DEMO_OUT ?= demo-output
-# half the demo's objects carry FLAG == 0 labels (real data: 7%), so a laptop-sized survey trains
-DEMO_FLAG0 ?= 0.5
-DEMO_MODELS ?= tree-both,image-cnn,spectrum-mlp,early-fusion,intermediate-fusion,late-fusion
 
 .PHONY: demo test lint bench clean
 
@@ -20,14 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	rm -rf $(DEMO_OUT)
-	$(BIN)/sfrdask synth --objects $(DEMO_OBJECTS) --seed 42 --flag0-fraction $(DEMO_FLAG0) --out $(DEMO_OUT)/survey
-	$(BIN)/sfrdask info $(DEMO_OUT)/survey/survey.h5 --catalog $(DEMO_OUT)/survey
-	$(BIN)/sfrdask ingest $(DEMO_OUT)/survey/survey.h5 --catalog $(DEMO_OUT)/survey --out $(DEMO_OUT)/store.zarr
-	$(BIN)/sfrdask plot-labels $(DEMO_OUT)/store.zarr --out $(DEMO_OUT)/labels.png
-	$(BIN)/sfrdask preprocess $(DEMO_OUT)/store.zarr --out $(DEMO_OUT)/preprocess
-	$(BIN)/sfrdask train --store $(DEMO_OUT)/store.zarr --model $(DEMO_MODELS) --image-zoom 2 --spectrum-zoom 2 \
-		--epochs 30 --ranks 2 --out $(DEMO_OUT)/runs
+	$(BIN)/sfrdask run configs/demo.yaml --run-dir $(DEMO_OUT) --force
 
 test: $(STAMP)
 	@# the slurm tests use a real one-node SLURM; it starts here when it can (root on Debian), else they skip

@@ -60,7 +60,6 @@ def _catalog(args: argparse.Namespace):
 def cmd_synth(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from sfrdask.cluster import cluster
     from sfrdask.synth import make_survey
     from sfrdask.synth.survey import params_from_config
 
@@ -68,7 +67,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if args.flag0_fraction is not None:
         params = dataclasses.replace(params, flag0_fraction=args.flag0_fraction)
     t0 = time.perf_counter()
-    with cluster(args.cluster):
+    with _stage_cluster(args):
         cube = make_survey(
             args.out,
             objects=args.objects,
@@ -124,12 +123,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
-    from sfrdask.cluster import cluster
     from sfrdask.io.store import write_store
 
     cat = _catalog(args)
     t0 = time.perf_counter()
-    with cluster(args.cluster):
+    with _stage_cluster(args):
         out = write_store(
             args.cube,
             args.out,
@@ -293,7 +291,7 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import contextlib
 
-    from sfrdask.cluster import cluster
+    from sfrdask.cluster import active_client, cluster
     from sfrdask.models import get_model
     from sfrdask.train import train
 
@@ -310,7 +308,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": args.device,
     }
     ctx = contextlib.nullcontext()
-    if args.ranks:  # one single-thread worker per rank at least
+    if args.ranks and active_client() is not None:
+        ctx = contextlib.nullcontext(active_client())
+    elif args.ranks:  # one single-thread worker per rank at least
         kind = args.cluster or config.get("cluster.kind")
         sizes = {
             "local": {"n_workers": max(args.ranks, int(config.get("cluster.local.n-workers")))},
@@ -350,6 +350,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         f"on the {args.split} split of {args.store}: MSE {m['mse']:.4f}, RMSE {m['rmse']:.4f}, "
         f"MAE {m['mae']:.4f}, R^2 {m['r2']:.4f} (n = {m['n']})"
     )
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from sfrdask.pipeline import run_pipeline
+
+    run = run_pipeline(args.config, run_dir=args.run_dir, force=args.force)
+    results = run / "runs" / "results.md"
+    if results.exists():
+        print(results.read_text())
+    print(f"run directory: {run} (config.yaml, run.log, stages/, reports/, plots/, runs/)")
     return 0
 
 
@@ -453,6 +464,12 @@ def build_parser() -> argparse.ArgumentParser:
     filter_args(s)
     deblend_args(s)
     pca_args(s)
+
+    s = sub.add_parser("run", help="run every stage described by a YAML run file (resumes; see configs/)")
+    s.add_argument("config", type=Path)
+    s.add_argument("--run-dir", type=Path, default=None, help="overrides the file's run-dir")
+    s.add_argument("--force", action="store_true", help="rerun stages even when up to date")
+    s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("models", help="list the models the registry knows")
     s.set_defaults(func=cmd_models)

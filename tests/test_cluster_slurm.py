@@ -8,14 +8,17 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import dask
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 import zarr
 from distributed import Client
 from distributed.security import Security
@@ -148,3 +151,51 @@ def test_no_sbatch_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(SfrdaskError, match="needs SLURM's sbatch"), sfrdask.cluster("slurm"):
         pass
+
+
+def test_the_batch_script_runs_a_tiny_pipeline_under_slurm(slurm, tmp_path):
+    """deploy/slurm/run.sbatch as a driver job; its worker job(s) submitted by dask-jobqueue, TLS on."""
+    root = Path(__file__).resolve().parents[1]
+    run = {
+        "run-dir": str(tmp_path / "run"),
+        "input": {"synthetic": {"objects": 64, "seed": 9, "flag0-fraction": 0.55}},
+        "levels": {"image": [3], "spectrum": [3]},
+        "train": {"models": ["tree-both"], "image-zoom": 3, "spectrum-zoom": 3},
+        "cluster": {
+            "kind": "slurm",
+            "slurm": {**{k.replace("_", "-"): v for k, v in _opts(tmp_path).items()}, "jobs": 1},
+        },
+        "settings": {"preprocess": {"pca": {"image-components": 6, "spectrum-components": 6}}},
+    }
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(run))
+    env = dict(os.environ, SFRDASK=str(Path(sys.executable).with_name("sfrdask")))
+    out = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            "--mem=2G",
+            f"--output={tmp_path}/driver-%j.out",
+            str(root / "deploy/slurm/run.sbatch"),
+            str(cfg),
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    job = out.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 400
+    while time.monotonic() < deadline:
+        state = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        if "JobState=COMPLETED" in state or "JobState=FAILED" in state or "JobState=CANCELLED" in state:
+            break
+        time.sleep(2)
+    log = (tmp_path / f"driver-{job}.out").read_text()
+    assert "JobState=COMPLETED" in state, log[-3000:]
+    assert "sfrdask run finished" in log and "tls://" in log
+    for stage in ("synth", "ingest", "preprocess", "train"):
+        assert (tmp_path / "run" / "stages" / f"{stage}.json").exists(), stage
+    assert (tmp_path / "run" / "reports" / "preprocess.html").stat().st_size > 0
+    assert "tree-both" in (tmp_path / "run" / "runs" / "results.md").read_text()
