@@ -7,7 +7,8 @@
 #   deploy/local/slurm.sh stop      # stop the three daemons
 #   deploy/local/slurm.sh status    # sinfo
 #
-# The node is this host (hostname -s) with all its CPUs and 90% of its memory, one partition
+# The node is this host (hostname -s, reached at 127.0.0.1 so an unresolvable hostname does not
+# matter) with all its CPUs and 90% of its memory, one partition
 # "debug". Jobs share the node core by core (select/cons_tres), so N one-core worker jobs run at once.
 set -euo pipefail
 
@@ -37,7 +38,7 @@ configure() {
     cat >"$CONF" <<CONF
 # written by sfrdask deploy/local/slurm.sh: a one-node cluster for development and tests
 ClusterName=sfrdask-local
-SlurmctldHost=$NODE
+SlurmctldHost=$NODE(127.0.0.1)
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -58,7 +59,7 @@ SelectTypeParameters=CR_Core_Memory
 SlurmctldTimeout=30
 SlurmdTimeout=30
 KillWait=5
-NodeName=$NODE CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
     if [ ! -s /etc/munge/munge.key ]; then
