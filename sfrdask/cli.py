@@ -14,6 +14,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import dask
+
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 
@@ -517,6 +519,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (SfrdaskError, FileNotFoundError, FileExistsError, ValueError) as e:
         print(f"sfrdask {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        from distributed import KilledWorker
+
+        if not isinstance(e, KilledWorker):
+            raise
+        print(
+            f"sfrdask {args.command}: error: the workers running task {e.task!r} died "
+            f"{dask.config.get('distributed.scheduler.allowed-failures') + 1} times (killed, out of "
+            "memory, or a SLURM walltime shorter than the work: raise memory/walltime, or give workers "
+            "--lifetime)",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print(f"sfrdask {args.command}: interrupted", file=sys.stderr)

@@ -64,11 +64,26 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
             log.info("Dask dashboard: %s", client.dashboard_link)
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             yield client
+    elif "://" in str(kind):  # an existing scheduler (e.g. one a SLURMRunner or a colleague started)
+        timeout = float(config.get("cluster.connect-timeout"))
+        try:
+            client = Client(kind, timeout=f"{timeout}s")
+        except (OSError, TimeoutError) as e:
+            raise SfrdaskError(
+                f"could not reach the Dask scheduler at {kind} within {timeout:g} s "
+                f"(sfrdask.cluster.connect-timeout): {type(e).__name__}: {e}"
+            ) from None
+        with client:
+            _announce(client, kind, "")
+            yield client
     elif kind in ("threads", "synchronous"):
         with dask.config.set(scheduler=kind):
             yield None
     else:
-        raise ValueError(f"unknown cluster kind {kind!r}: expected local, slurm, threads or synchronous")
+        raise ValueError(
+            f"unknown cluster kind {kind!r}: expected local, slurm, threads, synchronous "
+            "or a scheduler address"
+        )
 
 
 def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:

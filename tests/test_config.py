@@ -8,6 +8,7 @@ import dask
 import pytest
 
 from sfrdask import config
+from sfrdask.cluster import cluster as sfrdask_cluster
 
 
 def test_defaults_are_in_dask_config():
@@ -79,3 +80,41 @@ def test_the_cli_refuses_a_bad_setting_with_one_line():
     p = subprocess.run([sys.executable, "-m", "sfrdask", "models"], env=env, capture_output=True, text=True)
     assert p.returncode == 2
     assert "unknown setting sfrdask.train.epochz" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_an_unreachable_scheduler_is_a_clear_error_not_a_hang():
+    import time
+
+    from sfrdask.errors import SfrdaskError
+
+    t0 = time.monotonic()
+    with (
+        dask.config.set({"sfrdask.cluster.connect-timeout": 2}),
+        pytest.raises(SfrdaskError, match=r"could not reach the Dask scheduler at tcp://127\.0\.0\.1:9"),
+        sfrdask_cluster("tcp://127.0.0.1:9"),
+    ):
+        pass
+    assert time.monotonic() - t0 < 15
+
+
+def test_a_task_whose_workers_keep_dying_ends_the_cli_with_one_line(tmp_path):
+    """What a walltime too short for a stage looks like to the scheduler: the task's worker dies,
+    again and again; Dask gives up after allowed-failures and the CLI says so in one line."""
+    code = (
+        "import os, sys, dask\n"
+        "from distributed import Client, LocalCluster\n"
+        "from sfrdask import cli\n"
+        "def die(): os._exit(1)\n"
+        "def cmd(args):\n"
+        "    with LocalCluster(n_workers=1, threads_per_worker=1) as lc, Client(lc) as c:\n"
+        "        c.submit(die, pure=False).result()\n"
+        "if __name__ == '__main__':\n"
+        "    dask.config.set({'distributed.scheduler.allowed-failures': 0})\n"
+        "    cli.cmd_models = cmd\n"
+        "    sys.exit(cli.main(['models']))\n"
+    )
+    script = tmp_path / "die.py"
+    script.write_text(code)
+    p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert "died 1 times" in p.stderr and "walltime" in p.stderr and "Traceback (most recent" not in p.stderr
