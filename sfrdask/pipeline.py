@@ -17,6 +17,7 @@ stopped. The run directory holds::
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -24,6 +25,7 @@ import logging
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -190,7 +192,17 @@ def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: boo
     return run
 
 
-def _run_stages(cfg, run, wanted, cmds, overrides, force, parser, cluster) -> None:
+def _run_stages(
+    cfg: dict[str, Any],
+    run: Path,
+    wanted: list[str],
+    cmds: dict[str, list[str]],
+    overrides: dict[str, Any],
+    force: bool,
+    parser: argparse.ArgumentParser,
+    cluster: Callable[..., Any],
+) -> None:
+    """Skip the stages whose digest matches their record; run the others on one cluster."""
     upstream = _digest([__version__, overrides, _input_fingerprint(cfg)])
     todo = []
     for stage in STAGES:
@@ -229,7 +241,16 @@ def _run_stages(cfg, run, wanted, cmds, overrides, force, parser, cluster) -> No
             with report:
                 args.func(args)
             dt = time.perf_counter() - t0
-            _atomic_json(record, {"stage": stage, "digest": digest, "argv": argv, "seconds": round(dt, 2),
-                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")})  # fmt: skip
+            finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            _atomic_json(
+                record,
+                {
+                    "stage": stage,
+                    "digest": digest,
+                    "argv": argv,
+                    "seconds": round(dt, 2),
+                    "finished": finished,
+                },
+            )
             log.info("%s finished in %.1f s", stage, dt)
             print(f"[{stage}] done in {dt:.1f} s", flush=True)
