@@ -128,6 +128,11 @@ def main() -> None:
     p.add_argument("--ddp-model", default="intermediate-fusion")
     p.add_argument("--ddp-zoom", type=int, default=0, help="image and spectrum zoom of the DDP measurement")
     p.add_argument("--ddp-epochs", type=int, default=2, help="epochs per DDP run (samples/s from epoch 2 on)")
+    p.add_argument(
+        "--unset-malloc-trim",
+        action="store_true",
+        help="leave MALLOC_TRIM_THRESHOLD_ unset in the workers (glibc's dynamic thresholds)",
+    )
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
     work = args.out / "train-work"
@@ -147,6 +152,10 @@ def main() -> None:
     if args.store is None:
         p.error("--store is required (or --quick)")
     parts = args.parts.split(",")
+    if args.unset_malloc_trim:
+        import dask
+
+        dask.config.set({"sfrdask.cluster.worker-env.MALLOC_TRIM_THRESHOLD_": None})
     res: dict = {"store": str(args.store)}
     if "accuracy" in parts:
         res["accuracy"] = bench_accuracy(args.store, work, models, 2, args.epochs, args.batch_size)

@@ -99,7 +99,9 @@ def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         k: cf.pop(k) for k in ("jobs", "adapt", "start-timeout", "dashboard-address", "shared-temp-directory")
     }
     kwargs = {k.replace("-", "_"): v for k, v in cf.items() if v is not None}
-    env = {k: str(v) for k, v in config.get("cluster.worker-env").items()}
+    env = {
+        k: v for k, v in config.get("cluster.worker-env").items() if v is not None
+    }  # None: LocalCluster only
     kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in env.items()), *cf["job-script-prologue"]]
     kwargs["scheduler_options"] = {"dashboard_address": own["dashboard-address"]}
     kwargs.setdefault("python", sys.executable)
@@ -162,11 +164,16 @@ def _worker_environ() -> Iterator[None]:
     Variables such as MALLOC_TRIM_THRESHOLD_ act only if set before a process starts, so they go
     through the nanny's pre-spawn environment; and because Dask lets a variable already in this
     process's environment win over its config (a previous cluster leaves one there), they are also
-    set here for the cluster's lifetime and restored afterwards.
+    set here for the cluster's lifetime and restored afterwards. A value of ``None`` leaves the
+    variable unset in the workers (e.g. glibc's own dynamic malloc thresholds).
     """
-    env = {k: str(v) for k, v in config.get("cluster.worker-env").items()}
+    env = {k: None if v is None else str(v) for k, v in config.get("cluster.worker-env").items()}
     saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
     try:
         with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}):
             yield

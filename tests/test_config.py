@@ -54,6 +54,14 @@ def test_local_cluster_workers_get_the_configured_environment(client):
     with cluster("local", n_workers=1) as client:
         env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert list(env.values()) == ["67108864"]
+    # None leaves the variable unset in the workers (glibc's dynamic thresholds), from process start
+    with (
+        dask.config.set({"sfrdask.cluster.worker-env.MALLOC_TRIM_THRESHOLD_": None}),
+        cluster("local", n_workers=1) as client,
+    ):
+        start_env = client.run(lambda: open(f"/proc/{os.getpid()}/environ", "rb").read())
+    assert b"MALLOC_TRIM_THRESHOLD_" not in next(iter(start_env.values()))
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536"  # this process's own value is restored
 
 
 def test_unknown_keys_and_wrong_types_are_refused_by_name():
