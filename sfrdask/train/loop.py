@@ -224,11 +224,12 @@ def fit_net(
     return result
 
 
-def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.device) -> dict[str, Any]:
-    """Test-split metrics (and validation, and kNN on an embedding when the model has one)."""
-    pred, rate = predict(model, data.test, device)
-    val_pred, _ = predict(model, data.validation, device)
-    out: dict[str, Any] = {
+def split_result(
+    spec: TrainSpec, data: SplitData, pred: np.ndarray, val_pred: np.ndarray, rate: float
+) -> dict[str, Any]:
+    """What every trained model reports: identity, test and validation metrics, split sizes and
+    the test predictions (networks and trees alike)."""
+    return {
         "model": spec.model,
         "image_zoom": spec.image_zoom,
         "spectrum_zoom": spec.spectrum_zoom,
@@ -245,6 +246,13 @@ def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.dev
         "test_true": data.test.y,
         "extra_rows": [],
     }
+
+
+def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.device) -> dict[str, Any]:
+    """Test-split metrics (and validation, and kNN on an embedding when the model has one)."""
+    pred, rate = predict(model, data.test, device)
+    val_pred, _ = predict(model, data.validation, device)
+    out = split_result(spec, data, pred, val_pred, rate)
     if hasattr(model, "embed"):
         from sklearn.neighbors import KNeighborsRegressor
 

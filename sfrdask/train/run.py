@@ -20,9 +20,9 @@ from sfrdask.models import get_model
 from sfrdask.models.trees import TreeArrays, fit_tree
 from sfrdask.train.checkpoint import CheckpointError, load_checkpoint
 from sfrdask.train.data import Normaliser
-from sfrdask.train.loop import _write_outputs, fit_net, pick_device, predict
+from sfrdask.train.loop import _write_outputs, fit_net, pick_device, predict, split_result
 from sfrdask.train.metrics import regression_metrics, update_results
-from sfrdask.train.spec import TrainSpec, as_matrix, load_splits, resolution
+from sfrdask.train.spec import TrainSpec, as_matrix, load_splits
 
 
 def train(
@@ -99,27 +99,16 @@ def fit_trees(spec: TrainSpec) -> dict[str, Any]:
     t2 = time.perf_counter()
     pred = trees.predict(x["test"])
     rate = len(data.test) / max(time.perf_counter() - t2, 1e-9)
-    result = {
-        "model": spec.model,
-        "image_zoom": spec.image_zoom,
-        "spectrum_zoom": spec.spectrum_zoom,
-        "target": spec.target,
-        **resolution(spec),
-        "metrics": regression_metrics(data.test.y, pred),
-        "val_metrics": regression_metrics(data.validation.y, trees.predict(x["validation"])),
-        "inference_samples_per_s": rate,
-        "train_samples_per_s": len(data.train) / max(fit_s, 1e-9),
-        "n_train": len(data.train),
-        "n_val": len(data.validation),
-        "n_test": len(data.test),
-        "test_objects": data.test.objects,
-        "test_pred": pred,
-        "test_true": data.test.y,
-        "epochs": None,
-        "ranks": 1,
-        "seconds": time.perf_counter() - t0,
-        "estimator": repr(est),
-    }
+    result = split_result(spec, data, pred, trees.predict(x["validation"]), rate)
+    result.update(
+        {
+            "train_samples_per_s": len(data.train) / max(fit_s, 1e-9),
+            "epochs": None,
+            "ranks": 1,
+            "seconds": time.perf_counter() - t0,
+            "estimator": repr(est),
+        }
+    )
     _write_outputs(spec, result)
     return result
 
