@@ -133,7 +133,8 @@ class Normaliser:
         """``sample``: raw inputs of (a sample of) the training objects; ``y``: all training targets."""
         st: dict[str, np.ndarray] = {"target_mean": np.mean(y), "target_std": np.std(y) or 1.0}
         for name, x in sample.items():
-            x = np.asarray(x, np.float64)
+            # images in float32: a 2,048-object sample at 64 px is 168 MB instead of 336 MB per copy
+            x = np.asarray(x, np.float32 if name == "image" else np.float64)
             if name == "image":
                 bands = np.moveaxis(x, 1, 0).reshape(x.shape[1], -1)
                 med = np.nanmedian(bands, axis=1, keepdims=True)
