@@ -30,6 +30,8 @@ import shutil
 import time
 from pathlib import Path
 
+import torch
+
 import sfrdask
 from sfrdask.models import list_models
 from sfrdask.train import TrainSpec, train
@@ -166,7 +168,7 @@ def main() -> None:
             args.store, work, args.ddp_model, args.ddp_zoom, args.ddp_epochs, args.batch_size
         )
     res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    res["torch_threads"] = int(__import__("torch").get_num_threads())
+    res["torch_threads"] = torch.get_num_threads()
     (args.out / "train.json").write_text(json.dumps(res, indent=2, default=float))
     if (work / "accuracy" / "results.md").exists():
         shutil.copy(work / "accuracy" / "results.md", args.out / "train_results.md")

@@ -16,9 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from sfrdask.models.base import Batch, SfrNet, mlp
-from sfrdask.models.image import ImageCNN
+from sfrdask.models.fusion import feature_branches
 from sfrdask.models.registry import register
-from sfrdask.models.spectrum import SpectrumMLP
 
 
 class ContrastiveNet(SfrNet):
@@ -32,9 +31,7 @@ class ContrastiveNet(SfrNet):
         dropout: float = 0.2,
     ):
         super().__init__()
-        self.image = ImageCNN(image_shape, dropout=0.0)
-        self.spectrum = SpectrumMLP(spectrum_shape, dropout=0.0)
-        del self.image.head, self.spectrum.head
+        self.image, self.spectrum = feature_branches(image_shape, spectrum_shape)
         self.proj_image = nn.Linear(64, dim)
         self.proj_spectrum = nn.Linear(64, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))

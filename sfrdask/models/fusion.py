@@ -23,15 +23,22 @@ class EarlyFusionNet(SfrNet):
         return self.net(torch.cat([batch["image_pca"], batch["spectrum_pca"]], dim=1)).squeeze(-1)
 
 
+def feature_branches(
+    image_shape: tuple[int, ...], spectrum_shape: tuple[int, ...]
+) -> tuple[ImageCNN, SpectrumMLP]:
+    """A CNN image branch and an MLP spectrum branch giving 64-d features (no heads, no dropout)."""
+    image, spectrum = ImageCNN(image_shape, dropout=0.0), SpectrumMLP(spectrum_shape, dropout=0.0)
+    del image.head, spectrum.head  # only the feature extractors are used
+    return image, spectrum
+
+
 class FusionNet(SfrNet):
     """Intermediate fusion: a CNN image branch and an MLP spectrum branch, their 64-d features
     concatenated and passed through fully connected fusion layers."""
 
     def __init__(self, image_shape: tuple[int, ...], spectrum_shape: tuple[int, ...], dropout: float = 0.3):
         super().__init__()
-        self.image = ImageCNN(image_shape, dropout=0.0)
-        self.spectrum = SpectrumMLP(spectrum_shape, dropout=0.0)
-        del self.image.head, self.spectrum.head  # only the feature extractors are used
+        self.image, self.spectrum = feature_branches(image_shape, spectrum_shape)
         self.fusion = mlp([128, 64, 32, 1], [dropout, dropout / 2])
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:

@@ -116,10 +116,10 @@ def input_sources(
     return out
 
 
-def split_objects(store: str | Path, split: str, target: str) -> np.ndarray:
-    """Selected objects of one split whose target is known."""
+def split_objects(store: str | Path, split: str, y: np.ndarray) -> np.ndarray:
+    """Selected objects of one split whose target ``y`` (one value per store object) is known."""
     idx = selected_objects(store, split)
-    return idx[np.isfinite(target_values(store, target)[idx])]
+    return idx[np.isfinite(y[idx])]
 
 
 class Normaliser:
@@ -214,6 +214,7 @@ class StoreDataset(Dataset):
         self.shapes = {name: tuple(a.shape[1:]) for name, a in self._arrays.items()}
         self.block_of, self.blocks = self._blocking()
         self._cache: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
+        self._cache_bytes = 0
 
     def _blocking(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Positions grouped by the store chunk (of the largest input) that holds them."""
@@ -257,11 +258,10 @@ class StoreDataset(Dataset):
         data = {n: norm.apply(n, x) for n, x in self.raw_block(k).items()}
         data["target"] = norm.target(self.y[self.blocks[k]])
         self._cache[k] = data
-        limit = self.cache_mb * 2**20
-        while (
-            len(self._cache) > 1 and sum(v.nbytes for d in self._cache.values() for v in d.values()) > limit
-        ):
-            self._cache.popitem(last=False)
+        self._cache_bytes += sum(v.nbytes for v in data.values())
+        while len(self._cache) > 1 and self._cache_bytes > self.cache_mb * 2**20:
+            _, old = self._cache.popitem(last=False)
+            self._cache_bytes -= sum(v.nbytes for v in old.values())
         return data
 
     def __getitems__(self, positions: list[int]) -> dict[str, torch.Tensor]:

@@ -119,9 +119,7 @@ def _save_trees(path: Path, trees: TreeArrays, spec: TrainSpec, shapes: dict, no
     trees.save(path, **meta, **{f"norm_{k}": v for k, v in norm.stats.items()})
 
 
-def evaluate(
-    run: str | Path, store: str | Path, split: str = "test", out: str | Path | None = None
-) -> dict[str, Any]:
+def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[str, Any]:
     """Score a trained model (a run directory, ``best.pt`` or ``model.npz``) on a store's split.
 
     The model is rebuilt from the registry and the saved weights (``weights_only``) or tree
@@ -149,7 +147,6 @@ def evaluate(
         image_zoom=identity["image_zoom"],
         spectrum_zoom=identity["spectrum_zoom"],
         target=identity["target"],
-        out=str(out or run.parent.parent.parent),
         progress=False,
     )
     data = load_splits(spec, normaliser=norm)

@@ -125,7 +125,7 @@ def load_splits(spec: TrainSpec, normaliser: Normaliser | None = None) -> SplitD
     y = target_values(spec.store, spec.target)
     sets = {}
     for s in SPLITS:
-        objs = split_objects(spec.store, s, spec.target)
+        objs = split_objects(spec.store, s, y)
         if objs.size < (2 if s == "train" else 1):
             raise SfrdaskError(
                 f"{spec.store}: the {s} split holds {objs.size} objects with a known {spec.target}"

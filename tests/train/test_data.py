@@ -24,8 +24,9 @@ from sfrdask.train.data import (
 
 def _dataset(store, split="train", inputs=("image", "spectrum"), image_zoom=3):
     src = input_sources(store, inputs, image_zoom, 3)
-    objs = split_objects(store, split, "AVG")
-    ds = StoreDataset(store, objs, src, target_values(store, "AVG")[objs])
+    y = target_values(store, "AVG")
+    objs = split_objects(store, split, y)
+    ds = StoreDataset(store, objs, src, y[objs])
     return ds
 
 
