@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import threading
 import time
 from pathlib import Path
 
 import h5py
-import psutil
+from common import PeakMemory, drop_page_cache, machine
 
 import sfrdask
 from sfrdask.io import layout as L
@@ -44,45 +41,6 @@ def raw_read(cube: Path, block: int = 256) -> tuple[int, float]:
             for a in range(0, ds.shape[0], block):
                 total += ds[a : a + block].nbytes
     return total, time.perf_counter() - t0
-
-
-class PeakMemory:
-    """Peak resident memory of this process and all its children (the Dask workers), sampled."""
-
-    def __init__(self, interval: float = 0.2):
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-
-    def _sample(self) -> None:
-        me = psutil.Process()
-        while not self._stop.is_set():
-            total = 0
-            for p in [me, *me.children(recursive=True)]:
-                try:
-                    total += p.memory_info().rss
-                except psutil.Error:
-                    pass
-            self.peak = max(self.peak, total)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def drop_page_cache() -> bool:
-    """Empty the OS page cache so reads come from disk, as they do for a cube larger than RAM
-    (needs root on Linux; returns False where not allowed)."""
-    try:
-        os.sync()
-        Path("/proc/sys/vm/drop_caches").write_text("3\n")
-        return True
-    except OSError:
-        return False
 
 
 def main() -> None:
@@ -139,7 +97,7 @@ def main() -> None:
         "ingest_over_raw_warm": round(t_raw_warm / t_ingest, 3),
         "ingest_peak_rss_mb": round(mem_ingest.peak / 2**20),
         "store_mb": round(store_bytes / 2**20, 1),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
     }
     (args.out / "ingest.json").write_text(json.dumps(res, indent=2))
     rows = "\n".join(f"| {k} | {v} |" for k, v in res.items())

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import sys
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from ingest import PeakMemory
+from common import PeakMemory, machine
 
 import sfrdask
 from sfrdask.preprocess import deblend_cutouts, deblend_store, fit_pca_store, select_objects
@@ -54,28 +52,34 @@ def make(work: Path, n: int, seed: int, image_zooms=(0, 1, 2, 3), spectrum_zooms
     return store
 
 
+def deblend_speed(store: Path, z: int, workers: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """The Dask stage against a bare sep loop on the same selected cutouts at zoom ``z``."""
+    deblend_store(store, z, strategy="mask")  # warm-up
+    ids = selected_objects_of(store)  # the same cutouts for both, the selection only
+    images = sfrdask.open_store(store, image_zoom=z, spectrum_zoom=None).image.values[ids]
+    t0 = time.perf_counter()
+    deblend_cutouts(images, ids, strategy="mask", zoom=z)
+    t_loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    deblend_store(store, z, strategy="mask")
+    t_dask = time.perf_counter() - t0
+    row = {
+        "zoom": z,
+        "px": images.shape[-1],
+        "cutouts": len(ids),
+        "bare_loop_per_s": round(len(ids) / t_loop, 1),
+        "dask_per_s": round(len(ids) / t_dask, 1),
+        "speedup": round(t_loop / t_dask, 2),
+        "workers": workers,
+    }
+    return row, images, ids
+
+
 def bench_deblend(store: Path, survey: Path, workers: int) -> list[dict]:
     select_objects(store)
     rows = []
     for z in (0, 1, 2, 3):
-        deblend_store(store, z, strategy="mask")  # warm-up
-        ids = selected_objects_of(store)  # the same cutouts for both, the selection only
-        images = sfrdask.open_store(store, image_zoom=z, spectrum_zoom=None).image.values[ids]
-        t0 = time.perf_counter()
-        deblend_cutouts(images, ids, strategy="mask", zoom=z)
-        t_loop = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        deblend_store(store, z, strategy="mask")
-        t_dask = time.perf_counter() - t0
-        row = {
-            "zoom": z,
-            "px": images.shape[-1],
-            "cutouts": len(ids),
-            "bare_loop_per_s": round(len(ids) / t_loop, 1),
-            "dask_per_s": round(len(ids) / t_dask, 1),
-            "speedup": round(t_loop / t_dask, 2),
-            "workers": workers,
-        }
+        row, images, ids = deblend_speed(store, z, workers)
         sub = slice(0, 800)  # scoring re-renders noise-free models: a fixed subset is plenty
         tgt, nb = truth_models(survey, ids[sub], z)
         for strategy in ("none", "crop", "mask", "noise"):
@@ -172,7 +176,7 @@ def main() -> None:
             res["memory"] = bench_memory(work, [int(s) for s in args.memory_sizes.split(",")], args.seed + 1)
             m = res["memory"]
             res["memory_ratio"] = round(m[-1]["peak_mb"] / m[0]["peak_mb"], 2)
-    res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    res["machine"] = machine()
     (args.out / "preprocess.json").write_text(json.dumps(res, indent=2))
     print(json.dumps({k: v for k, v in res.items() if k != "deblend"}, indent=2))
     shutil.rmtree(work)

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
 import time
 from pathlib import Path
 
 import torch
+from common import machine
 
 import sfrdask
 from sfrdask.models import list_models
@@ -167,7 +166,7 @@ def main() -> None:
         res["ddp"] = bench_ddp(
             args.store, work, args.ddp_model, args.ddp_zoom, args.ddp_epochs, args.batch_size
         )
-    res["machine"] = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    res["machine"] = machine()
     res["torch_threads"] = torch.get_num_threads()
     (args.out / "train.json").write_text(json.dumps(res, indent=2, default=float))
     if (work / "accuracy" / "results.md").exists():

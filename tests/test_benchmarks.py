@@ -48,3 +48,24 @@ def test_train_benchmark_quick(tmp_path):
 def test_ddp_ceiling_benchmark_quick(tmp_path):
     res = _quick("ddp_ceiling", tmp_path)
     assert res["one_process_samples_per_s"] > 0 and res["two_ranks_samples_per_s"] > 0
+
+
+def test_stages_benchmark_quick(tmp_path):
+    res = _quick("stages", tmp_path)
+    assert [r["stage"].split(" ")[0] for r in res["table"]] == [
+        "ingest",
+        "deblend",
+        "incremental",
+        "incremental",
+        "DDP",
+    ]
+    assert all(r["ratio"] > 0 for r in res["table"])
+    assert (tmp_path / "stages.md").exists() and not (tmp_path / "stages-work").exists()
+
+
+def test_scaling_benchmark_quick(tmp_path):
+    res = _quick("scaling", tmp_path)
+    assert [r["objects"] for r in res["rows"]] == [48, 96]
+    assert all(r[s]["seconds"] > 0 and r[s]["peak_mb"] > 0 for r in res["rows"] for s in ("generate", "pca"))
+    assert set(res["fits"]) == {"generate", "ingest", "filter", "deblend", "pca", "total"}
+    assert (tmp_path / "scaling.png").stat().st_size > 0
