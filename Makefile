@@ -36,6 +36,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output --parts accuracy,throughput
 	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output/ddp --parts ddp
 	$(BIN)/python benchmarks/ddp_ceiling.py --zoom 0 --batch 64 --out bench-output
+	$(BIN)/python benchmarks/stages.py --out bench-output
+	$(BIN)/python benchmarks/scaling.py --out bench-output
+	$(BIN)/python benchmarks/resolution_study.py --objects 8000 --seed 42 --epochs 15 --out bench-output/resolution
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) bench-output

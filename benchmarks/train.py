@@ -32,7 +32,7 @@ import torch
 from common import machine
 
 import sfrdask
-from sfrdask.models import list_models
+from sfrdask.models import get_model, list_models
 from sfrdask.train import TrainSpec, train
 from sfrdask.train.ddp import train_ddp
 from sfrdask.train.loop import fit_net
@@ -60,7 +60,8 @@ def bench_accuracy(store: Path, out: Path, models: list[str], zoom: int, epochs:
         cand = [r for r in rows if r["model"] in names]
         if cand:
             best[kind] = min(cand, key=lambda r: r["mse"])
-    fused = [r for r in rows if r["model"] not in SINGLE["image"] + SINGLE["spectrum"]]
+    fused = [r for r in rows if r["model"] not in SINGLE["image"] + SINGLE["spectrum"]
+             and not r["model"].startswith("physics-")]  # fmt: skip
     if fused:
         best["fusion"] = min(fused, key=lambda r: r["mse"])
     return {"zoom": zoom, "rows": rows, "best": best}
@@ -140,7 +141,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     models = args.models.split(",") if args.models else [m.name for m in list_models()]
-    nets = [m for m in models if not m.startswith(("tree-", "gbt-"))]
+    nets = [m for m in models if get_model(m).family == "net"]
     zooms = [0, 2]
     if args.quick:
         import dask

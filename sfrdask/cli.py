@@ -144,6 +144,25 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build_cube(args: argparse.Namespace) -> int:
+    from sfrdask.io.fits import build_cube
+
+    t0 = time.perf_counter()
+    with _stage_cluster(args):
+        r = build_cube(args.frames, args.spectra, args.out, match_arcsec=args.match_arcsec, batch=args.batch,
+                       overwrite=args.overwrite)  # fmt: skip
+    f, s, t = r["frames"], r["spectra"], r["targets"]
+    print(f"frames: {f['usable']} of {f['found']} usable; spectra: {s['usable']} of {s['found']} usable")
+    for path, why in {**f["rejected"], **s["rejected"]}.items():
+        print(f"  rejected {path}: {why}")
+    print(
+        f"targets: {t['found']} found, {t['written']} written, "
+        f"{t['outside_every_frame']} outside every frame, {t['missing_bands']} without all five bands"
+    )
+    print(f"wrote {args.out} and {args.out}.build.json in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def cmd_plot_labels(args: argparse.Namespace) -> int:
     from sfrdask.io.catalog import resolve_label
     from sfrdask.io.store import open_store
@@ -412,6 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true")
     s.add_argument("--cluster", choices=clusters, default=None)
     s.set_defaults(func=cmd_ingest)
+
+    s = sub.add_parser("build-cube", help="build a HiSS-Cube file from SDSS frame and spectrum FITS files")
+    s.add_argument("--frames", type=Path, required=True, help="directory of frame-*.fits[.bz2]")
+    s.add_argument("--spectra", type=Path, required=True, help="directory of spec-PLATE-MJD-FIBER.fits")
+    s.add_argument("--out", type=Path, required=True, help="the HiSS-Cube file to write")
+    s.add_argument("--match-arcsec", type=float, default=3.0, help="spectra this close are one target")
+    s.add_argument("--batch", type=int, default=256, help="targets extracted per batch (bounds memory)")
+    s.add_argument("--overwrite", action="store_true")
+    s.add_argument("--cluster", choices=clusters, default=None)
+    s.set_defaults(func=cmd_build_cube)
 
     s = sub.add_parser("plot-labels", help="plot the label distribution of a store (PNG)")
     s.add_argument("store", type=Path)

@@ -69,3 +69,32 @@ def test_scaling_benchmark_quick(tmp_path):
     assert all(r[s]["seconds"] > 0 and r[s]["peak_mb"] > 0 for r in res["rows"] for s in ("generate", "pca"))
     assert set(res["fits"]) == {"generate", "ingest", "filter", "deblend", "pca", "total"}
     assert (tmp_path / "scaling.png").stat().st_size > 0
+
+
+def test_resolution_study_quick(tmp_path):
+    """2 x 2 levels, tree family + early fusion: every model at every level pair it reads."""
+    subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "resolution_study.py"), "--quick", "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    res = json.loads((tmp_path / "study.json").read_text())
+    got = {(r["model"], r["image_zoom"], r["spectrum_zoom"]) for r in res["rows"]}
+    want = {("tree-image", z, None) for z in (2, 3)} | {("tree-spectrum", None, z) for z in (2, 3)}
+    want |= {(m, i, s) for m in ("tree-both", "early-fusion") for i in (2, 3) for s in (2, 3)}
+    assert got == want
+    assert all(np.isfinite(r["r2"]) and r["end_to_end_objects_per_s"] > 0 for r in res["rows"])
+    assert {"read/image/2", "deblend/image/3", "pca/spectrum/2", "filter"} <= set(res["stages"])
+    for png in ("r2_heatmap.png", "pareto.png"):
+        assert (tmp_path / png).stat().st_size > 0
+    assert not (tmp_path / "work").exists()
+
+
+def test_pareto_front_keeps_only_undominated_points():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from resolution_study import pareto_front
+
+    x = np.array([1.0, 2.0, 3.0, 2.5, 0.5, 2.0])
+    y = np.array([0.9, 0.8, 0.5, 0.4, 0.95, 0.7])
+    assert pareto_front(x, y).tolist() == [4, 0, 1, 2]

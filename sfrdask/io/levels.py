@@ -51,6 +51,27 @@ def float_compress(x: np.ndarray, mantissa_bits: int = 9) -> np.ndarray:
     return a
 
 
+def nmgy_to_stored(band: str) -> float:
+    """Factor from SDSS nanomaggies to the HiSS-Cube image unit (erg s^-1 cm^-2 A^-1 per fibre area)."""
+    return 3.631e-6 * 2.99792458e-5 / BAND_MIDPOINTS[band] ** 2 * 78.5
+
+
+def combine_ivw(fluxes: list[np.ndarray], errors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-variance weighted mean of several observations, in float64 (as HiSS-Cube does);
+    NaN where no observation has a finite value and error."""
+    f = np.stack(fluxes).astype(np.float64)
+    e = np.stack(errors).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(np.isfinite(f) & (e > 0), 1.0 / e**2, 0.0)
+        wsum = w.sum(axis=0)
+        mean = (np.where(w > 0, f, 0.0) * w).sum(axis=0) / wsum
+        sig = np.sqrt(1.0 / wsum)
+    bad = wsum == 0
+    mean[bad] = np.nan
+    sig[bad] = np.nan
+    return mean, sig
+
+
 def wavelength_grid(zoom: int) -> np.ndarray:
     """The exact (float64) wavelength grid of a spectrum zoom level, in Angstrom."""
     return np.linspace(WL_MIN, WL_MAX, spectrum_samples(zoom))

@@ -4,7 +4,7 @@
 >>> [m.name for m in list_models()][:3]  # doctest: +SKIP
 """
 
-from sfrdask.models import contrastive, fusion, image, spectrum, trees  # noqa: F401  (registration)
+from sfrdask.models import contrastive, fusion, image, physics, spectrum, trees  # noqa: F401  (registration)
 from sfrdask.models.base import SfrNet
 from sfrdask.models.registry import INPUTS, ModelError, ModelSpec, get_model, list_models, register
 

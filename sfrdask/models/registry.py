@@ -8,8 +8,9 @@ it declares to that input's per-object shape::
     image_pca      (k,)          PCA features of the images  (group pca/image/{zoom})
     spectrum_pca   (k,)          PCA features of the spectra (group pca/spectrum/{zoom})
 
-``family`` is ``"tree"`` (scikit-learn estimators on PCA features) or ``"net"`` (torch modules
-following :class:`sfrdask.models.base.SfrNet`).
+``family`` is ``"tree"`` (scikit-learn estimators on PCA features), ``"net"`` (torch modules
+following :class:`sfrdask.models.base.SfrNet`) or ``"physics"`` (estimates from first principles,
+no training: :mod:`sfrdask.models.physics`).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def register(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: add a builder to the registry under ``name``."""
     bad = [i for i in inputs if i not in INPUTS]
-    if bad or family not in ("tree", "net"):
+    if bad or family not in ("tree", "net", "physics"):
         raise ValueError(f"model {name!r}: unknown inputs {bad} or family {family!r}")
 
     def deco(build: Callable[..., Any]) -> Callable[..., Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sfrdask.io.levels import BAND_MIDPOINTS, BANDS, CUTOUT_SIZE
+from sfrdask.io.levels import BANDS, CUTOUT_SIZE, nmgy_to_stored
 from sfrdask.synth.population import sersic_b, sersic_enclosed
 
 PIXEL = 0.396  # arcsec
@@ -20,11 +20,6 @@ MARGIN = 16  # output pixels rendered on each side beyond the cutout
 DEPTH_5SIGMA = {"u": 22.0, "g": 22.2, "r": 22.2, "i": 21.3, "z": 20.5}
 SEEING_SCALE = {"u": 1.12, "g": 1.06, "r": 1.0, "i": 0.95, "z": 0.95}  # FWHM relative to r
 GAIN_TERM = 1.0e-3  # nanomaggy variance per nanomaggy of source flux (NMGY / gain)
-
-
-def nmgy_to_stored(band: str) -> float:
-    """Factor from nanomaggies to the HiSS-Cube image unit (erg s^-1 cm^-2 A^-1 per fibre area)."""
-    return 3.631e-6 * 2.99792458e-5 / BAND_MIDPOINTS[band] ** 2 * 78.5
 
 
 def sky_sigma_nmgy(band: str, seeing_fwhm: float | np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erf
 
-from sfrdask.io.levels import BAND_MIDPOINTS, wavelength_grid
+from sfrdask.io.levels import BAND_MIDPOINTS, combine_ivw, wavelength_grid
 from sfrdask.synth.cosmology import luminosity_distance_cm
 from sfrdask.synth.population import KENNICUTT
 
@@ -181,21 +181,6 @@ def observe(rng: np.random.Generator, model: np.ndarray, wl: np.ndarray) -> tupl
             flux[i, a:b] = np.nan
             err[i, a:b] = np.nan
     return flux, err
-
-
-def combine_ivw(fluxes: list[np.ndarray], errors: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-variance weighted mean of several observations, in float64 (as HiSS-Cube does)."""
-    f = np.stack(fluxes).astype(np.float64)
-    e = np.stack(errors).astype(np.float64)
-    w = 1.0 / e**2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        wsum = np.nansum(w, axis=0)
-        mean = np.nansum(f * w, axis=0) / wsum
-        sig = np.sqrt(1.0 / wsum)
-    bad = wsum == 0
-    mean[bad] = np.nan
-    sig[bad] = np.nan
-    return mean, sig
 
 
 def render_spectra(

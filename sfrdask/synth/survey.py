@@ -23,7 +23,7 @@ from sfrdask import __version__, config
 from sfrdask.cluster import map_ordered
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
-from sfrdask.io.levels import BANDS, all_image_levels, all_spectrum_levels
+from sfrdask.io.levels import BANDS, all_image_levels, all_spectrum_levels, nmgy_to_stored
 from sfrdask.synth import images as img
 from sfrdask.synth.population import (
     FIBRE_RADIUS,
@@ -264,9 +264,7 @@ def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, 
 
 def _stored_fluxes(mag: np.ndarray) -> dict[str, np.ndarray]:
     """Total fluxes in the stored image unit, per band, from ugriz magnitudes ``(..., 5)``."""
-    return {
-        f"flux_{b}": 10 ** (-0.4 * (mag[..., k] - 22.5)) * img.nmgy_to_stored(b) for k, b in enumerate(BANDS)
-    }
+    return {f"flux_{b}": 10 ** (-0.4 * (mag[..., k] - 22.5)) * nmgy_to_stored(b) for k, b in enumerate(BANDS)}
 
 
 def _chunk_tables(plan: dict[str, Any], radec: np.ndarray, obj0: int) -> dict[str, pd.DataFrame]:

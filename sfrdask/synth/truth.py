@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sfrdask.io.levels import BANDS, all_image_levels
-from sfrdask.synth.images import model_cutout, nmgy_to_stored
+from sfrdask.io.levels import BANDS, all_image_levels, nmgy_to_stored
+from sfrdask.synth.images import model_cutout
 
 MORPH = ("point", "re_arcsec", "sersic", "ba", "pa")
 

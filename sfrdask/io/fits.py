@@ -1,0 +1,519 @@
+"""Build a HiSS-Cube file (DATASET layout) from SDSS frame and spectrum FITS files, on Dask.
+
+>>> from sfrdask.io.fits import build_cube
+>>> report = build_cube("frames/", "spectra/", "cube.h5")  # doctest: +SKIP
+>>> report["targets"]["written"]                            # doctest: +SKIP
+
+What it does, following ``docs/formats.md``:
+
+1. *Scan* every frame (``frame-*.fits[.bz2]``: band, WCS, data readable) and every spectrum
+   (``spec-PLATE-MJD-FIBER.fits``, SDSS-I/II and BOSS: PLUG_RA/PLUG_DEC, redshift, class) in
+   parallel. Unreadable or truncated files, frames without a WCS and unknown bands are counted and
+   named in the report, not fatal.
+2. *Group* spectra whose plug positions lie within ``match_arcsec`` into targets (repeat
+   observations of one object), and find for each target the frames holding a whole 64 x 64
+   cutout around it. A target is kept only when all five bands have one; the others are counted
+   (outside every frame, or missing bands).
+3. *Extract* in batches of targets: one task per frame reads it once and cuts out every target of
+   the batch it covers; one task per spectrum rebins it. Frame flux (nanomaggies) gets its errors
+   from the calibration vector, the sky and the CCD gain / dark variance, then the HiSS-Cube unit;
+   spectra are rebinned flux-conserving onto the 4620-sample grid. Epochs of a band and spectra of
+   a target are combined by inverse-variance weighting; the lower zoom levels follow.
+4. *Write* with the same writer as the synthetic survey, to a temporary file renamed when complete,
+   plus ``CUBE.build.json`` (the report).
+Memory is bounded by the batch: frames are read inside tasks and only cutouts come back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+from scipy import ndimage, sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from sfrdask.cluster import map_ordered
+from sfrdask.errors import SfrdaskError
+from sfrdask.io.hisscube_write import HissCubeWriter
+from sfrdask.io.levels import (
+    BANDS,
+    CUTOUT_SIZE,
+    all_image_levels,
+    all_spectrum_levels,
+    combine_ivw,
+    nmgy_to_stored,
+    wavelength_grid,
+)
+
+FRAME_RE = re.compile(r"^frame-([ugriz])-(\d{6})-(\d)-(\d{4})\.fits(\.bz2)?$")
+SPEC_RE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits$")
+SPECTRUM_UNIT = 1e-17  # erg s^-1 cm^-2 A^-1 per unit of an SDSS spectrum file
+WCS_KEYS = ("CTYPE1", "CTYPE2", "CRPIX1", "CRPIX2", "CRVAL1", "CRVAL2", "CD1_1", "CD1_2", "CD2_1", "CD2_2")
+
+# SDSS CCD gain (e-/DN) and dark variance (DN^2) per camera column and band (SDSS frame data model).
+# Entries given as (before, after, run) changed at that run.
+_GAIN = {
+    1: {"u": 1.62, "g": 3.32, "r": 4.71, "i": 5.165, "z": 4.745},
+    2: {"u": (1.595, 1.825, 1100), "g": 3.855, "r": 4.6, "i": 6.565, "z": 5.155},
+    3: {"u": 1.59, "g": 3.845, "r": 4.72, "i": 4.86, "z": 4.885},
+    4: {"u": 1.6, "g": 3.995, "r": 4.76, "i": 4.885, "z": 4.775},
+    5: {"u": 1.47, "g": 4.05, "r": 4.725, "i": 4.64, "z": 3.48},
+    6: {"u": 2.17, "g": 4.035, "r": 4.895, "i": 4.76, "z": 4.69},
+}
+_DARK_VARIANCE = {
+    1: {"u": 9.61, "g": 15.6025, "r": 1.8225, "i": 7.84, "z": 0.81},
+    2: {"u": 12.6025, "g": 1.44, "r": 1.0, "i": (5.76, 6.25, 1500), "z": 1.0},
+    3: {"u": 8.7025, "g": 1.3225, "r": 1.3225, "i": 4.6225, "z": 1.0},
+    4: {"u": 12.6025, "g": 1.96, "r": 1.3225, "i": (6.25, 7.5625, 1500), "z": (9.61, 12.6025, 1500)},
+    5: {"u": 9.3025, "g": 1.1025, "r": 0.81, "i": 7.84, "z": (1.8225, 2.1025, 1500)},
+    6: {"u": 7.0225, "g": 1.8225, "r": 0.9025, "i": 5.0625, "z": 1.21},
+}
+
+
+class FitsError(SfrdaskError, ValueError):
+    """A FITS frame or spectrum cannot be used: unreadable, truncated, no WCS, unknown band."""
+
+
+def ccd_constant(table: dict, camcol: int, band: str, run: int) -> float:
+    """Gain or dark variance of one SDSS CCD (``table`` is ``_GAIN`` or ``_DARK_VARIANCE``)."""
+    v = table[camcol][band]
+    if isinstance(v, tuple):
+        before, after, from_run = v
+        return after if run > from_run else before
+    return v
+
+
+def header_dict(header: Any) -> dict[str, Any]:
+    """A FITS header as the JSON-able dict HiSS-Cube stores (COMMENT/HISTORY/blank cards dropped)."""
+    out = {}
+    for k, v in header.items():
+        if k in ("COMMENT", "HISTORY", "") or k in out:
+            continue
+        if isinstance(v, bool | int | float | str):
+            out[k] = v if not (isinstance(v, float) and not np.isfinite(v)) else str(v)
+        else:
+            out[k] = str(v)
+    return out
+
+
+def _open(path: Path) -> Any:
+    from astropy.io import fits
+
+    try:
+        return fits.open(path, memmap=False)
+    except Exception as e:  # astropy raises OSError, ValueError, EOFError, ... for broken files
+        raise FitsError(f"{path}: not a readable FITS file ({type(e).__name__}: {e})") from e
+
+
+# -- frames --------------------------------------------------------------------------------------
+def read_frame(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Flux and 1-sigma error (both nanomaggies, float32) and the primary header of an SDSS frame.
+
+    Error per pixel, as the SDSS data model prescribes: the flux is turned back into counts with
+    the calibration vector (HDU 1) plus the sky (HDU 2, bilinearly interpolated onto the pixels),
+    ``dn_err = sqrt(dn / gain + dark_variance)``, then calibrated back.
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        try:
+            header = header_dict(hdul[0].header)
+            img = np.asarray(hdul[0].data, dtype=np.float64)
+            calib = np.asarray(hdul[1].data, dtype=np.float64)
+            sky = hdul[2].data
+            allsky = np.asarray(sky["ALLSKY"][0], dtype=np.float64)
+            xi = np.asarray(sky["XINTERP"][0], dtype=np.float64)
+            yi = np.asarray(sky["YINTERP"][0], dtype=np.float64)
+        except Exception as e:
+            raise FitsError(f"{path}: truncated or not an SDSS frame ({type(e).__name__}: {e})") from e
+    band, camcol, run = _frame_identity(path, header)
+    if (
+        img.ndim != 2
+        or calib.shape != (img.shape[1],)
+        or yi.shape != (img.shape[0],)
+        or xi.shape != (img.shape[1],)
+    ):
+        raise FitsError(
+            f"{path}: frame of shape {img.shape} does not match its calibration vector {calib.shape} "
+            f"or sky grid ({yi.shape}, {xi.shape})"
+        )
+    simg = ndimage.map_coordinates(allsky, np.meshgrid(yi, xi, indexing="ij"), order=1, mode="nearest")
+    dn = img / calib[None, :] + simg
+    dn_err = np.sqrt(np.maximum(dn, 0) / ccd_constant(_GAIN, camcol, band, run)
+                     + ccd_constant(_DARK_VARIANCE, camcol, band, run))  # fmt: skip
+    return img.astype(np.float32), (dn_err * calib[None, :]).astype(np.float32), header
+
+
+def _frame_identity(path: Path, header: dict[str, Any]) -> tuple[str, int, int]:
+    band = str(header.get("FILTER", "")).strip().lower()
+    if band not in BANDS:
+        raise FitsError(f"{path}: FILTER {header.get('FILTER')!r} is not one of u, g, r, i, z")
+    m = FRAME_RE.match(path.name)
+    camcol = int(header.get("CAMCOL", m.group(3) if m else 0))
+    run = int(header.get("RUN", m.group(2) if m else 0))
+    if camcol not in _GAIN:
+        raise FitsError(f"{path}: CAMCOL {camcol} is not an SDSS camera column (1-6)")
+    return band, camcol, run
+
+
+def frame_wcs(header: dict[str, Any], path: str | Path = "frame") -> Any:
+    """The celestial WCS of a frame header; FitsError when its WCS keys are missing."""
+    from astropy.wcs import WCS
+
+    missing = [k for k in WCS_KEYS if k not in header]
+    if missing:
+        raise FitsError(f"{path}: no WCS (missing {', '.join(missing)})")
+    return WCS({k: header[k] for k in (*WCS_KEYS, "NAXIS1", "NAXIS2") if k in header}, naxis=2)
+
+
+def scan_frame(path: str | Path) -> dict[str, Any]:
+    """What the planner needs from a frame (band, header, shape), or why it cannot be used."""
+    path = Path(path)
+    try:
+        img, _, header = read_frame(path)
+        frame_wcs(header, path)
+        band = str(header["FILTER"]).strip().lower()
+    except FitsError as e:
+        return {"path": str(path), "ok": False, "reason": str(e)}
+    return {"path": str(path), "ok": True, "band": band, "header": header, "shape": img.shape}
+
+
+def cutout_origin(
+    wcs: Any, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lower-left pixel (x0, y0) of the 64 x 64 cutout centred on each position, and whether the
+    whole cutout lies inside a frame of ``shape`` (ny, nx)."""
+    x, y = wcs.world_to_pixel_values(np.asarray(ra, float), np.asarray(dec, float))
+    half = CUTOUT_SIZE // 2
+    x0 = np.floor(np.asarray(x) + 0.5).astype(np.int64) - half
+    y0 = np.floor(np.asarray(y) + 0.5).astype(np.int64) - half
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + CUTOUT_SIZE <= shape[1]) & (y0 + CUTOUT_SIZE <= shape[0])
+    return x0, y0, inside & np.isfinite(x) & np.isfinite(y)
+
+
+def frame_cutouts(
+    task: tuple[str, list[tuple[int, float, float]]],
+) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
+    """Read one frame and cut out every (target, ra, dec) of ``task``: (target, band, data, errors)
+    in the HiSS-Cube unit (erg s^-1 cm^-2 A^-1 per fibre area). Runs on a worker."""
+    path, targets = task
+    img, err, header = read_frame(path)
+    band = str(header["FILTER"]).strip().lower()
+    t = np.array([x[0] for x in targets])
+    x0, y0, inside = cutout_origin(
+        frame_wcs(header, path), [x[1] for x in targets], [x[2] for x in targets], img.shape
+    )
+    scale = np.float32(nmgy_to_stored(band))
+    out = []
+    for k in np.flatnonzero(inside):
+        sl = np.s_[y0[k] : y0[k] + CUTOUT_SIZE, x0[k] : x0[k] + CUTOUT_SIZE]
+        out.append((int(t[k]), band, img[sl] * scale, err[sl] * scale))
+    return out
+
+
+# -- spectra -------------------------------------------------------------------------------------
+def _column(table: Any, name: str, path: Path) -> np.ndarray:
+    for c in table.columns.names:
+        if c.lower() == name:
+            return np.asarray(table[c], dtype=np.float64)
+    raise FitsError(f"{path}: HDU 1 has no column {name!r} (columns: {table.columns.names})")
+
+
+def scan_spectrum(path: str | Path) -> dict[str, Any]:
+    """Identity, plug position, redshift and class of a spectrum file, or why it cannot be used."""
+    path = Path(path)
+    try:
+        with _open(path) as hdul:
+            try:
+                header = header_dict(hdul[0].header)
+                n = len(hdul[1].data)
+                loglam = _column(hdul[1].data, "loglam", path)
+                info = hdul[2].data if len(hdul) > 2 else None
+                z = float(info["Z"][0]) if info is not None and "Z" in info.columns.names else np.nan
+                cls = (
+                    str(info["CLASS"][0]).strip()
+                    if info is not None and "CLASS" in info.columns.names
+                    else ""
+                )
+            except FitsError:
+                raise
+            except Exception as e:
+                raise FitsError(f"{path}: truncated or not an SDSS spectrum ({type(e).__name__}: {e})") from e
+        missing = [k for k in ("PLUG_RA", "PLUG_DEC", "PLATEID", "MJD", "FIBERID") if k not in header]
+        if missing or n < 2 or not np.all(np.isfinite(loglam)):
+            raise FitsError(f"{path}: not an SDSS spectrum (missing {missing or 'a valid loglam column'})")
+    except FitsError as e:
+        return {"path": str(path), "ok": False, "reason": str(e)}
+    header.update(Z=z, CLASS=cls)  # from HDU 2, so the cube carries them for readers without catalogues
+    return {"path": str(path), "ok": True, "header": header, "ra": float(header["PLUG_RA"]),
+            "dec": float(header["PLUG_DEC"]), "z": z, "class": cls}  # fmt: skip
+
+
+def _edges(centres: np.ndarray) -> np.ndarray:
+    mid = 0.5 * (centres[1:] + centres[:-1])
+    return np.concatenate([[2 * centres[0] - mid[0]], mid, [2 * centres[-1] - mid[-1]]])
+
+
+def rebin_matrix(in_edges: np.ndarray, out_edges: np.ndarray) -> sparse.csr_matrix:
+    """W with ``W[j, i]`` = share of output bin j covered by input bin i (length / output width):
+    ``W @ f`` is the flux-conserving rebinned flux density, ``W**2 @ var`` its variance."""
+    cuts = np.unique(np.concatenate([in_edges, out_edges]))
+    mids = 0.5 * (cuts[1:] + cuts[:-1])
+    i = np.searchsorted(in_edges, mids) - 1
+    j = np.searchsorted(out_edges, mids) - 1
+    ok = (i >= 0) & (i < in_edges.size - 1) & (j >= 0) & (j < out_edges.size - 1)
+    w = np.diff(cuts)[ok] / np.diff(out_edges)[j[ok]]
+    return sparse.csr_matrix((w, (j[ok], i[ok])), shape=(out_edges.size - 1, in_edges.size - 1))
+
+
+def rebin_spectrum(
+    wl: np.ndarray, flux: np.ndarray, err: np.ndarray, out_wl: np.ndarray, min_coverage: float = 0.5
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flux-conserving rebinning of a flux density (and its errors) onto ``out_wl``.
+
+    Bad input pixels (non-finite flux or error) do not contribute; an output bin covered less than
+    ``min_coverage`` by good pixels, or outside the input range, is NaN.
+    """
+    good = np.isfinite(flux) & np.isfinite(err)
+    w = rebin_matrix(_edges(wl), _edges(out_wl))
+    cover = w @ good.astype(np.float64)
+    f = w @ np.where(good, flux, 0.0)
+    var = (w.multiply(w)) @ np.where(good, err, 0.0) ** 2
+    with np.errstate(invalid="ignore", divide="ignore"):
+        keep = cover >= min_coverage
+        return np.where(keep, f / cover, np.nan), np.where(keep, np.sqrt(var) / cover, np.nan)
+
+
+def read_spectrum(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """Flux and error of a spectrum file on the 4620-sample grid, erg s^-1 cm^-2 A^-1 (float64).
+
+    ``flux x 1e-17``; error ``1 / sqrt(ivar) x 1e-17``, NaN (flux too) where ivar = 0.
+    """
+    path = Path(path)
+    with _open(path) as hdul:
+        try:
+            t = hdul[1].data
+            loglam, flux, ivar = (_column(t, c, path) for c in ("loglam", "flux", "ivar"))
+        except FitsError:
+            raise
+        except Exception as e:
+            raise FitsError(f"{path}: truncated or not an SDSS spectrum ({type(e).__name__}: {e})") from e
+    with np.errstate(divide="ignore", invalid="ignore"):
+        err = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.nan)
+    flux = np.where(ivar > 0, flux, np.nan)
+    return rebin_spectrum(10**loglam, flux * SPECTRUM_UNIT, err * SPECTRUM_UNIT, wavelength_grid(0))
+
+
+# -- planning --------------------------------------------------------------------------------------
+def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    ra, dec = np.radians(ra), np.radians(dec)
+    return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], -1)
+
+
+def group_targets(ra: Sequence[float], dec: Sequence[float], match_arcsec: float = 3.0) -> np.ndarray:
+    """Target label of each spectrum: positions linked within ``match_arcsec`` (friends of friends)
+    are one target, numbered in order of their first spectrum."""
+    xyz = _unit(np.asarray(ra, float), np.asarray(dec, float))
+    n = len(xyz)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    chord = 2 * np.sin(np.radians(match_arcsec / 3600) / 2)
+    pairs = np.array(sorted(cKDTree(xyz).query_pairs(chord)), dtype=int).reshape(-1, 2)
+    graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    _, labels = connected_components(graph, directed=False)
+    first = {}
+    return np.array([first.setdefault(lab, len(first)) for lab in labels])
+
+
+def _centres(ra: np.ndarray, dec: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xyz = np.zeros((labels.max() + 1, 3)) if labels.size else np.zeros((0, 3))
+    np.add.at(xyz, labels, _unit(ra, dec))
+    xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)
+    return np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360, np.degrees(
+        np.arcsin(np.clip(xyz[:, 2], -1, 1))
+    )
+
+
+def plan_targets(spectra: list[dict], frames: list[dict], match_arcsec: float = 3.0) -> dict[str, Any]:
+    """Targets from the usable spectra, and the frames that hold a whole cutout of each, per band."""
+    labels = group_targets([s["ra"] for s in spectra], [s["dec"] for s in spectra], match_arcsec)
+    n_t = int(labels.max()) + 1 if labels.size else 0
+    ra, dec = _centres(np.array([s["ra"] for s in spectra]), np.array([s["dec"] for s in spectra]), labels)
+    cover: list[dict[str, list[int]]] = [{b: [] for b in BANDS} for _ in range(n_t)]
+    tree = cKDTree(_unit(ra, dec)) if n_t else None
+    for j, fr in enumerate(frames):
+        wcs = frame_wcs(fr["header"], fr["path"])
+        ny, nx = fr["shape"]
+        c_ra, c_dec = wcs.pixel_to_world_values((nx - 1) / 2, (ny - 1) / 2)
+        radius = np.hypot(nx, ny) / 2 * np.sqrt(abs(np.linalg.det(wcs.pixel_scale_matrix)))  # degrees
+        near = tree.query_ball_point(
+            _unit(np.array([c_ra]), np.array([c_dec]))[0], 2 * np.sin(np.radians(radius))
+        )
+        if not near:
+            continue
+        near = np.array(sorted(near))
+        _, _, inside = cutout_origin(wcs, ra[near], dec[near], (ny, nx))
+        for t in near[inside]:
+            cover[t][fr["band"]].append(j)
+    complete = [t for t in range(n_t) if all(cover[t][b] for b in BANDS)]
+    outside = [t for t in range(n_t) if not any(cover[t][b] for b in BANDS)]
+    return {
+        "labels": labels,
+        "ra": ra,
+        "dec": dec,
+        "cover": cover,
+        "complete": complete,
+        "outside": outside,
+        "incomplete": [t for t in range(n_t) if t not in set(complete) | set(outside)],
+    }
+
+
+# -- the build ---------------------------------------------------------------------------------------
+def _files(d: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
+    if not d.is_dir():
+        raise FitsError(f"{d}: no such directory of {what}")
+    files = sorted({p for pat in patterns for p in d.glob(pat)})
+    if not files:
+        raise FitsError(f"{d}: no {what} ({' or '.join(patterns)}) found")
+    return files
+
+
+def build_cube(
+    frames: str | Path,
+    spectra: str | Path,
+    out: str | Path,
+    match_arcsec: float = 3.0,
+    batch: int = 256,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Turn a directory of SDSS frames and one of spectra into a HiSS-Cube file; return the report.
+
+    Runs on the active Dask cluster (or the local scheduler). Raises FitsError when no target ends
+    up with whole cutouts in all five bands.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FitsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    frame_files = _files(Path(frames), ("frame-*.fits", "frame-*.fits.bz2"), "SDSS frames")
+    spec_files = _files(Path(spectra), ("spec-*.fits",), "SDSS spectra")
+    f_scan = list(
+        map_ordered(
+            scan_frame, [str(p) for p in frame_files], len(frame_files), desc="scan frames", progress=progress
+        )
+    )
+    s_scan = list(
+        map_ordered(
+            scan_spectrum,
+            [str(p) for p in spec_files],
+            len(spec_files),
+            desc="scan spectra",
+            progress=progress,
+        )
+    )
+    good_f = [f for f in f_scan if f["ok"]]
+    good_s = [s for s in s_scan if s["ok"]]
+    plan = plan_targets(good_s, good_f, match_arcsec)
+    report: dict[str, Any] = {
+        "frames": {"found": len(frame_files), "usable": len(good_f),
+                   "rejected": {f["path"]: f["reason"] for f in f_scan if not f["ok"]}},
+        "spectra": {"found": len(spec_files), "usable": len(good_s),
+                    "rejected": {s["path"]: s["reason"] for s in s_scan if not s["ok"]}},
+        "targets": {"found": len(plan["cover"]), "written": len(plan["complete"]),
+                    "outside_every_frame": len(plan["outside"]), "missing_bands": len(plan["incomplete"])},
+    }  # fmt: skip
+    keep = plan["complete"]
+    if not keep:
+        raise FitsError(
+            f"no target has whole {CUTOUT_SIZE} x {CUTOUT_SIZE} cutouts in all five bands: "
+            f"{report['targets']} "
+            f"(frames rejected: {len(report['frames']['rejected'])}, spectra rejected: "
+            f"{len(report['spectra']['rejected'])})"
+        )
+    spec_of = [[i for i in np.flatnonzero(plan["labels"] == t)] for t in keep]
+    used_frames = sorted({j for t in keep for b in BANDS for j in plan["cover"][t][b]})
+    frame_row = {j: k for k, j in enumerate(used_frames)}
+    spec_rows = [i for ids in spec_of for i in ids]
+    spec_row = {i: k for k, i in enumerate(spec_rows)}
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        with HissCubeWriter(
+            tmp, n_targets=len(keep), n_spectra=len(spec_rows), n_images=len(used_frames)
+        ) as w:
+            w.write_image_headers(0, [Path(good_f[j]["path"]).name for j in used_frames],
+                                  [good_f[j]["header"] for j in used_frames])  # fmt: skip
+            w.write_spectrum_headers(0, [Path(good_s[i]["path"]).name for i in spec_rows],
+                                     [good_s[i]["header"] for i in spec_rows])  # fmt: skip
+            for a in _progress(range(0, len(keep), batch), progress):
+                ts = list(range(a, min(a + batch, len(keep))))
+                _write_batch(w, a, ts, keep, spec_of, plan, good_f, good_s, frame_row, spec_row)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    report["targets"]["spectra_per_target_max"] = max(len(s) for s in spec_of)
+    rep = out.with_name(out.name + ".build.json")
+    rep.with_suffix(".tmp").write_text(json.dumps(report, indent=1))
+    rep.with_suffix(".tmp").replace(rep)
+    return report
+
+
+def _progress(it: range, show: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(it, desc="extract + write", unit="batch", disable=not show)
+
+
+def _write_batch(
+    w: HissCubeWriter,
+    start: int,
+    ts: list[int],
+    keep: list[int],
+    spec_of: list,
+    plan: dict,
+    frames: list[dict],
+    spectra: list[dict],
+    frame_row: dict,
+    spec_row: dict,
+) -> None:
+    """Extract, combine and write targets ``ts`` (positions in ``keep``) at rows ``start:``."""
+    by_frame: dict[int, list[tuple[int, float, float]]] = {}
+    for k in ts:
+        t = keep[k]
+        for b in BANDS:
+            for j in plan["cover"][t][b]:
+                by_frame.setdefault(j, []).append((k, float(plan["ra"][t]), float(plan["dec"][t])))
+    cut_tasks = [
+        dask.delayed(frame_cutouts, pure=False)((frames[j]["path"], tg)) for j, tg in by_frame.items()
+    ]
+    spec_ids = [i for k in ts for i in spec_of[k]]
+    spec_tasks = [dask.delayed(read_spectrum, pure=False)(spectra[i]["path"]) for i in spec_ids]
+    cuts, specs = dask.compute(cut_tasks, spec_tasks)
+    per: dict[tuple[int, str], list] = {}
+    for j, found in zip(by_frame, cuts, strict=True):
+        for k, band, d, e in found:
+            per.setdefault((k, band), []).append((j, d, e))
+    n, s = len(ts), CUTOUT_SIZE
+    img, ierr = np.full((n, 5, s, s), np.nan, np.float32), np.full((n, 5, s, s), np.nan, np.float32)
+    index = np.zeros((n, 5), dtype=np.int64)
+    for r, k in enumerate(ts):
+        for p, b in enumerate(BANDS):
+            obs = per.get((k, b))
+            if not obs:
+                raise FitsError(
+                    f"target at RA {plan['ra'][keep[k]]:.5f}: no {b} cutout came back from its frames"
+                )
+            img[r, p], ierr[r, p] = combine_ivw([o[1] for o in obs], [o[2] for o in obs])
+            index[r, p] = frame_row[obs[0][0]]
+    got = dict(zip(spec_ids, specs, strict=True))
+    flux = np.zeros((n, wavelength_grid(0).size), np.float32)
+    ferr = np.zeros_like(flux)
+    for r, k in enumerate(ts):
+        flux[r], ferr[r] = combine_ivw([got[i][0] for i in spec_of[k]], [got[i][1] for i in spec_of[k]])
+    w.write_targets(start, all_image_levels(img, ierr), all_spectrum_levels(flux, ferr),
+                    [[spec_row[i] for i in spec_of[k]] for k in ts], index)  # fmt: skip

@@ -1,0 +1,207 @@
+"""The FITS -> HiSS-Cube builder on the real SDSS files in ../shared/data/sdss (read from there)."""
+
+from __future__ import annotations
+
+import bz2
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+from sfrdask import open_hisscube
+from sfrdask.io.fits import (
+    FitsError,
+    build_cube,
+    group_targets,
+    read_frame,
+    read_spectrum,
+    rebin_spectrum,
+    scan_spectrum,
+)
+from sfrdask.io.levels import BANDS, combine_ivw, wavelength_grid
+from tests.conftest import SHARED
+
+pytestmark = pytest.mark.realdata
+
+FRAMES, SPECTRA = SHARED / "frames", SHARED / "spectra"
+STAR = ("spec-3126-54804-0211.fits", "spec-3127-54835-0622.fits", "spec-7330-56684-0434.fits")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    import dask
+
+    out = tmp_path_factory.mktemp("fits") / "cube.h5"
+    with dask.config.set(scheduler="threads"):
+        report = build_cube(FRAMES, SPECTRA, out, progress=False)
+    return out, report
+
+
+def _linked_dir(tmp: Path, frames: bool = True, spectra: bool = True) -> tuple[Path, Path]:
+    """Directories of symlinks to the real files, where a test can swap one for a broken copy."""
+    fd, sd = tmp / "frames", tmp / "spectra"
+    fd.mkdir()
+    sd.mkdir()
+    for p in FRAMES.glob("frame-*") if frames else []:
+        (fd / p.name).symlink_to(p)
+    for p in SPECTRA.glob("spec-*") if spectra else []:
+        (sd / p.name).symlink_to(p)
+    return fd, sd
+
+
+def test_f_star_field_gives_one_complete_target(built):
+    out, report = built
+    t = report["targets"]
+    assert t["written"] == 1 and t["spectra_per_target_max"] == 3
+    assert t["found"] == 13 and t["outside_every_frame"] == 12  # every other spectrum lies off the field
+    assert report["frames"]["usable"] == 5 and report["spectra"]["usable"] == 26
+    assert json.loads(Path(f"{out}.build.json").read_text()) == report
+    ds = open_hisscube(out, 0, 0)
+    assert ds.sizes["object"] == 1 and list(ds.band.values) == list(BANDS)
+    assert sorted(ds.spec_plateid.values[0].tolist()) == [3126, 3127, 7330]
+    assert abs(float(ds.RA[0]) - 38.3018) < 1e-3 and abs(float(ds.DEC[0]) + 0.1339) < 1e-3
+
+
+def test_every_plane_carries_its_own_band(built):
+    """Plane p of the stored cutout is the band its frame header says (u, g, r, i, z)."""
+    import h5py
+
+    out, _ = built
+    with h5py.File(out, "r") as f:
+        refs = f["dense_cube/0/ml_image/image_metadata_refs"][0, :, 0]
+        for p, ref in enumerate(refs):
+            meta = f[ref["ds_path"].decode()][ref["ds_slice_idx"]]
+            assert json.loads(meta["header"])["FILTER"].strip() == BANDS[p]
+            assert meta["path"].decode().startswith(f"frame-{BANDS[p]}-")
+
+
+def test_star_is_the_brightest_source_at_the_centre(built):
+    out, _ = built
+    img = open_hisscube(out, 0, 0).image.values[0]
+    for p in range(5):
+        y, x = np.unravel_index(np.nanargmax(img[p]), img[p].shape)
+        assert abs(y - 31.5) <= 2 and abs(x - 31.5) <= 2, (BANDS[p], y, x)
+    # the cutout holds the frame's pixels in the HiSS-Cube unit: compare with the frame itself
+    flux, _, _ = read_frame(FRAMES / "frame-r-002820-3-0122.fits.bz2")
+    r = img[2] / (3.631e-6 * 2.99792458e-5 / 6166.0**2 * 78.5)
+    assert np.nanmax(r) == pytest.approx(flux[483 - 40 : 483 + 40, 779 - 40 : 779 + 40].max(), rel=1e-5)
+
+
+def test_all_zoom_levels_are_written(built):
+    out, _ = built
+    for z, (s, n) in enumerate(((64, 4620), (32, 2310), (16, 1155), (8, 577))):
+        ds = open_hisscube(out, z, z)
+        assert ds.image.shape == (1, 5, s, s) and ds.spectrum.shape == (1, n)
+        assert np.isfinite(ds.image.values).all()
+
+
+def test_frame_errors_follow_the_sdss_recipe():
+    flux, err, header = read_frame(FRAMES / "frame-g-002820-3-0122.fits.bz2")
+    assert header["FILTER"] == "g" and flux.shape == err.shape == (1489, 2048)
+    assert (err > 0).all()
+    # brighter pixels are noisier (Poisson term); the faintest are limited by sky + dark current
+    bright = flux > np.percentile(flux, 99.9)
+    faint = flux < np.percentile(flux, 50)
+    assert err[bright].mean() > 2 * err[faint].mean()
+
+
+@pytest.mark.parametrize("name", ["spec-0411-51817-0119.fits", "spec-7330-56684-0434.fits"])
+def test_spectra_rebinned_conserve_flux(name):
+    """SDSS-I/II (plate 411) and BOSS (plate 7330) layouts; flux over each band within 1%."""
+    with fits.open(SPECTRA / name) as hdul:
+        t = hdul[1].data
+        wl, f, ivar = 10 ** t["loglam"].astype(float), t["flux"].astype(float), t["ivar"].astype(float)
+    grid = wavelength_grid(0)
+    flux, err = read_spectrum(SPECTRA / name)
+    assert flux.shape == err.shape == (4620,)
+    good = ivar > 0
+    for lo, hi in ((4000.0, 5500.0), (5500.0, 7000.0), (7000.0, 8800.0)):
+        sel = (wl > lo) & (wl < hi) & good
+        raw = np.sum(f[sel] * 1e-17 * np.gradient(wl)[sel])
+        m = (grid > lo) & (grid < hi) & np.isfinite(flux)
+        new = np.sum(flux[m] * np.gradient(grid)[m])
+        assert new == pytest.approx(raw, rel=0.01), (name, lo, hi)
+    assert np.isnan(flux[grid < wl[0] - 5]).all()  # outside the observed range: NaN, not zero
+
+
+def test_rebinning_propagates_errors_and_masks():
+    wl = np.linspace(4000, 5000, 1001)
+    f, e = np.ones_like(wl), np.full_like(wl, 0.1)
+    f[500:510] = np.nan  # masked pixels
+    out = np.arange(4001.5, 4998.0, 4.0)  # each output bin is exactly 4 input pixels
+    rf, re = rebin_spectrum(wl, f, e, out)
+    assert np.nanmax(np.abs(rf - 1)) < 1e-12
+    assert np.nanmedian(re) == pytest.approx(0.1 / 2, rel=1e-9)  # sqrt(4) smaller errors
+    assert np.isnan(rf[125]) and np.isfinite(rf[120])  # 4500-4503 A all masked
+    half = rebin_spectrum(wl, f, e, out + 0.5)[1]  # bins straddling pixels: partial shares
+    assert 0.04 < np.nanmedian(half) < 0.05
+
+
+def test_plates_411_and_412_are_two_galaxies_combined():
+    files = sorted(SPECTRA.glob("spec-041[12]-*.fits"))
+    assert len(files) == 11
+    scans = [scan_spectrum(p) for p in files]
+    labels = group_targets([s["ra"] for s in scans], [s["dec"] for s in scans])
+    assert sorted(np.bincount(labels).tolist()) == [3, 8]
+    for t in range(2):
+        ids = np.flatnonzero(labels == t)
+        obs = [read_spectrum(files[i]) for i in ids]
+        flux, err = combine_ivw([o[0] for o in obs], [o[1] for o in obs])
+        single = np.nanmedian([np.nanmedian(o[1]) for o in obs])
+        assert np.isfinite(flux).mean() > 0.9
+        assert np.nanmedian(err) < single / np.sqrt(len(ids)) * 1.5  # combining beats one epoch
+
+
+def test_truncated_frame_is_counted_and_the_build_refused(tmp_path):
+    fd, sd = _linked_dir(tmp_path)
+    (fd / "frame-u-002820-3-0122.fits.bz2").unlink()
+    raw = bz2.decompress((FRAMES / "frame-u-002820-3-0122.fits.bz2").read_bytes())
+    (fd / "frame-u-002820-3-0122.fits").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(FitsError, match=r"no target has whole 64 x 64 cutouts.*'missing_bands': 1") as e:
+        build_cube(fd, sd, tmp_path / "cube.h5", progress=False)
+    assert "frames rejected: 1" in str(e.value)
+    assert not (tmp_path / "cube.h5").exists() and not list(tmp_path.glob(".cube.h5*"))
+
+
+def test_frame_without_wcs_and_broken_spectrum_are_named(tmp_path):
+    fd, sd = _linked_dir(tmp_path)
+    with fits.open(FRAMES / "frame-i-002820-3-0122.fits.bz2") as hdul:
+        for k in ("CTYPE1", "CRVAL1", "CD1_1"):
+            del hdul[0].header[k]
+        (fd / "frame-i-002820-3-0122.fits.bz2").unlink()
+        hdul.writeto(fd / "frame-i-002820-3-0122.fits")
+    (sd / "spec-0266-51602-0001.fits").unlink()
+    (sd / "spec-0266-51602-0001.fits").write_bytes(
+        (SPECTRA / "spec-0266-51602-0001.fits").read_bytes()[:5000]
+    )
+    (fd / "frame-r-999999-3-0001.fits").write_text("not a FITS file")
+    r = subprocess.run(
+        [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(fd), "--spectra", str(sd),
+         "--out", str(tmp_path / "c.h5")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr
+    msg = r.stderr.strip().splitlines()[-1]
+    assert "frames rejected: 2" in msg and "spectra rejected: 1" in msg
+
+
+def test_cli_reports_counts_on_success(tmp_path):
+    fd, sd = _linked_dir(tmp_path)
+    for p in sd.glob("spec-*"):
+        if not p.name.startswith(STAR):
+            p.unlink()
+    (sd / "spec-9999-55555-0001.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    r = subprocess.run(
+        [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(fd), "--spectra", str(sd),
+         "--out", str(tmp_path / "c.h5"), "--cluster", "threads"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "spectra: 3 of 4 usable" in r.stdout and "1 written" in r.stdout
+    assert "rejected" in r.stdout and "spec-9999-55555-0001.fits" in r.stdout
+    assert open_hisscube(tmp_path / "c.h5", 2, 2).sizes["object"] == 1
