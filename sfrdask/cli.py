@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -538,15 +540,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (scancel, kill, a batch system's limit) turned into an exception, so that cleanup
+    (temporary outputs, the cluster) runs as it does for Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     try:
         config.validate()
         return args.func(args)
-    except (SfrdaskError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (SfrdaskError, OSError, ValueError) as e:  # OSError: missing file, full disk, no permission
         print(f"sfrdask {args.command}: error: {e}", file=sys.stderr)
         return 2
     except Exception as e:
@@ -562,8 +575,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    except Terminated:
+        print(f"sfrdask {args.command}: terminated (SIGTERM); unfinished outputs removed", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
-        print(f"sfrdask {args.command}: interrupted", file=sys.stderr)
+        print(f"sfrdask {args.command}: interrupted; unfinished outputs removed", file=sys.stderr)
         return 130
 
 

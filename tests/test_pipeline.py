@@ -74,3 +74,13 @@ def test_bad_run_files_are_refused_by_name(tmp_path):
     bad = {**TINY, "settings": {"train": {"epochs": "many"}}}
     assert main(["run", str(_write(tmp_path, bad)), "--run-dir", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x" / "stages").exists()
+
+
+def test_a_run_file_cannot_run_code(tmp_path):
+    """Run files go through yaml.safe_load: a python/object tag is refused, never executed."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "run.yaml"
+    path.write_text(f'input: !!python/object/apply:os.system ["touch {marker}"]\n')
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_run_config(path)
+    assert not marker.exists()

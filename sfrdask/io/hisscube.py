@@ -86,6 +86,19 @@ def _require(f: h5py.File, path: Path, name: str) -> h5py.Dataset:
     return obj
 
 
+def _require_refs(f: h5py.File, path: Path, name: str, ndim: int) -> h5py.Dataset:
+    """A region-reference table: compound with ``ds_path`` and ``ds_slice_idx``, ``ndim`` axes."""
+    ds = _require(f, path, name)
+    fields = ds.dtype.names or ()
+    if "ds_path" not in fields or "ds_slice_idx" not in fields or ds.ndim != ndim:
+        raise _fail(
+            path,
+            f"/{name} has dtype {ds.dtype} and {ds.ndim} axes, expected a {ndim}-axis table of region "
+            "references (fields ds_path, ds_slice_idx, ...)",
+        )
+    return ds
+
+
 def _zooms(f: h5py.File) -> list[int]:
     return sorted(int(k) for k in f[L.DENSE] if k.isdigit())
 
@@ -102,6 +115,9 @@ def check_layout(f: h5py.File, path: Path, image_zoom: int, spectrum_zoom: int) 
     img_err = _require(f, path, f"{L.image_group(image_zoom)}/errors")
     spec = _require(f, path, L.spectrum_dataset(spectrum_zoom))
     spec_err = _require(f, path, f"{L.spectrum_group(spectrum_zoom)}/errors")
+    for d in (img, img_err, spec, spec_err):
+        if d.dtype.kind != "f":
+            raise _fail(path, f"/{d.name} has dtype {d.dtype}, expected floating point")
     if img.ndim != 4 or img.shape[1] != 5 or img.shape[2] != img.shape[3]:
         raise _fail(path, f"/{img.name} has shape {img.shape}, expected (targets, 5, s, s)")
     if spec.ndim != 2:
@@ -157,9 +173,11 @@ def read_target_metadata(
     path = Path(path)
     with open_h5(path) as f:
         check_layout(f, path, image_zoom, spectrum_zoom)
-        spec_refs_ds = _require(f, path, f"{L.spectrum_group(spectrum_zoom)}/spec_metadata_refs")
+        spec_refs_ds = _require_refs(f, path, f"{L.spectrum_group(spectrum_zoom)}/spec_metadata_refs", 2)
         img_refs_ds = (
-            None if band_order else _require(f, path, f"{L.image_group(image_zoom)}/image_metadata_refs")
+            None
+            if band_order
+            else _require_refs(f, path, f"{L.image_group(image_zoom)}/image_metadata_refs", 3)
         )
         n = f[L.spectrum_dataset(spectrum_zoom)].shape[0]
         specs = _HeaderCache(f, path, SPEC_KEYS)

@@ -80,3 +80,42 @@ def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
     assert "rank 1" in str(outcome["error"]) or "rank 0" in str(outcome["error"])
     assert took < 60
     client.wait_for_workers(2, timeout=120)  # the nanny restarts the worker for later tests
+
+
+# A resumed DDP run repeats the uninterrupted one's arithmetic (same seeds, same batches per epoch,
+# weights and optimizer state restored from last.pt); only gloo's reduction order could differ.
+RESUME_TOLERANCE = 1e-5  # dex, on every test prediction
+
+
+def test_a_killed_rank_then_resume_reaches_the_uninterrupted_result(store, tmp_path, client):
+    import pandas as pd
+
+    kw = dict(epochs=40, patience=1000)
+    ref = train_ddp(_spec(store, tmp_path, "ref", "image-cnn", **kw), 2, client)
+    spec = _spec(store, tmp_path, "killed", "image-cnn", **kw)
+    victim = pick_workers(client, 2)[1]
+    pid = client.run(os.getpid, workers=[victim])[victim]
+    outcome: dict = {}
+
+    def run():
+        try:
+            train_ddp(spec, 2, client)
+        except Exception as e:
+            outcome["error"] = e
+
+    with dask.config.set({"sfrdask.train.ddp.collective-timeout": 10}):
+        t = threading.Thread(target=run)
+        t.start()
+        while not (spec.run_dir / "last.pt").exists():
+            assert t.is_alive(), outcome
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        t.join(timeout=90)
+    assert isinstance(outcome.get("error"), DDPError), outcome
+    client.wait_for_workers(2, timeout=120)
+    resumed = train_ddp(_spec(store, tmp_path, "killed", "image-cnn", resume=True, **kw), 2, client)
+    assert resumed["resumed"] and resumed["epochs"] == ref["epochs"]
+    a = pd.read_csv(spec.run_dir / "predictions.csv")["predicted"].to_numpy()
+    b = pd.read_csv(_spec(store, tmp_path, "ref", "image-cnn", **kw).run_dir / "predictions.csv")["predicted"]
+    assert np.max(np.abs(a - b.to_numpy())) < RESUME_TOLERANCE
+    assert resumed["metrics"]["mse"] == pytest.approx(ref["metrics"]["mse"], abs=1e-6)
