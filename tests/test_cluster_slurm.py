@@ -108,43 +108,64 @@ def test_dashboard_answers_during_a_computation(slurm, tmp_path, capsys):
     assert "ssh -N -L" in printed
 
 
+def _cancel_a_busy_job_during(c, fn) -> str:
+    """Run ``fn()`` in a thread; scancel the SLURM job of the first worker seen running one of its
+    tasks; wait for ``fn`` to finish. Returns the cancelled job id."""
+    done = {}
+
+    def target():
+        fn()
+        done["ok"] = True
+
+    t = threading.Thread(target=target)
+    t.start()
+    victim = None
+    deadline = time.monotonic() + 60
+    while victim is None and time.monotonic() < deadline and t.is_alive():
+        busy = [w for w, tasks in c.processing().items() if tasks]
+        if busy:
+            name = c.scheduler_info()["workers"][busy[-1]]["name"]
+            victim = c.cluster.workers[name].job_id
+        time.sleep(0.02)
+    assert victim is not None, "the stage never ran a task"
+    subprocess.run(["scancel", victim], check=True)
+    t.join(timeout=240)
+    assert done.get("ok"), "the stage did not complete after its worker's job was cancelled"
+    assert victim not in _jobs()
+    return victim
+
+
 def test_a_worker_job_cancelled_mid_stage_changes_nothing(slurm, cube, survey_dir, tmp_path):
-    """scancel a worker's job while ingest runs: the stage completes, the store equals a clean run."""
+    """scancel a busy worker's job during ingest, then during deblending, then during PCA: each stage
+    completes and its output equals a clean run's."""
+    from sfrdask.preprocess import fit_pca_store
+
     cat = read_catalog_dir(survey_dir)
+    ref, run = tmp_path / "ref.zarr", tmp_path / "run.zarr"
     with dask.config.set({"scheduler": "threads", "sfrdask.store.chunk-mb": 1}):
-        write_store(cube, tmp_path / "ref.zarr", catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
+        write_store(cube, ref, catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
+        select_objects(ref)
+        deblend_store(ref, 0)
+        fit_pca_store(ref, "image", 1, n_components=8, progress=False)
     adapt = {"minimum-jobs": 2, "maximum-jobs": 2}
     with (
         dask.config.set({"sfrdask.store.chunk-mb": 1}),
         sfrdask.cluster("slurm", **_opts(tmp_path, adapt=adapt)) as c,
     ):
         c.wait_for_workers(2, timeout=120)
-        cluster = c.cluster
-        done = {}
-
-        def ingest():
-            write_store(cube, tmp_path / "run.zarr", catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
-            done["ok"] = True
-
-        t = threading.Thread(target=ingest)
-        t.start()
-        victim = None
-        deadline = time.monotonic() + 60
-        while victim is None and time.monotonic() < deadline:
-            busy = [w for w, tasks in c.processing().items() if tasks]
-            if busy:
-                name = c.scheduler_info()["workers"][busy[-1]]["name"]
-                victim = cluster.workers[name].job_id
-            time.sleep(0.02)
-        assert victim is not None, "the stage never ran"
-        subprocess.run(["scancel", victim], check=True)
-        t.join(timeout=240)
-        assert done.get("ok"), "ingest did not complete after the worker job was cancelled"
-        assert victim not in _jobs()
-    ref = zarr.open_group(tmp_path / "ref.zarr", mode="r")
-    run = zarr.open_group(tmp_path / "run.zarr", mode="r")
-    for path in ("image/0/image", "image/1/image_error", "spectrum/0/spectrum", "AVG"):
-        np.testing.assert_array_equal(ref[path][:], run[path][:], err_msg=path)
+        _cancel_a_busy_job_during(
+            c, lambda: write_store(cube, run, catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
+        )
+        select_objects(run)
+        c.wait_for_workers(2, timeout=120)
+        _cancel_a_busy_job_during(c, lambda: deblend_store(run, 0))
+        c.wait_for_workers(2, timeout=120)
+        _cancel_a_busy_job_during(c, lambda: fit_pca_store(run, "image", 1, n_components=8, progress=False))
+    a = zarr.open_group(ref, mode="r")
+    b = zarr.open_group(run, mode="r")
+    for path in ("image/0/image", "image/1/image_error", "spectrum/0/spectrum", "AVG", "clean/0/image",
+                 "pca/image/1/features"):  # fmt: skip
+        np.testing.assert_array_equal(a[path][:], b[path][:], err_msg=path)
 
 
 def test_no_sbatch_is_a_clear_error(monkeypatch, tmp_path):
