@@ -9,3 +9,6 @@ from sfrdask.models.base import SfrNet
 from sfrdask.models.registry import INPUTS, ModelError, ModelSpec, get_model, list_models, register
 
 __all__ = ["INPUTS", "ModelError", "ModelSpec", "SfrNet", "get_model", "list_models", "register"]
+
+# the Scene experiment's classifiers share this registry (task "classification")
+from sfrdask.scene import models as _scene_models  # noqa: F401

@@ -7,6 +7,7 @@ it declares to that input's per-object shape::
     spectrum       (L,)          the spectrum at the chosen spectrum zoom
     image_pca      (k,)          PCA features of the images  (group pca/image/{zoom})
     spectrum_pca   (k,)          PCA features of the spectra (group pca/spectrum/{zoom})
+    audio          (k,)          audio features (MFCC) of the Scene experiment (classification)
 
 ``family`` is ``"tree"`` (scikit-learn estimators on PCA features), ``"net"`` (torch modules
 following :class:`sfrdask.models.base.SfrNet`) or ``"physics"`` (estimates from first principles,
@@ -21,7 +22,8 @@ from typing import Any
 
 from sfrdask.errors import SfrdaskError
 
-INPUTS = ("image", "spectrum", "image_pca", "spectrum_pca")
+INPUTS = ("image", "spectrum", "image_pca", "spectrum_pca", "audio")
+TASKS = ("regression", "classification")
 
 
 class ModelError(SfrdaskError, ValueError):
@@ -36,6 +38,7 @@ class ModelSpec:
     build: Callable[..., Any]
     description: str
     min_image_px: int = 8
+    task: str = "regression"
 
     @property
     def uses_images(self) -> bool:
@@ -61,17 +64,22 @@ _REGISTRY: dict[str, ModelSpec] = {}
 
 
 def register(
-    name: str, family: str, inputs: tuple[str, ...], description: str, min_image_px: int = 8
+    name: str,
+    family: str,
+    inputs: tuple[str, ...],
+    description: str,
+    min_image_px: int = 8,
+    task: str = "regression",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: add a builder to the registry under ``name``."""
     bad = [i for i in inputs if i not in INPUTS]
-    if bad or family not in ("tree", "net", "physics"):
-        raise ValueError(f"model {name!r}: unknown inputs {bad} or family {family!r}")
+    if bad or family not in ("tree", "net", "physics") or task not in TASKS:
+        raise ValueError(f"model {name!r}: unknown inputs {bad}, family {family!r} or task {task!r}")
 
     def deco(build: Callable[..., Any]) -> Callable[..., Any]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, family, tuple(inputs), build, description, min_image_px)
+        _REGISTRY[name] = ModelSpec(name, family, tuple(inputs), build, description, min_image_px, task)
         return build
 
     return deco
@@ -85,6 +93,7 @@ def get_model(name: str) -> ModelSpec:
         raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
 
 
-def list_models() -> list[ModelSpec]:
-    """Every registered model, sorted by family then name."""
-    return sorted(_REGISTRY.values(), key=lambda s: (s.family, s.name))
+def list_models(task: str | None = "regression") -> list[ModelSpec]:
+    """The registered models of ``task`` (None: all), sorted by family then name. The SFR models
+    are regressions; the Scene experiment's (:mod:`sfrdask.scene`) are classifications."""
+    return sorted((s for s in _REGISTRY.values() if task in (None, s.task)), key=lambda s: (s.family, s.name))

@@ -155,7 +155,9 @@ def fit_physics(spec: TrainSpec) -> dict[str, Any]:
     run.mkdir(parents=True, exist_ok=True)
     identity = spec.identity(data.shapes)
     saved = {"identity": identity, "options": spec.options, "fallback": fallback}
-    (run / "model.json").write_text(json.dumps(saved, indent=1))
+    tmp = run / "model.json.tmp"
+    tmp.write_text(json.dumps(saved, indent=1))
+    tmp.replace(run / "model.json")  # complete or absent
     _write_outputs(spec, result)
     return result
 

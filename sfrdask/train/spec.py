@@ -10,7 +10,7 @@ import numpy as np
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
-from sfrdask.models import ModelSpec, get_model
+from sfrdask.models import ModelError, ModelSpec, get_model
 from sfrdask.preprocess.split import SPLITS
 from sfrdask.train.data import (
     Normaliser,
@@ -64,6 +64,10 @@ class TrainSpec:
         spec = cls(store=str(store), model=model, **base)
         spec.target = resolve_target(spec.target)
         mspec = get_model(model)  # unknown names fail here, listing the known ones
+        if mspec.task != "regression":
+            raise ModelError(
+                f"model {model!r} is a {mspec.task} model of the Scene experiment: use `sfrdask scene`"
+            )
         # a zoom the model does not read is not part of its identity (nor of its results row)
         if not mspec.uses_images:
             spec.image_zoom = None

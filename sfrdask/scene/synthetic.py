@@ -1,0 +1,76 @@
+"""A synthetic stand-in for the Scene data set, in exactly its file layout (the real one cannot be
+downloaded here): ``dataset.csv`` (MFCC_1..MFCC_104, CLASS1, CLASS2, IMAGE) and one PNG folder per
+environment. Each environment has its own palette, horizon and texture in the frames and its own
+mean MFCC vector; frames and audio are noisy, so single features are weak and the classes overlap
+in any one feature, while the full vectors separate them. Same seed, same files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ENVIRONMENTS = {  # name: (indoors, sky/upper RGB, ground/lower RGB, stripe period px)
+    "beach": (False, (0.55, 0.75, 0.95), (0.90, 0.80, 0.55), 0),
+    "city": (False, (0.60, 0.65, 0.75), (0.35, 0.35, 0.38), 6),
+    "classroom": (True, (0.85, 0.82, 0.70), (0.45, 0.30, 0.20), 10),
+    "football-match": (False, (0.50, 0.60, 0.80), (0.20, 0.60, 0.25), 12),
+    "forest": (False, (0.30, 0.45, 0.30), (0.25, 0.35, 0.15), 4),
+    "jungle": (False, (0.20, 0.50, 0.25), (0.15, 0.30, 0.10), 3),
+    "restaurant": (True, (0.70, 0.55, 0.40), (0.50, 0.25, 0.20), 8),
+    "river": (False, (0.60, 0.75, 0.85), (0.25, 0.45, 0.60), 5),
+}
+N_MFCC = 104
+
+
+def _frame(rng: np.random.Generator, env: str, size: int) -> np.ndarray:
+    indoors, upper, lower, period = ENVIRONMENTS[env]
+    y = np.arange(size)[:, None] / size
+    horizon = rng.uniform(0.35, 0.65)
+    img = np.where((y < horizon)[..., None], upper, lower) * np.ones((size, size, 1))
+    if period:
+        x = np.arange(size)[None, :]
+        phase = rng.uniform(0, period)
+        stripes = 0.08 * np.sign(np.sin(2 * np.pi * (x + phase) / period))
+        img = img + (stripes if indoors else stripes * (y >= horizon))[..., None]
+    img = img * rng.uniform(0.75, 1.2) + rng.normal(0, 0.06, img.shape)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+def make_scene(
+    out: str | Path, objects: int = 800, seed: int = 0, size: int = 64, overwrite: bool = False
+) -> Path:
+    """Write the stand-in data set into directory ``out`` (complete or absent); return ``out``."""
+    from PIL import Image
+
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    rng = np.random.default_rng(seed)
+    names = list(ENVIRONMENTS)
+    means = np.random.default_rng(1234).normal(0.0, 1.0, (len(names), N_MFCC))  # fixed per environment
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        rows = []
+        for i in range(objects):
+            k = int(rng.integers(len(names)))
+            env = names[k]
+            (tmp / env).mkdir(parents=True, exist_ok=True)
+            fname = f"frame_{i:05d}.png"
+            Image.fromarray(_frame(rng, env, size)).save(tmp / env / fname)
+            mfcc = 0.35 * means[k] + rng.normal(0.0, 1.0, N_MFCC)
+            row = {f"MFCC_{j + 1}": mfcc[j] for j in range(N_MFCC)}
+            row.update(CLASS1="indoors" if ENVIRONMENTS[env][0] else "outdoors", CLASS2=env, IMAGE=fname)
+            rows.append(row)
+        pd.DataFrame(rows).to_csv(tmp / "dataset.csv", index=False, float_format="%.6g")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out
