@@ -52,8 +52,9 @@ def test_more_ranks_than_workers_is_refused(store, tmp_path, client):
         train_ddp(_spec(store, tmp_path, "x", "early-fusion"), 3, client)
 
 
-def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
-    spec = _spec(store, tmp_path, "kill", "image-cnn", epochs=100_000, patience=100_000)
+def _kill_rank_1_after_first_checkpoint(spec, client, collective_timeout: float) -> tuple[dict, float]:
+    """Train ``spec`` on 2 ranks in a thread; SIGKILL rank 1's worker as soon as rank 0 has written
+    its first checkpoint (training runs); return what the client got and the seconds it took."""
     victim = pick_workers(client, 2)[1]
     pid = client.run(os.getpid, workers=[victim])[victim]
     outcome: dict = {}
@@ -64,22 +65,28 @@ def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
         except Exception as e:
             outcome["error"] = e
 
-    with dask.config.set({"sfrdask.train.ddp.collective-timeout": 20}):
+    with dask.config.set({"sfrdask.train.ddp.collective-timeout": collective_timeout}):
         t = threading.Thread(target=run)
         t.start()
         deadline = time.monotonic() + 120
-        while not (spec.run_dir / "last.pt").exists():  # rank 0 has finished an epoch: training runs
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(0.2)
+        while not (spec.run_dir / "last.pt").exists():
+            assert t.is_alive() and time.monotonic() < deadline, ("training never started", outcome)
+            time.sleep(0.01)
         killed = time.monotonic()
         os.kill(pid, signal.SIGKILL)  # rank 1's worker process dies mid-epoch
         t.join(timeout=90)
     took = time.monotonic() - killed
     assert not t.is_alive(), "the client is still waiting 90 s after a rank died"
+    client.wait_for_workers(2, timeout=120)  # the nanny restarts the worker
+    return outcome, took
+
+
+def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
+    spec = _spec(store, tmp_path, "kill", "image-cnn", epochs=100_000, patience=100_000)
+    outcome, took = _kill_rank_1_after_first_checkpoint(spec, client, collective_timeout=20)
     assert isinstance(outcome.get("error"), DDPError), outcome
     assert "rank 1" in str(outcome["error"]) or "rank 0" in str(outcome["error"])
     assert took < 60
-    client.wait_for_workers(2, timeout=120)  # the nanny restarts the worker for later tests
 
 
 # A resumed DDP run repeats the uninterrupted one's arithmetic (same seeds, same batches per epoch,
@@ -93,26 +100,8 @@ def test_a_killed_rank_then_resume_reaches_the_uninterrupted_result(store, tmp_p
     kw = dict(epochs=40, patience=1000)
     ref = train_ddp(_spec(store, tmp_path, "ref", "image-cnn", **kw), 2, client)
     spec = _spec(store, tmp_path, "killed", "image-cnn", **kw)
-    victim = pick_workers(client, 2)[1]
-    pid = client.run(os.getpid, workers=[victim])[victim]
-    outcome: dict = {}
-
-    def run():
-        try:
-            train_ddp(spec, 2, client)
-        except Exception as e:
-            outcome["error"] = e
-
-    with dask.config.set({"sfrdask.train.ddp.collective-timeout": 10}):
-        t = threading.Thread(target=run)
-        t.start()
-        while not (spec.run_dir / "last.pt").exists():
-            assert t.is_alive(), outcome
-            time.sleep(0.01)
-        os.kill(pid, signal.SIGKILL)
-        t.join(timeout=90)
+    outcome, _ = _kill_rank_1_after_first_checkpoint(spec, client, collective_timeout=10)
     assert isinstance(outcome.get("error"), DDPError), outcome
-    client.wait_for_workers(2, timeout=120)
     resumed = train_ddp(_spec(store, tmp_path, "killed", "image-cnn", resume=True, **kw), 2, client)
     assert resumed["resumed"] and resumed["epochs"] == ref["epochs"]
     a = pd.read_csv(spec.run_dir / "predictions.csv")["predicted"].to_numpy()
