@@ -361,16 +361,19 @@ def plan_targets(spectra: list[dict], frames: list[dict], match_arcsec: float = 
         _, _, inside = cutout_origin(wcs, ra[near], dec[near], (ny, nx))
         for t in near[inside]:
             cover[t][fr["band"]].append(j)
-    complete = [t for t in range(n_t) if all(cover[t][b] for b in BANDS)]
-    outside = [t for t in range(n_t) if not any(cover[t][b] for b in BANDS)]
+    bands_covered = [sum(bool(cover[t][b]) for b in BANDS) for t in range(n_t)]
+    spectra_of: list[list[int]] = [[] for _ in range(n_t)]
+    for i, t in enumerate(labels):  # one pass: the spectra of each target, in file order
+        spectra_of[t].append(i)
     return {
         "labels": labels,
+        "spectra": spectra_of,
         "ra": ra,
         "dec": dec,
         "cover": cover,
-        "complete": complete,
-        "outside": outside,
-        "incomplete": [t for t in range(n_t) if t not in set(complete) | set(outside)],
+        "complete": [t for t, k in enumerate(bands_covered) if k == len(BANDS)],
+        "outside": [t for t, k in enumerate(bands_covered) if k == 0],
+        "incomplete": [t for t, k in enumerate(bands_covered) if 0 < k < len(BANDS)],
     }
 
 
@@ -436,7 +439,7 @@ def build_cube(
             f"(frames rejected: {len(report['frames']['rejected'])}, spectra rejected: "
             f"{len(report['spectra']['rejected'])})"
         )
-    spec_of = [[i for i in np.flatnonzero(plan["labels"] == t)] for t in keep]
+    spec_of = [plan["spectra"][t] for t in keep]
     used_frames = sorted({j for t in keep for b in BANDS for j in plan["cover"][t][b]})
     frame_row = {j: k for k, j in enumerate(used_frames)}
     spec_rows = [i for ids in spec_of for i in ids]
