@@ -48,6 +48,7 @@ def _steps(rank: int, world: int, port: int, cfg: dict, queue) -> None:
         opt.step()
     queue.put(cfg["steps"] * cfg["batch"] / (time.perf_counter() - t0))
     if world > 1:
+        dist.barrier()  # both ranks done before teardown (without it gloo sometimes aborted one at exit)
         dist.destroy_process_group()
 
 

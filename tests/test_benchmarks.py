@@ -14,12 +14,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _quick(name: str, out: Path) -> dict:
     """Run ``benchmarks/{name}.py --quick`` and return the JSON it writes."""
-    subprocess.run(
+    r = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--quick", "--out", str(out)],
-        check=True,
         capture_output=True,
         text=True,
     )
+    assert r.returncode == 0, r.stderr[-3000:]  # show why, not only that it failed
     return json.loads((out / f"{name}.json").read_text())
 
 
