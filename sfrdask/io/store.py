@@ -40,6 +40,19 @@ IMAGE_VARS = ("image", "image_error", "image_bad_fraction")
 SPECTRUM_VARS = ("spectrum", "spectrum_error", "spectrum_bad_fraction")
 
 
+def remove_partial(path: Path, attempts: int = 20) -> None:
+    """Remove an unfinished output directory after a failure. Tasks of the failed computation may
+    still be writing into it for a moment (the first error returns before the others finish), so
+    retry briefly; never raise, so the error that caused the clean-up is the one reported."""
+    import time
+
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.25)
+
+
 def _compressors(name: str | None = None) -> list[Any] | None:
     name = name or config.get("store.compressor")
     if name == "blosc-lz4":
@@ -181,7 +194,7 @@ def write_store(
             os.replace(tmp, out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            remove_partial(tmp)
     return out
 
 
@@ -256,7 +269,7 @@ def write_group(store: str | Path, group: str, ds: xr.Dataset, compressor: str |
             os.replace(store / tmp_name, final)
     finally:
         if (store / tmp_name).exists():
-            shutil.rmtree(store / tmp_name)
+            remove_partial(store / tmp_name)
 
 
 def open_group(store: str | Path, group: str, needed_by: str = "") -> xr.Dataset:

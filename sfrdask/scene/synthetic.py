@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sfrdask.io.store import remove_partial
+
 ENVIRONMENTS = {  # name: (indoors, sky/upper RGB, ground/lower RGB, stripe period px)
     "beach": (False, (0.55, 0.75, 0.95), (0.90, 0.80, 0.55), 0),
     "city": (False, (0.60, 0.65, 0.75), (0.35, 0.35, 0.38), 6),
@@ -72,5 +74,5 @@ def make_scene(
         os.replace(tmp, out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            remove_partial(tmp)
     return out

@@ -24,6 +24,7 @@ from sfrdask.cluster import map_ordered
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
 from sfrdask.io.levels import BANDS, all_image_levels, all_spectrum_levels, nmgy_to_stored
+from sfrdask.io.store import remove_partial
 from sfrdask.synth import images as img
 from sfrdask.synth.population import (
     FIBRE_RADIUS,
@@ -449,5 +450,5 @@ def make_survey(
         tmp.rename(out)
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp)
+            remove_partial(tmp)
     return out / CUBE_NAME
