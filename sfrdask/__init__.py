@@ -7,7 +7,7 @@
 >>> r = sfrdask.train_model("store.zarr", "early-fusion", image_zoom=2, spectrum_zoom=2)  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from sfrdask import config
 from sfrdask.cluster import cluster
@@ -21,6 +21,7 @@ _LAZY = {
     "train_model": ("sfrdask.train.run", "train"),
     "evaluate_model": ("sfrdask.train.run", "evaluate"),
     "list_models": ("sfrdask.models", "list_models"),
+    "predict": ("sfrdask.stages.predict", "predict"),
 }
 
 
@@ -44,6 +45,7 @@ __all__ = [
     "make_survey",
     "open_hisscube",
     "open_store",
+    "predict",
     "read_catalog_dir",
     "read_mpajhu",
     "train_model",

@@ -400,6 +400,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from sfrdask.stages.predict import PredictParams, run
+
+    params = PredictParams(
+        runs=tuple(str(r) for r in args.runs),
+        out=str(args.out),
+        cube=None if args.cube is None else str(args.cube),
+        catalog=None if args.catalog is None else str(args.catalog),
+        store=None if args.store is None else str(args.store),
+        overwrite=args.overwrite,
+    )
+    with _stage_cluster(args) as client:
+        r = run(client, params)
+    test = r.calibration[(r.calibration["group"] == "all")]
+    print(test.round(3).to_string(index=False))
+    print(f"wrote {r.catalogue} ({r.rows} objects, {r.objects_per_s:.0f} objects/s)")
+    for path in (*r.reports, *([r.main_sequence] if r.main_sequence else [])):
+        print(f"wrote {path}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from sfrdask.pipeline import run_pipeline
 
@@ -408,6 +429,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if results.exists():
         print(results.read_text())
     print(f"run directory: {run} (config.yaml, run.log, stages/, reports/, plots/, runs/)")
+    if (run / "runs" / "calibration.md").exists():
+        print(f"interval calibration per model: {run / 'runs' / 'calibration.md'}")
     return 0
 
 
@@ -574,6 +597,21 @@ def build_parser() -> argparse.ArgumentParser:
         "--cluster", choices=clusters, default=None, help="with --ranks (default: from the config)"
     )
     s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser(
+        "predict", help="SFR catalogue with calibrated intervals for every object of a cube (or store)"
+    )
+    s.add_argument("runs", type=Path, nargs="+", help="run directories (several: an ensemble)")
+    src = s.add_mutually_exclusive_group(required=True)
+    src.add_argument("--cube", type=Path, help="HiSS-Cube file whose objects to predict")
+    src.add_argument("--store", type=Path, help="or a zarr store written by sfrdask ingest")
+    s.add_argument(
+        "--catalog", type=Path, default=None, help="MPA-JHU tables for the cube (labels, Z, CLASS, mass)"
+    )
+    s.add_argument("--out", type=Path, required=True, help="CATALOGUE.fits, .csv or .parquet")
+    s.add_argument("--overwrite", action="store_true", help="replace an existing catalogue")
+    s.add_argument("--cluster", choices=clusters, default=None)
+    s.set_defaults(func=cmd_predict)
 
     s = sub.add_parser(
         "evaluate", help="score a trained model (run directory, best.pt or model.npz) on a store"

@@ -13,6 +13,7 @@ stopped. The run directory holds::
     reports/STAGE.html     a Dask performance report per stage (when a cluster runs it)
     survey/ store.zarr     data (synthetic survey, zarr store)
     plots/ runs/           preprocessing plots and tables; trained models and results.{csv,json,md}
+    catalogue.fits         the predict stage's SFR catalogue (and its main-sequence PNG)
 """
 
 from __future__ import annotations
@@ -35,8 +36,8 @@ import yaml
 from sfrdask import __version__, config
 from sfrdask.config import ConfigError
 
-STAGES = ("synth", "ingest", "preprocess", "train")
-TOP_KEYS = {"run-dir", "input", "levels", "stages", "train", "cluster", "settings"}
+STAGES = ("synth", "ingest", "preprocess", "train", "predict")
+TOP_KEYS = {"run-dir", "input", "levels", "stages", "train", "predict", "cluster", "settings"}
 log = logging.getLogger("sfrdask.run")
 
 
@@ -64,6 +65,11 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     bad = [s for s in cfg.get("stages", STAGES) if s not in STAGES]
     if bad:
         raise ConfigError(f"{path}: unknown stage(s) {bad}; stages are {list(STAGES)}")
+    pred = cfg.get("predict") or {}
+    if not isinstance(pred, dict) or set(pred) - {"models", "out"}:
+        raise ConfigError(
+            f"{path}: 'predict' takes 'models' (trained in this run) and 'out' (a catalogue file name)"
+        )
     for key in ("settings", "cluster", "levels", "train"):
         if not isinstance(cfg.get(key) or {}, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping")
@@ -136,7 +142,37 @@ def stage_commands(cfg: dict[str, Any], run: Path) -> dict[str, list[str]]:
             if key in tr:
                 train += [f"--{key}", str(tr[key])]
         cmds["train"] = train
+    pred = cfg.get("predict") or {}
+    if pred.get("models"):
+        cmds["predict"] = [
+            "predict",
+            *[str(d) for d in _run_dirs(pred["models"], tr, store, run / "runs")],
+            "--cube",
+            str(cube),
+            "--catalog",
+            str(catalog),
+            "--out",
+            str(run / pred.get("out", "catalogue.fits")),
+            "--overwrite",
+        ]
     return {s: c for s, c in cmds.items() if c}
+
+
+def _run_dirs(models: list[str], tr: dict[str, Any], store: Path, out: Path) -> list[Path]:
+    """Where ``sfrdask train`` puts each model's run in this run directory."""
+    from sfrdask.train.spec import TrainSpec
+
+    return [
+        TrainSpec.from_config(
+            store,
+            m,
+            image_zoom=tr.get("image-zoom"),
+            spectrum_zoom=tr.get("spectrum-zoom"),
+            target=tr.get("target"),
+            out=str(out),
+        ).run_dir
+        for m in models
+    ]
 
 
 def _digest(parts: Any) -> str:

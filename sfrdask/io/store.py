@@ -31,26 +31,16 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sfrdask import __version__, config
 from sfrdask.cluster import active_client
 from sfrdask.errors import StoreError
+from sfrdask.io.atomic import remove_partial
 from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube, read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
 
+__all__ = ["open_group", "open_store", "remove_partial", "store_levels", "write_group", "write_store"]
+
 MARKER = "sfrdask_store"
 IMAGE_VARS = ("image", "image_error", "image_bad_fraction")
 SPECTRUM_VARS = ("spectrum", "spectrum_error", "spectrum_bad_fraction")
-
-
-def remove_partial(path: Path, attempts: int = 20) -> None:
-    """Remove an unfinished output directory after a failure. Tasks of the failed computation may
-    still be writing into it for a moment (the first error returns before the others finish), so
-    retry briefly; never raise, so the error that caused the clean-up is the one reported."""
-    import time
-
-    for _ in range(attempts):
-        shutil.rmtree(path, ignore_errors=True)
-        if not path.exists():
-            return
-        time.sleep(0.25)
 
 
 def _compressors(name: str | None = None) -> list[Any] | None:

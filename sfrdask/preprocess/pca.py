@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
+from typing import Any
 
 import dask
 import dask.array as da
@@ -122,9 +123,10 @@ def fit_pca_store(
 
     xs = (x - mean) / scale
     xs = da.where(da.isfinite(xs), xs, 0.0)
-    # the components travel once with the graph (8 MB at 64 px and 100 components, float32)
-    comp = ipca.components_.astype(np.float32)
-    feats = ((xs - ipca.mean_).astype(np.float32) @ comp.T).astype(np.float32)
+    # float64 products, rounded to float32 at the end: the same features whatever BLAS threading a
+    # process has (Dask workers run one thread, a client many), so inference (sfrdask predict)
+    # reproduces them; the components travel once with the graph (16 MB at 64 px, 100 components)
+    feats = project(xs, ipca.mean_, ipca.components_)
     split = np.full(idx.size, -1, np.int8)
     split[pos] = 0
     out = xr.Dataset(
@@ -154,11 +156,17 @@ def fit_pca_store(
     return out
 
 
-def transform(x: np.ndarray, group: xr.Dataset) -> np.ndarray:
-    """Apply a stored scaler + PCA to new rows ``(n, features)`` (the inference path)."""
-    g = {k: group[k].values for k in ("scaler_mean", "scaler_scale", "pca_mean", "components")}
-    xs = fill_nan((np.asarray(x, float) - g["scaler_mean"]) / g["scaler_scale"])[0]
-    return ((xs - g["pca_mean"]) @ g["components"].T).astype(np.float32)
+def project(xs: Any, pca_mean: np.ndarray, components: np.ndarray) -> Any:
+    """PCA features of standardised rows ``xs`` (numpy or dask): float64 products, float32 result."""
+    return ((xs - pca_mean) @ np.asarray(components, np.float64).T).astype(np.float32)
+
+
+def transform(x: np.ndarray, group: xr.Dataset | dict[str, np.ndarray]) -> np.ndarray:
+    """Apply a stored scaler + PCA to new rows ``(n, features)``: the inference path, with the
+    same arithmetic as :func:`fit_pca_store` (non-finite standardised values become 0)."""
+    g = {k: np.asarray(group[k]) for k in ("scaler_mean", "scaler_scale", "pca_mean", "components")}
+    xs = fill_nan((np.asarray(x, np.float64) - g["scaler_mean"]) / g["scaler_scale"])[0]
+    return project(xs, g["pca_mean"], g["components"])
 
 
 def explained_variance_plot(groups: dict[str, xr.Dataset], out: str | Path) -> Path:

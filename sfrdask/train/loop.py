@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from sfrdask import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.models import SfrNet
 from sfrdask.train.checkpoint import load_checkpoint, save_checkpoint
@@ -282,7 +283,8 @@ def _write_outputs(spec: TrainSpec, result: dict[str, Any]) -> None:
     ).to_csv(run / "predictions.csv", index=False)
     pd.DataFrame(result.get("history", [])).to_csv(run / "history.csv", index=False)
     keep = {k: v for k, v in result.items() if not k.startswith("test_") and k != "history"}
-    (run / "metrics.json").write_text(json.dumps({**keep, "spec": spec.as_dict()}, indent=1, default=str))
+    record = {**keep, "spec": spec.as_dict(), "sfrdask_version": __version__}
+    (run / "metrics.json").write_text(json.dumps(record, indent=1, default=str))
     where = f"image zoom {spec.image_zoom}, spectrum zoom {spec.spectrum_zoom}"
     plot_predictions(
         result["test_true"],

@@ -16,9 +16,8 @@ import numpy as np
 
 from sfrdask.cluster import active_client
 from sfrdask.errors import SfrdaskError
-from sfrdask.models import get_model
 from sfrdask.models.trees import TreeArrays, fit_tree
-from sfrdask.train.checkpoint import CheckpointError, load_checkpoint
+from sfrdask.train.checkpoint import CheckpointError
 from sfrdask.train.data import Normaliser
 from sfrdask.train.loop import _write_outputs, fit_net, pick_device, predict, split_result
 from sfrdask.train.metrics import regression_metrics, update_results
@@ -58,6 +57,7 @@ def train(
         result = train_ddp(spec, ranks, client)
     else:
         result = fit_net(spec)
+    result["run_dir"] = str(spec.run_dir)
     rows = [_row(result, result)] + [_row(result, extra) for extra in result.get("extra_rows", [])]
     update_results(out, rows)
     return result
@@ -172,33 +172,17 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
     """Score a trained model (a run directory, ``best.pt`` or ``model.npz``) on a store's split.
 
     The model is rebuilt from the registry and the saved weights (``weights_only``) or tree
-    arrays (no pickle); the store must hold the inputs at the resolution it was trained for.
+    arrays (no pickle) by :func:`sfrdask.inference.load_run`; the store must hold the inputs at
+    the resolution it was trained for. Inputs are read from the store's ``clean`` and ``pca``
+    groups (``sfrdask predict`` recomputes them from raw data; a test checks both agree).
     """
-    run = Path(run)
-    if run.is_dir():
-        run = next(
-            (run / n for n in ("best.pt", "model.npz", "model.json") if (run / n).exists()), run / "best.pt"
-        )
-    if not run.exists():
-        raise CheckpointError(f"{run}: no trained model (best.pt, model.npz or model.json) found")
-    if run.suffix == ".json":
-        try:
-            saved = json.loads(run.read_text())
-            identity, options, fallback = saved["identity"], saved["options"], saved["fallback"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{run}: not an sfrdask physics model record ({e})") from e
-        norm = None
-    elif run.suffix == ".npz":
-        try:
-            trees, meta = TreeArrays.load(run)
-        except Exception as e:
-            raise CheckpointError(f"{run}: not an sfrdask tree model ({e})") from e
-        identity = json.loads(str(meta["identity"]))
-        norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
-    else:
-        ck = load_checkpoint(run)
-        identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
-        norm = Normaliser.from_state(ck["normaliser"])
+    from sfrdask.inference import load_run
+    from sfrdask.preprocess.split import SPLITS
+
+    if split not in SPLITS:
+        raise SfrdaskError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    trained = load_run(run)
+    identity = trained.identity
     spec = TrainSpec.from_config(
         store,
         identity["model"],
@@ -207,22 +191,21 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
         target=identity["target"],
         progress=False,
     )
-    data = load_splits(spec, normaliser=norm)
+    data = load_splits(spec, normaliser=trained.normaliser)
     shapes = {k: list(v) for k, v in sorted(data.shapes.items())}
     if shapes != identity["shapes"]:
         raise CheckpointError(
-            f"{run}: trained on inputs {identity['shapes']}, but {store} gives {shapes} at "
+            f"{trained.path}: trained on inputs {identity['shapes']}, but {store} gives {shapes} at "
             f"image zoom {spec.image_zoom} / spectrum zoom {spec.spectrum_zoom}"
         )
     ds = data[split]
-    if run.suffix == ".json":
-        pred = physics_predict(spec, ds, get_model(spec.model).build(data.shapes, **options))
-        pred = np.where(np.isfinite(pred), pred, fallback)
-    elif run.suffix == ".npz":
-        pred = trees.predict(as_matrix(ds.arrays(), spec.model_spec.inputs))
+    model = trained.build()
+    if trained.family == "physics":
+        pred = physics_predict(spec, ds, model)
+        pred = np.where(np.isfinite(pred), pred, trained.weights)
+    elif trained.family == "tree":
+        pred = model.predict(as_matrix(ds.arrays(), spec.model_spec.inputs))
     else:
-        model = get_model(spec.model).build(data.shapes, **ck.get("options", {}))
-        model.load_state_dict(ck["model_state"])
         pred, _ = predict(model, ds, pick_device(spec.device))
     return {
         **identity,
@@ -231,4 +214,5 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
         "objects": ds.objects,
         "predicted": pred,
         "true": ds.y,
+        "run_dir": str(trained.path),
     }

@@ -1,0 +1,325 @@
+"""Apply trained models to any object: a run directory loaded once, raw data prepared the way the
+model was trained, predictions made block by block.
+
+:func:`load_run` reads what a run directory holds (``best.pt``, ``model.npz`` or ``model.json``,
+and ``metrics.json``) into a :class:`TrainedRun`, checking the sfrdask version and the registry.
+:func:`preparation` reads from the run's training store how its inputs were made: the deblending
+parameters of ``clean/{zoom}`` and the scaler + PCA components of ``pca/{modality}/{zoom}``.
+:func:`predict_block` then turns raw cutouts and spectra (one chunk of objects, as stored in a
+cube or a store) into predictions with exactly that preprocessing: deblending, PCA transform and
+the training-split normalisation saved with the model. ``sfrdask evaluate`` and
+``sfrdask predict`` both go through here.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from sfrdask import __version__
+from sfrdask.errors import SfrdaskError, StoreError
+from sfrdask.models import ModelError, get_model
+from sfrdask.train.checkpoint import CheckpointError
+
+MODEL_FILES = ("best.pt", "model.npz", "model.json")
+PREDICT_BATCH = 256
+
+
+def _major_minor(version: str) -> tuple[str, ...]:
+    return tuple(str(version).split(".")[:2])
+
+
+@dataclass
+class TrainedRun:
+    """One trained model as saved in its run directory: identity, weights (or tree arrays, or the
+    physics record), the training-split normaliser and the store it was trained on."""
+
+    path: Path
+    family: str
+    identity: dict[str, Any]
+    store: Path
+    options: dict[str, Any] = field(default_factory=dict)
+    normaliser: Any = None
+    weights: Any = None  # net: state dict; tree: TreeArrays; physics: the fallback value
+    version: str = __version__
+
+    @property
+    def model(self) -> str:
+        return self.identity["model"]
+
+    @property
+    def image_zoom(self) -> int | None:
+        return self.identity["image_zoom"]
+
+    @property
+    def spectrum_zoom(self) -> int | None:
+        return self.identity["spectrum_zoom"]
+
+    @property
+    def target(self) -> str:
+        return self.identity["target"]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return get_model(self.model).inputs
+
+    def build(self) -> Any:
+        """The model object that predicts: a torch module with its weights, tree arrays, or the
+        physics estimator."""
+        spec = get_model(self.model)
+        shapes = {k: tuple(v) for k, v in self.identity["shapes"].items()}
+        if self.family == "net":
+            net = spec.build(shapes, **self.options)
+            net.load_state_dict(self.weights)
+            net.eval()
+            return net
+        if self.family == "tree":
+            return self.weights
+        return spec.build(shapes, **self.options)
+
+
+def _model_file(run: Path) -> Path:
+    if run.is_file():
+        return run
+    found = [run / n for n in MODEL_FILES if (run / n).exists()]
+    if not found:
+        raise CheckpointError(
+            f"{run}: no trained model ({', '.join(MODEL_FILES)}) found in the run directory"
+        )
+    return found[0]
+
+
+def load_run(run: str | Path, check_version: bool = True) -> TrainedRun:
+    """Read a run directory (or its ``best.pt`` / ``model.npz`` / ``model.json``) safely: torch
+    checkpoints with ``weights_only``, trees as plain arrays, physics as JSON.
+
+    ``check_version`` refuses a run written by another sfrdask version (major.minor), whose files
+    may mean something else; ``metrics.json`` records the version.
+    """
+    from sfrdask.models.trees import TreeArrays
+    from sfrdask.train.checkpoint import load_checkpoint
+    from sfrdask.train.data import Normaliser
+
+    run = Path(run)
+    if not run.exists():
+        raise CheckpointError(f"{run}: no such run directory")
+    model_file = _model_file(run)
+    run_dir = model_file.parent
+    metrics_path = run_dir / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except (OSError, ValueError) as e:
+        raise CheckpointError(
+            f"{metrics_path}: missing or unreadable ({e}); is {run_dir} an sfrdask run?"
+        ) from e
+    version = str(metrics.get("sfrdask_version", "unknown (before 0.2)"))
+    if check_version and _major_minor(version) != _major_minor(__version__):
+        raise CheckpointError(
+            f"{run_dir}: written by sfrdask {version}, this is sfrdask {__version__}; retrain the model "
+            "with this version (sfrdask train)"
+        )
+    store = Path(metrics.get("spec", {}).get("store", ""))
+    if model_file.suffix == ".json":
+        try:
+            saved = json.loads(model_file.read_text())
+            identity, options, fallback = saved["identity"], saved["options"], saved["fallback"]
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{model_file}: not an sfrdask physics model record ({e})") from e
+        out = TrainedRun(run_dir, "physics", identity, store, options, None, float(fallback), version)
+    elif model_file.suffix == ".npz":
+        try:
+            trees, meta = TreeArrays.load(model_file)
+            identity = json.loads(str(meta["identity"]))
+        except Exception as e:
+            raise CheckpointError(f"{model_file}: not an sfrdask tree model ({e})") from e
+        norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
+        out = TrainedRun(run_dir, "tree", identity, store, {}, norm, trees, version)
+    else:
+        ck = load_checkpoint(model_file)
+        identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
+        norm = Normaliser.from_state(ck["normaliser"])
+        out = TrainedRun(
+            run_dir, "net", identity, store, ck.get("options", {}), norm, ck["model_state"], version
+        )
+    try:
+        spec = get_model(out.model)
+    except ModelError as e:
+        raise CheckpointError(f"{model_file}: {e}") from None
+    if spec.family != out.family:
+        raise CheckpointError(f"{model_file}: holds a {out.family} model, but {out.model} is a {spec.family}")
+    return out
+
+
+@dataclass(frozen=True)
+class Preparation:
+    """How the training store made a run's inputs from raw data (read once, sent to the workers)."""
+
+    deblend: dict[str, Any] | None  # deblend_cutouts parameters (with zoom), None: raw images
+    pca: dict[str, dict[str, np.ndarray]]  # input name (image_pca, spectrum_pca) -> transform arrays
+    z_range: tuple[float, float]  # redshifts of the training split
+    selection_attrs: dict[str, Any]
+
+
+def preparation(run: TrainedRun) -> Preparation:
+    """Read the deblending parameters and PCA transforms a run's inputs were made with."""
+    from sfrdask.io.store import open_group, open_store
+    from sfrdask.preprocess.quality import selected_objects
+
+    store = run.store
+    if not (store / "zarr.json").exists():
+        raise StoreError(
+            f"{run.path}: trained on store {store}, which is gone; predict needs it for the PCA "
+            "components, the deblending parameters and the splits"
+        )
+    deblend = None
+    pca: dict[str, dict[str, np.ndarray]] = {}
+    uses_clean = False
+    for name in run.inputs:
+        if name.endswith("_pca"):
+            modality = name.split("_")[0]
+            z = run.image_zoom if modality == "image" else run.spectrum_zoom
+            g = open_group(store, f"pca/{modality}/{z}", needed_by=f"model {run.model}")
+            pca[name] = {k: g[k].values for k in ("scaler_mean", "scaler_scale", "pca_mean", "components")}
+            uses_clean |= str(g.attrs.get("source", "")).startswith("clean/")
+        elif name == "image":
+            uses_clean |= (store / f"clean/{run.image_zoom}" / "zarr.json").exists()
+    if run.family == "physics" and "image" in run.inputs:
+        uses_clean = (store / f"clean/{run.image_zoom}" / "zarr.json").exists()
+    if uses_clean:
+        attrs = dict(zarr.open_group(store / f"clean/{run.image_zoom}", mode="r").attrs)
+        keys = ("strategy", "thresh", "minarea", "deblend_nthresh", "deblend_cont", "grow", "centre_radius")
+        deblend = {k: attrs[k] for k in keys} | {"zoom": int(attrs["zoom"])}
+    root = open_store(store, image_zoom=None, spectrum_zoom=None)
+    train = selected_objects(store, "train")
+    z = root["Z"].values.astype(np.float64)[train] if "Z" in root else np.array([np.nan])
+    z = z[np.isfinite(z)]
+    z_range = (float(z.min()), float(z.max())) if z.size else (np.nan, np.nan)
+    sel = open_group(store, "selection")
+    return Preparation(deblend, pca, z_range, dict(sel.attrs))
+
+
+def _set_worker_threads() -> None:
+    """One torch thread per Dask worker thread, so two workers do not fight over the cores."""
+    import torch
+
+    try:
+        from distributed import get_worker
+
+        torch.set_num_threads(max(1, get_worker().state.nthreads))
+    except ValueError:  # not on a worker: leave torch's own setting
+        pass
+
+
+def forward(net: Any, inputs: dict[str, np.ndarray], batch: int = PREDICT_BATCH) -> np.ndarray:
+    """A network's standardised predictions for normalised inputs, in batches (no gradients)."""
+    import torch
+
+    n = next(iter(inputs.values())).shape[0]
+    out = []
+    with torch.no_grad():
+        for a in range(0, n, batch):
+            b = {k: torch.from_numpy(np.ascontiguousarray(v[a : a + batch])) for k, v in inputs.items()}
+            out.append(net.prediction(net(b)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def model_inputs(
+    run: TrainedRun, prep: Preparation, raw: dict[str, np.ndarray], clean: np.ndarray | None
+) -> dict[str, np.ndarray]:
+    """The normalised inputs of one run for a block of objects (the training path's transforms)."""
+    from sfrdask.preprocess.pca import transform
+
+    norm = run.normaliser
+    out = {}
+    for name in run.inputs:
+        if name == "image":
+            x = clean if clean is not None else raw["image"]
+        elif name == "spectrum":
+            x = raw["spectrum"]
+        else:
+            src = (clean if clean is not None else raw["image"]) if name == "image_pca" else raw["spectrum"]
+            x = transform(src.reshape(src.shape[0], -1), prep.pca[name])
+        out[name] = norm.apply(name, x)
+    return out
+
+
+def predict_block(
+    raw: dict[str, np.ndarray], runs: list[TrainedRun], preps: list[Preparation]
+) -> dict[str, np.ndarray]:
+    """Predictions of every run for one block of objects, plus what the catalogue flags need.
+
+    ``raw`` holds the block's arrays as stored: ``image`` (k, 5, s, s) at the runs' image zoom,
+    ``spectrum`` and ``spectrum_error`` (k, L) at their spectrum zoom, ``Z`` (k,). Returns
+    ``pred_{i}`` per run (target units), ``central_found`` (k,) (True where nothing was deblended)
+    and ``snr`` (median spectral S/N, NaN without spectra).
+    """
+    from sfrdask.io.levels import wavelength_grid
+    from sfrdask.preprocess.deblend import deblend_cutouts
+
+    k = next(iter(raw.values())).shape[0]
+    out: dict[str, np.ndarray] = {"central_found": np.ones(k, bool)}
+    clean = None
+    deblend = next((p.deblend for p in preps if p.deblend is not None), None)
+    if deblend is not None and k:
+        params = dict(deblend)
+        r = deblend_cutouts(raw["image"], raw["object"], **params)
+        clean, out["central_found"] = r["image"], r["found"]
+    if "spectrum" in raw and k:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.abs(raw["spectrum"]) / raw["spectrum_error"]
+        ratio = np.where(np.isfinite(ratio), ratio, np.nan)
+        out["snr"] = np.nanmedian(np.where(np.isnan(ratio).all(1, keepdims=True), 0.0, ratio), axis=1)
+    else:
+        out["snr"] = np.full(k, np.nan)
+    for i, (run, prep) in enumerate(zip(runs, preps, strict=True)):
+        if k == 0:
+            out[f"pred_{i}"] = np.zeros(0)
+            continue
+        model = run.build()
+        if run.family == "physics":
+            r_img = None
+            if "image" in run.inputs:
+                r_img = (clean if clean is not None else raw["image"])[:, 2]
+            p = model.predict(
+                wavelength_grid(run.spectrum_zoom),
+                raw["spectrum"].astype(np.float64),
+                raw["spectrum_error"].astype(np.float64),
+                raw["Z"].astype(np.float64),
+                r_img,
+                run.image_zoom or 0,
+            )
+            out[f"pred_{i}"] = np.where(np.isfinite(p), p, run.weights)
+            continue
+        x = model_inputs(run, prep, raw, clean)
+        if run.family == "tree":
+            from sfrdask.train.spec import as_matrix
+
+            out[f"pred_{i}"] = model.predict(as_matrix(x, run.inputs))
+        else:
+            _set_worker_threads()
+            out[f"pred_{i}"] = run.normaliser.untarget(forward(model, x))
+    return out
+
+
+def check_compatible(runs: list[TrainedRun]) -> None:
+    """Runs predicted together share their store, target and the zoom levels they read."""
+    first = runs[0]
+    for r in runs[1:]:
+        for what in ("target", "store"):
+            if getattr(r, what) != getattr(first, what):
+                raise SfrdaskError(
+                    f"{r.path} and {first.path} differ in {what} ({getattr(r, what)} vs "
+                    f"{getattr(first, what)}); predict them separately"
+                )
+    for attr in ("image_zoom", "spectrum_zoom"):
+        zooms = {getattr(r, attr) for r in runs} - {None}
+        if len(zooms) > 1:
+            raise SfrdaskError(
+                f"the runs were trained at different {attr.replace('_', ' ')}s {sorted(zooms)}; "
+                "runs predicted together must read the same levels"
+            )

@@ -1,0 +1,72 @@
+"""Write an output under a temporary name beside it and rename it into place when it is complete.
+
+A failed or interrupted run then never leaves a file or directory that looks finished: either
+the previous output is still there, untouched, or the new one is there whole.
+
+>>> from pathlib import Path
+>>> import tempfile
+>>> out = Path(tempfile.mkdtemp()) / "table.csv"
+>>> with atomic_output(out) as tmp:
+...     _ = tmp.write_text("a,b\\n1,2\\n")
+>>> out.read_text()
+'a,b\\n1,2\\n'
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sfrdask.errors import SfrdaskError
+
+
+def remove_partial(path: Path, attempts: int = 20) -> None:
+    """Remove an unfinished output after a failure. Tasks of a failed computation may still be
+    writing into a directory for a moment (the first error returns before the others finish), so
+    retry briefly; never raise, so the error that caused the clean-up is the one reported."""
+    for _ in range(attempts):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        if not path.exists():
+            return
+        time.sleep(0.25)
+
+
+def replace_path(tmp: Path, final: Path) -> None:
+    """Move ``tmp`` onto ``final``; an existing directory is moved aside first, then removed."""
+    if final.is_dir() and not final.is_symlink():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, final)
+
+
+@contextmanager
+def atomic_output(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path`` (same file system, so the rename is atomic); rename
+    it onto ``path`` when the block ends normally, remove it when the block raises.
+
+    ``overwrite=False`` refuses an existing ``path`` before anything is written.
+    """
+    final = Path(path)
+    if final.exists() and not overwrite:
+        raise SfrdaskError(f"{final} exists; pass --overwrite (overwrite=True) to replace it")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.tmp-{uuid.uuid4().hex[:8]}{final.suffix}")
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise SfrdaskError(f"{final}: nothing was written")
+        replace_path(tmp, final)
+    finally:
+        if tmp.exists():
+            remove_partial(tmp)

@@ -1,0 +1,457 @@
+"""The predict stage: an SFR catalogue with calibrated intervals for every object of a cube.
+
+``run(client, params)`` (``sfrdask predict``, ``sfrdask.predict``, the ``predict`` stage of a run
+file) does, for trained runs of any model family:
+
+1. **calibrate** on the runs' training store: predictions for its validation and test splits
+   through the same raw-data path as below; normalised split conformal (MAPIE) fitted on the
+   validation split, checked on the test split (against the true SFR too, for a synthetic
+   survey); a report per model next to the results table (``calibration.{csv,md}``) and a
+   reliability / PIT plot in each run directory;
+2. **predict** every object of the input (a HiSS-Cube file with its catalogue, or a store),
+   chunk by chunk on the cluster: deblending with the training store's parameters, the stored
+   PCA transforms, the checkpoint's normalisation, batched inference; memory bounded by a chunk;
+3. **write** the catalogue (:mod:`sfrdask.io.sfr_catalogue`) atomically, and a PNG of predicted
+   SFR against stellar mass (the star-forming main sequence) when the catalogue has masses.
+
+Several runs are combined as an ensemble (mean of their predictions, calibrated as one).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sfrdask import __version__, config
+from sfrdask.calibration import (
+    Calibration,
+    coverage_table,
+    difficulty_features,
+    fit_calibration,
+    reliability_plot,
+)
+from sfrdask.errors import SfrdaskError
+from sfrdask.inference import Preparation, TrainedRun, check_compatible, load_run, predict_block, preparation
+from sfrdask.io.sfr_catalogue import BIT, check_output, write_catalogue
+from sfrdask.progress import compute_tasks
+
+KEYS = ("PLATEID", "MJD", "FIBERID")
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    """What ``predict`` needs. Defaults of the tunables come from ``sfrdask.predict`` in dask.config."""
+
+    runs: tuple[str, ...]
+    out: str
+    cube: str | None = None
+    catalog: str | None = None
+    store: str | None = None
+    overwrite: bool = False
+    chunk_mb: float = field(default_factory=lambda: float(config.get("predict.chunk-mb")))
+    seed: int = field(default_factory=lambda: int(config.get("predict.seed")))
+    plots: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.runs:
+            raise SfrdaskError("predict needs at least one run directory")
+        if (self.cube is None) == (self.store is None):
+            raise SfrdaskError(
+                "predict reads either a cube (--cube CUBE.h5 [--catalog DIR]) or a store (--store)"
+            )
+
+
+@dataclass(frozen=True)
+class PredictResult:
+    """What the stage wrote, and the figures it measured."""
+
+    catalogue: Path
+    rows: int
+    calibration: pd.DataFrame  # coverage rows of every model (test split, plus the FLAG != 0 check)
+    reports: tuple[Path, ...]
+    main_sequence: Path | None
+    objects_per_s: float
+    flags_unavailable: tuple[str, ...] = ()
+
+
+def _source(params: PredictParams, zi: int | None, zs: int | None) -> xr.Dataset:
+    """The input as one lazy Dataset shaped like ``open_store``'s (labels when there are any)."""
+    from sfrdask.io.store import open_store
+
+    if params.store is not None:
+        return open_store(params.store, image_zoom=zi, spectrum_zoom=zs)
+    from sfrdask.io.catalog import join_labels, read_catalog_dir
+    from sfrdask.io.hisscube import open_hisscube, read_target_metadata
+
+    meta = read_target_metadata(params.cube, zi or 0, zs or 0)
+    ds = open_hisscube(params.cube, zi or 0, zs or 0, metadata=meta)
+    if params.catalog is not None:
+        ds = join_labels(ds, read_catalog_dir(params.catalog))
+    return ds
+
+
+def _check_levels(ds: xr.Dataset, runs: list[TrainedRun], where: str) -> None:
+    for attr, kind in (("image_zoom", "image"), ("spectrum_zoom", "spectrum")):
+        z = getattr(runs[0], attr)
+        present = ds.attrs.get("zoom_levels_present")
+        if z is not None and present is not None and z not in list(present):
+            raise SfrdaskError(
+                f"{where}: holds no {kind} zoom level {z}, which {runs[0].path} was trained at"
+            )
+
+
+def predictions(
+    ds: xr.Dataset, runs: list[TrainedRun], preps: list[Preparation], client: Any, chunk_mb: float, desc: str
+) -> pd.DataFrame:
+    """Every run's prediction for every object of ``ds``, computed chunk by chunk on the cluster.
+
+    Columns: ``object``, ``pred_{i}`` per run, ``central_found``, ``snr``.
+    """
+    zi = next((r.image_zoom for r in runs if r.image_zoom is not None), None)
+    zs = next((r.spectrum_zoom for r in runs if r.spectrum_zoom is not None), None)
+    arrays = {}
+    per_object = 8
+    if zi is not None:
+        arrays["image"] = ds.image.data
+        per_object += ds.image.data[0].nbytes
+    if zs is not None:
+        arrays["spectrum"], arrays["spectrum_error"] = ds.spectrum.data, ds.spectrum_error.data
+        per_object += 2 * ds.spectrum.data[0].nbytes
+    n = ds.sizes["object"]
+    k = int(max(1, min(n, chunk_mb * 2**20 // per_object)))
+    objects = ds.object.values.astype(np.int64)
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
+    models = dask.delayed(runs, traverse=False)
+    recipes = dask.delayed(preps, traverse=False)
+    tasks = []
+    for a in range(0, n, k):
+        b = min(n, a + k)
+        raw = {name: arr[a:b] for name, arr in arrays.items()}
+        raw |= {"object": objects[a:b], "Z": z[a:b]}
+        tasks.append(dask.delayed(predict_block)(dask.delayed(raw), models, recipes))
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "256MB"}):
+        parts = compute_tasks(tasks, client, desc) if tasks else []
+    cols = ["central_found", "snr", *[f"pred_{i}" for i in range(len(runs))]]
+    table = {c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0) for c in cols}
+    return pd.DataFrame({"object": objects, **table})
+
+
+def _ensemble(table: pd.DataFrame, n_runs: int) -> np.ndarray:
+    return table[[f"pred_{i}" for i in range(n_runs)]].to_numpy().mean(axis=1)
+
+
+def _is_qso(ds: xr.Dataset) -> np.ndarray:
+    return (
+        np.char.upper(ds["CLASS"].values.astype(str)) == "QSO"
+        if "CLASS" in ds
+        else np.zeros(ds.sizes["object"], bool)
+    )
+
+
+def _features(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame) -> np.ndarray:
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(pred.size, np.nan)
+    return difficulty_features(pred, z, table["snr"].to_numpy(), _is_qso(ds))
+
+
+def _truth(store: Path) -> pd.Series | None:
+    """True log SFR per store object, for a store ingested from a synthetic survey."""
+    import zarr
+
+    source = zarr.open_group(store, mode="r").attrs.get("source", "")
+    path = Path(source).parent / "truth_objects.csv"
+    if not source or not path.exists():
+        return None
+    t = pd.read_csv(path, usecols=["object", "logsfr_true"])
+    return t.set_index("object")["logsfr_true"]
+
+
+def calibrate(
+    runs: list[TrainedRun],
+    preps: list[Preparation],
+    client: Any,
+    chunk_mb: float,
+    seed: int,
+    plots: bool = True,
+) -> tuple[Calibration, pd.DataFrame, list[Path]]:
+    """Calibrate the (ensemble of) runs on their store's validation split and report the test split.
+
+    Returns the ensemble's calibration, the coverage rows of every run (and of the ensemble) and
+    the report files written."""
+    from sfrdask.io.store import open_store
+    from sfrdask.preprocess.split import SPLITS
+    from sfrdask.train.data import target_values
+
+    store = runs[0].store
+    sel = xr.open_zarr(store, group="selection", zarr_format=3, consolidated=False)
+    split = sel["split"].values
+    y_all = target_values(store, runs[0].target)
+    want = np.flatnonzero(
+        np.isin(split, [SPLITS.index("validation"), SPLITS.index("test")]) & np.isfinite(y_all)
+    )
+    ds = open_store(store, image_zoom=runs[0].image_zoom, spectrum_zoom=runs[0].spectrum_zoom).isel(
+        object=want
+    )
+    table = predictions(ds, runs, preps, client, chunk_mb, desc=f"calibration ({store.name})")
+    y = y_all[want]
+    is_val = split[want] == SPLITS.index("validation")
+    truth = _truth(store)
+    true = truth.reindex(want).to_numpy() if truth is not None else None
+    classes = ds["CLASS"].values.astype(str)
+    candidates = [(r.model, table[f"pred_{i}"].to_numpy(), [r]) for i, r in enumerate(runs)]
+    if len(runs) > 1:
+        candidates.append(
+            ("ensemble(" + "+".join(r.model for r in runs) + ")", _ensemble(table, len(runs)), runs)
+        )
+    rows, reports, final = [], [], None
+    for name, pred, members in candidates:
+        x = _features(pred, ds, table)
+        cal = fit_calibration(x[is_val], y[is_val], seed=seed)
+        bounds = {lv: (lo, hi) for lv, (lo, hi) in cal.intervals(x[~is_val]).items()}
+        cov = coverage_table(
+            y[~is_val], pred[~is_val], bounds, classes[~is_val], None if true is None else true[~is_val]
+        )
+        cov.insert(0, "model", name)
+        cov.insert(1, "split", "test")
+        rows.append(cov)
+        if plots and len(members) == 1:
+            panels = {"MPA-JHU-format labels": (y[~is_val], bounds)}
+            if true is not None:
+                panels["true SFR (synthetic survey)"] = (true[~is_val], bounds)
+            r = members[0]
+            reports.append(
+                reliability_plot(
+                    panels, r.path / "calibration.png", f"{r.model}: calibration on the test split"
+                )
+            )
+        final = cal
+    return final, pd.concat(rows, ignore_index=True), reports
+
+
+def _write_report(out_dir: Path, table: pd.DataFrame) -> list[Path]:
+    """``calibration.{csv,md}`` next to ``results.*``, rows of other models kept."""
+    from sfrdask.io.atomic import atomic_output
+
+    csv = out_dir / "calibration.csv"
+    if csv.exists():
+        old = pd.read_csv(csv)
+        table = pd.concat([old[~old["model"].isin(table["model"])], table], ignore_index=True)
+    written = []
+    for path, text in ((csv, table.to_csv(index=False)), (out_dir / "calibration.md", _markdown(table))):
+        with atomic_output(path) as tmp:
+            tmp.write_text(text)
+        written.append(path)
+    return written
+
+
+def _markdown(table: pd.DataFrame) -> str:
+    cols = [c for c in table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in table.iterrows():
+        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _match_training(ds: xr.Dataset, store: Path, same: bool) -> np.ndarray:
+    """Split code (-1 unselected, 0 train, 1 validation, 2 test) of every object of ``ds`` in the
+    training store: by position when ``ds`` is that store, else by (PLATEID, MJD, FIBERID)."""
+    from sfrdask.io.store import open_store
+
+    split = xr.open_zarr(store, group="selection", zarr_format=3, consolidated=False)["split"].values
+    if same:
+        return split
+    root = open_store(store, image_zoom=None, spectrum_zoom=None)
+    left = pd.DataFrame({k: ds[k].values for k in KEYS})
+    right = pd.DataFrame({k: root[k].values for k in KEYS}).assign(split=split).drop_duplicates(list(KEYS))
+    return left.merge(right, on=list(KEYS), how="left")["split"].fillna(-1).to_numpy(np.int8)
+
+
+def _keys(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """The spectrum the MPA-JHU row matched (so the catalogue joins back), else the first one."""
+    out = {k: ds[k].values.astype(np.int64) for k in KEYS}
+    if "label_spectrum" in ds and "spec_plateid" in ds:
+        slot = ds["label_spectrum"].values
+        hit = slot >= 0
+        rows = np.flatnonzero(hit)
+        for k in KEYS:
+            out[k][hit] = ds[f"spec_{k.lower()}"].values[rows, slot[hit]]
+    return out
+
+
+def _flags(
+    ds: xr.Dataset, table: pd.DataFrame, split: np.ndarray, prep: Preparation, runs: list[TrainedRun]
+) -> tuple[np.ndarray, list[str]]:
+    """The FLAGS bitmask, and the flags that could not be computed (with why)."""
+    n = ds.sizes["object"]
+    flags = np.zeros(n, np.int32)
+    missing = []
+    attrs = prep.selection_attrs
+    flags[split < 0] |= BIT["NOT_SELECTED"]
+    flags[np.isin(split, [0, 1])] |= BIT["USED_IN_FIT"]
+    if any(r.image_zoom is not None for r in runs):
+        flags[~table["central_found"].to_numpy(bool)] |= BIT["NO_CENTRAL"]
+    max_bad = float(attrs.get("max_bad_fraction", config.get("preprocess.max-bad-fraction")))
+    bad = np.zeros(n, bool)
+    for var, used in (
+        ("image_bad_fraction", runs[0].image_zoom),
+        ("spectrum_bad_fraction", runs[0].spectrum_zoom),
+    ):
+        if used is not None and var in ds:
+            bad |= ds[var].values > max_bad
+    flags[bad] |= BIT["BAD_PIXELS"]
+    cls = ds["CLASS"].values.astype(str) if "CLASS" in ds else None
+    if cls is None or not np.any(cls != ""):
+        missing.append("NO_SFR_CLASS (no CLASS in the cube or the catalogue)")
+    else:
+        classes = [c.upper() for c in attrs.get("classes", config.get("preprocess.classes"))]
+        flags[~np.isin(np.char.upper(cls), classes)] |= BIT["NO_SFR_CLASS"]
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
+    if not np.isfinite(z).any():
+        missing.append("Z_OUTSIDE (no Z in the cube or the catalogue)")
+    else:
+        lo, hi = prep.z_range
+        flags[~(np.isfinite(z) & (z >= lo) & (z <= hi))] |= BIT["Z_OUTSIDE"]
+    label = runs[0].target
+    if label in ds:
+        flags[np.isfinite(ds[label].values.astype(np.float64))] |= BIT["HAS_LABEL"]
+    else:
+        missing.append(f"HAS_LABEL (no {label} column: pass --catalog)")
+    return flags, missing
+
+
+def main_sequence_plot(cat: pd.DataFrame, mass: np.ndarray, flag: np.ndarray, out: Path) -> Path:
+    """Predicted log SFR against catalogue stellar mass for every galaxy; FLAG == 0 and the rest
+    drawn apart, each with its count."""
+    from sfrdask.plots import plt, save_figure
+
+    gal = (cat["CLASS"].astype(str).str.upper() == "GALAXY").to_numpy() & np.isfinite(mass)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for sel, label, style in (
+        (gal & (flag != 0), "FLAG != 0 or unmatched", {"color": "0.55", "s": 3, "alpha": 0.4}),
+        (gal & (flag == 0), "FLAG == 0", {"color": "C0", "s": 4, "alpha": 0.6}),
+    ):
+        ax.scatter(mass[sel], cat["MEDIAN"].to_numpy()[sel], label=f"{label} (n = {int(sel.sum())})", **style)
+    ax.set_xlabel(r"log stellar mass [M$_\odot$] (MPA-JHU)")
+    ax.set_ylabel(r"predicted log SFR [M$_\odot$/yr]")
+    ax.set_title("Star-forming main sequence: predicted SFR of every galaxy", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8, markerscale=3)
+    return save_figure(fig, out)
+
+
+def run(client: Any, params: PredictParams) -> PredictResult:
+    """Calibrate, predict every object, write the catalogue (see the module docstring)."""
+    import time
+
+    out = check_output(params.out, params.overwrite)
+    runs = [load_run(r) for r in params.runs]
+    check_compatible(runs)
+    preps = [preparation(r) for r in runs]
+    zi, zs = runs[0].image_zoom, runs[0].spectrum_zoom
+    where = params.store or params.cube
+    ds = _source(params, zi, zs)
+    _check_levels(ds, runs, str(where))
+
+    cal, report, files = calibrate(runs, preps, client, params.chunk_mb, params.seed, params.plots)
+    t0 = time.perf_counter()
+    table = predictions(ds, runs, preps, client, params.chunk_mb, desc=f"predict ({Path(where).name})")
+    rate = len(table) / max(time.perf_counter() - t0, 1e-9)
+    pred = _ensemble(table, len(runs))
+    bounds = cal.intervals(_features(pred, ds, table))
+    same = params.store is not None and Path(params.store).resolve() == runs[0].store.resolve()
+    split = _match_training(ds, runs[0].store, same)
+    flags, missing = _flags(ds, table, split, preps[0], runs)
+    for m in missing:
+        print(f"sfrdask predict: warning: flag {m} is unavailable; the bit stays 0", file=sys.stderr)
+
+    keys = _keys(ds)
+    cat = pd.DataFrame(
+        {
+            **keys,
+            "RA": ds["RA"].values.astype(np.float64),
+            "DEC": ds["DEC"].values.astype(np.float64),
+            "Z": ds["Z"].values.astype(np.float64) if "Z" in ds else np.nan,
+            "CLASS": ds["CLASS"].values.astype(str) if "CLASS" in ds else "",
+            "MEDIAN": pred.astype(np.float32),
+            "P2P5": bounds[0.95][0].astype(np.float32),
+            "P16": bounds[0.68][0].astype(np.float32),
+            "P84": bounds[0.68][1].astype(np.float32),
+            "P97P5": bounds[0.95][1].astype(np.float32),
+            "FLAGS": flags,
+            "SPLIT": np.array(["none", "train", "validation", "test"])[split.astype(int) + 1],
+            "OBJECT": table["object"].to_numpy(np.int64),
+        }
+    )
+    if len(runs) > 1:
+        for i, r in enumerate(runs):
+            cat[f"MEDIAN_{r.model.upper().replace('-', '_')}"] = table[f"pred_{i}"].to_numpy(np.float32)
+
+    # out-of-sample check on the catalogue's own values: FLAG != 0 galaxies that still carry one
+    if runs[0].target in ds and "FLAG" in ds:
+        y = ds[runs[0].target].values.astype(np.float64)
+        held = (ds["FLAG"].values != 0) & np.isfinite(y) & (cat["CLASS"].str.upper() == "GALAXY").to_numpy()
+        if held.any():
+            b = {lv: (lo[held], hi[held]) for lv, (lo, hi) in bounds.items()}
+            extra = coverage_table(y[held], pred[held], b, np.full(int(held.sum()), "GALAXY")).iloc[:1]
+            extra.insert(0, "model", report["model"].iloc[-1])
+            extra.insert(1, "split", "FLAG != 0 galaxies (catalogue values)")
+            report = pd.concat([report, extra], ignore_index=True)
+    header = {
+        "MODEL": ",".join(r.model for r in runs),
+        "RUNS": ",".join(str(r.path) for r in runs),
+        "TRAINST": str(runs[0].store),
+        "INPUT": str(Path(where).resolve()),
+        "CATALOG": str(params.catalog or ""),
+        "TARGET": runs[0].target,
+        "IMGZOOM": -1 if zi is None else zi,
+        "SPECZOOM": -1 if zs is None else zs,
+        "CALIB": "normalised split conformal (MAPIE), validation split",
+        "SFRDASK": __version__,
+        "FLAGNA": "; ".join(missing),
+    }
+    write_catalogue(cat, out, header, overwrite=params.overwrite)
+    files += _write_report(runs[0].path.parent.parent, report)
+    ms = None
+    if params.plots and "LGM_AVG" in ds:
+        flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(cat), -1)
+        ms = main_sequence_plot(
+            cat, ds["LGM_AVG"].values.astype(np.float64), flag_col, out.with_suffix(".main_sequence.png")
+        )
+    return PredictResult(out, len(cat), report, tuple(files), ms, rate, tuple(missing))
+
+
+def predict(
+    runs: str | Path | list[str | Path],
+    out: str | Path,
+    cube: str | Path | None = None,
+    catalog: str | Path | None = None,
+    store: str | Path | None = None,
+    overwrite: bool = False,
+    client: Any = None,
+) -> PredictResult:
+    """``sfrdask.predict``: the SFR catalogue of every object of ``cube`` (or ``store``) from
+    trained ``runs``, on ``client`` (a distributed Client; None: Dask's in-process scheduler).
+
+    >>> with sfrdask.cluster("local") as client:                                  # doctest: +SKIP
+    ...     r = sfrdask.predict("runs/gbt-both/image2-spectrum2-AVG", "sfr.fits",
+    ...                         cube="survey.h5", catalog="survey", client=client)
+    """
+    runs = [runs] if isinstance(runs, str | Path) else list(runs)
+    params = PredictParams(
+        runs=tuple(str(r) for r in runs),
+        out=str(out),
+        cube=None if cube is None else str(cube),
+        catalog=None if catalog is None else str(catalog),
+        store=None if store is None else str(store),
+        overwrite=overwrite,
+    )
+    return run(client, params)
+
+
+__all__ = ["PredictParams", "PredictResult", "calibrate", "predict", "predictions", "run"]

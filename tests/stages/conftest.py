@@ -1,0 +1,38 @@
+"""A small survey with a trained tree, network and physics model, for the predict stage: large
+enough (700 objects, 60% labelled) that the validation split can calibrate intervals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dask
+import pytest
+
+from sfrdask import read_catalog_dir, write_store
+from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
+from sfrdask.synth import SynthParams, make_survey
+from sfrdask.train.run import train
+
+MODELS = ("gbt-both", "spectrum-mlp", "physics-halpha")
+
+
+@pytest.fixture(scope="package")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Paths: ``survey`` (cube + catalogue + truth), ``store`` and one run directory per model."""
+    root = tmp_path_factory.mktemp("predict")
+    survey = root / "survey"
+    with dask.config.set({"scheduler": "threads", "sfrdask.store.chunk-mb": 1}):
+        make_survey(survey, objects=700, seed=7, params=SynthParams(flag0_fraction=0.6), progress=False)
+        store = root / "store.zarr"
+        write_store(
+            survey / "survey.h5", store, read_catalog_dir(survey), image_zooms=(3,), spectrum_zooms=(3,)
+        )
+        select_objects(store)
+        deblend_store(store, 3)
+        fit_pca_store(store, "image", 3, n_components=12, progress=False)
+        fit_pca_store(store, "spectrum", 3, n_components=12, progress=False)
+        paths = {"survey": survey, "cube": survey / "survey.h5", "store": store, "runs": root / "runs"}
+        for m in MODELS:
+            r = train(store, m, 3, 3, out=root / "runs", epochs=4, batch_size=32, progress=False)
+            paths[m] = Path(r["run_dir"])
+    return paths

@@ -1,0 +1,227 @@
+"""``sfrdask predict``: a catalogue row for every cube object, joinable with MPA-JHU, the same
+test-split predictions as ``evaluate``, calibrated intervals, and bad input refused cleanly."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dask
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from astropy.table import Table, hstack, join
+
+import sfrdask
+from sfrdask.io.catalog import find_catalogs
+from sfrdask.io.sfr_catalogue import BIT, SFR_COLUMNS, read_catalogue
+from sfrdask.train.run import evaluate
+
+pytestmark = pytest.mark.slow
+SFRDASK = Path(sys.executable).with_name("sfrdask")
+KEYS = ["PLATEID", "MJD", "FIBERID"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(SFRDASK), *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def catalogue(trained, tmp_path_factory):
+    """One catalogue from the tree, the network and the physics model together (an ensemble)."""
+    out = tmp_path_factory.mktemp("cat") / "sfr.fits"
+    with dask.config.set(scheduler="threads"):
+        r = sfrdask.predict(
+            [trained["gbt-both"], trained["spectrum-mlp"], trained["physics-halpha"]],
+            out,
+            cube=trained["cube"],
+            catalog=trained["survey"],
+        )
+    return r
+
+
+def test_one_row_per_cube_object_with_the_documented_columns(catalogue, trained):
+    cat = read_catalogue(catalogue.catalogue)
+    with h5py.File(trained["cube"], "r") as f:
+        n = f["dense_cube/0/ml_image/cutout_3d_cube_zoom_0"].shape[0]
+    assert len(cat) == catalogue.rows == n
+    assert list(cat.columns[:12]) == [*KEYS, "RA", "DEC", "Z", "CLASS", *SFR_COLUMNS]
+    assert np.isfinite(cat[["MEDIAN", "P2P5", "P16", "P84", "P97P5"]].to_numpy()).all()
+    assert (cat["P2P5"] <= cat["P16"]).all() and (cat["P16"] <= cat["MEDIAN"]).all()
+    assert (cat["MEDIAN"] <= cat["P84"]).all() and (cat["P84"] <= cat["P97P5"]).all()
+    assert {"MEDIAN_GBT_BOTH", "MEDIAN_SPECTRUM_MLP", "MEDIAN_PHYSICS_HALPHA"} <= set(cat.columns)
+    hdr = Table.read(catalogue.catalogue, hdu=1, unit_parse_strict="silent").meta
+    assert hdr["SFRDASK"] == sfrdask.__version__ and "gbt-both" in hdr["MODEL"]
+    from astropy.io import fits
+
+    with fits.open(catalogue.catalogue) as hdul:
+        h = hdul[1].header
+        units = {h[f"TTYPE{i}"]: h.get(f"TUNIT{i}") for i in range(1, h["TFIELDS"] + 1)}
+    assert units["MEDIAN"] == units["P16"] == "log(solMass/yr)"
+    # stars (their class is in no MPA-JHU row, nor in the cube) are flagged as a class without SFR
+    # labels; objects outside the selection as such
+    truth = pd.read_csv(trained["survey"] / "truth_objects.csv").set_index("object")
+    stars = (truth.loc[cat["OBJECT"], "class"] == "STAR").to_numpy()
+    assert stars.any() and (cat.loc[stars, "FLAGS"] & BIT["NO_SFR_CLASS"]).all()
+    assert not (cat.loc[cat["CLASS"].isin(["GALAXY", "QSO"]), "FLAGS"] & BIT["NO_SFR_CLASS"]).any()
+    assert ((cat["SPLIT"] == "none") == ((cat["FLAGS"] & BIT["NOT_SELECTED"]) > 0)).all()
+    assert ((cat["FLAGS"] & BIT["USED_IN_FIT"]) > 0).sum() == cat["SPLIT"].isin(["train", "validation"]).sum()
+
+
+def test_the_catalogue_joins_mpajhu_on_plate_mjd_fiber(catalogue, trained):
+    cat = Table.read(catalogue.catalogue, hdu=1, unit_parse_strict="silent")
+    paths = find_catalogs(trained["survey"])
+    gal_info = Table.read(paths["gal_info"], hdu=1)
+    totsfr = Table.read(paths["totsfr"], hdu=1)
+    keys = KEYS
+    for k in keys:
+        gal_info[k] = gal_info[k].astype(np.int64)
+    joined = join(cat, gal_info[keys], keys=keys, join_type="inner")
+    labelled = (np.asarray(cat["FLAGS"]) & BIT["HAS_LABEL"]) > 0
+    assert len(joined) >= labelled.sum() > 0
+    # gal_totsfr has no keys of its own: its rows follow gal_info's, as in MPA-JHU DR7
+    sfr = hstack([gal_info[keys], totsfr[["AVG", "FLAG"]]])
+    both = join(cat, sfr, keys=keys, join_type="inner")
+    good = (both["FLAG"] == 0) & (both["AVG"] > -99)
+    assert good.sum() > 100
+    # the joined MPA-JHU value is the label the model was trained on: predictions track it
+    r = np.corrcoef(np.asarray(both["MEDIAN"])[good], np.asarray(both["AVG"])[good])[0, 1]
+    assert r > 0.5
+
+
+@pytest.mark.parametrize("model", ["gbt-both", "spectrum-mlp", "physics-halpha"])
+def test_test_split_predictions_equal_evaluate(catalogue, trained, model):
+    cat = read_catalogue(catalogue.catalogue)
+    ev = evaluate(trained[model], trained["store"], split="test")
+    column = f"MEDIAN_{model.upper().replace('-', '_')}"
+    got = cat.set_index("OBJECT").loc[ev["objects"], column].to_numpy()
+    np.testing.assert_allclose(got, ev["predicted"], atol=2e-4)
+    assert (cat.set_index("OBJECT").loc[ev["objects"], "SPLIT"] == "test").all()
+
+
+def test_intervals_cover_the_test_split_within_binomial_noise(catalogue):
+    """Split conformal guarantees coverage >= nominal on average over calibration sets; for one
+    calibration set of n_cal objects and n test objects, the empirical coverage scatters by about
+    sqrt(p (1 - p) / n) from each side. Allow 3 standard deviations of both."""
+    cal = catalogue.calibration
+    rows = cal[(cal["split"] == "test") & (cal["group"] == "all")]
+    assert set(rows["model"]) >= {"gbt-both", "spectrum-mlp", "physics-halpha"}
+    for _, row in rows.iterrows():
+        n = row["n"]
+        n_cal = 0.7 * n  # validation and test are the same size; 70% of validation scores
+        for p, col in ((0.68, "coverage_68"), (0.95, "coverage_95")):
+            tol = 3 * math.sqrt(p * (1 - p)) * (1 / math.sqrt(n) + 1 / math.sqrt(n_cal))
+            assert abs(row[col] - p) <= tol, (row["model"], col, row[col], tol)
+        assert row["width_68"] < row["width_95"]
+        # the synthetic survey's truth: labels scatter around it, so intervals for labels cover it too
+        assert row["coverage_68_true"] >= row["coverage_68"] - 0.1
+
+
+def test_calibration_report_and_plots_written(catalogue, trained):
+    runs = trained["runs"]
+    md = (runs / "calibration.md").read_text()
+    assert "gbt-both" in md and "coverage_68" in md and "class GALAXY" in md and "decile 10" in md
+    for m in ("gbt-both", "spectrum-mlp", "physics-halpha"):
+        assert (trained[m] / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+    assert catalogue.main_sequence is not None and catalogue.main_sequence.exists()
+
+
+@pytest.mark.parametrize("ext", [".csv", ".parquet"])
+def test_other_formats_from_a_store(trained, tmp_path, ext):
+    out = tmp_path / f"sfr{ext}"
+    with dask.config.set(scheduler="threads"):
+        r = sfrdask.predict(trained["gbt-both"], out, store=trained["store"])
+    cat = read_catalogue(out)
+    assert len(cat) == r.rows == int(np.asarray(sfrdask.open_store(trained["store"], None, None).object).size)
+    assert np.isfinite(cat["P16"]).all()
+
+
+def test_on_a_cluster_with_progress_lines_in_the_log(trained, client, tmp_path):
+    """On a real LocalCluster, as `sfrdask predict` runs it: the same predictions as in-process."""
+    from sfrdask.stages.predict import PredictParams, run
+
+    def params(name: str) -> PredictParams:
+        return PredictParams(
+            runs=(str(trained["gbt-both"]),),
+            out=str(tmp_path / name),
+            store=str(trained["store"]),
+            plots=False,
+        )
+
+    a = read_catalogue(run(client, params("a.csv")).catalogue)
+    with dask.config.set(scheduler="synchronous"):
+        b = read_catalogue(run(None, params("b.csv")).catalogue)
+    np.testing.assert_allclose(a["MEDIAN"], b["MEDIAN"], atol=1e-6)
+
+
+# ---- bad input: one line naming the file and what was expected, exit 2, nothing written ----
+
+
+def _bad(run: Path, cube: Path, out: Path, *extra: str) -> str:
+    p = _cli("predict", str(run), "--cube", str(cube), "--out", str(out), "--cluster", "threads", *extra)
+    assert p.returncode == 2, p.stderr
+    lines = [x for x in p.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+    assert not out.exists() and not [f for f in out.parent.iterdir() if f.name.startswith(f".{out.name}")]
+    return lines[0]
+
+
+def test_bad_runs_are_refused(trained, tmp_path):
+    out = tmp_path / "o" / "sfr.fits"
+    out.parent.mkdir()
+    run = tmp_path / "run"
+    shutil.copytree(trained["gbt-both"], run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").write_text(json.dumps({**metrics, "sfrdask_version": "0.1.0"}))
+    msg = _bad(run, trained["cube"], out)
+    assert "sfrdask 0.1.0" in msg and str(run) in msg
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    (run / "model.npz").unlink()
+    assert "no trained model" in _bad(run, trained["cube"], out)
+
+    phys = tmp_path / "phys"
+    shutil.copytree(trained["physics-halpha"], phys)
+    saved = json.loads((phys / "model.json").read_text())
+    saved["identity"]["model"] = "no-such-model"
+    (phys / "model.json").write_text(json.dumps(saved))
+    msg = _bad(phys, trained["cube"], out)
+    assert "model.json" in msg and "no-such-model" in msg
+
+
+def test_a_cube_without_the_trained_level_is_refused(trained, tmp_path):
+    cube = tmp_path / "levels01.h5"
+    shutil.copy(trained["cube"], cube)
+    with h5py.File(cube, "r+") as f:
+        del f["dense_cube/3"]
+    out = tmp_path / "sfr.fits"
+    msg = _bad(trained["gbt-both"], cube, out, "--catalog", str(trained["survey"]))
+    assert str(cube) in msg and ("zoom" in msg or "dense_cube/3" in msg)
+
+
+def test_an_existing_output_needs_overwrite(trained, tmp_path):
+    out = tmp_path / "sfr.fits"
+    out.write_text("keep me")
+    p = _cli("predict", str(trained["gbt-both"]), "--store", str(trained["store"]), "--out", str(out))
+    assert p.returncode == 2 and "--overwrite" in p.stderr and out.read_text() == "keep me"
+
+
+def test_missing_flag_columns_warn_and_go_on(trained, tmp_path):
+    """A store ingested without a catalogue has no labels: HAS_LABEL cannot be set. Say so, then
+    write the catalogue anyway."""
+    bare = tmp_path / "bare.zarr"
+    with dask.config.set(scheduler="threads"):
+        sfrdask.write_store(trained["cube"], bare, image_zooms=(3,), spectrum_zooms=(3,))
+    out = tmp_path / "sfr.csv"
+    p = _cli(
+        "predict", str(trained["gbt-both"]), "--store", str(bare), "--out", str(out), "--cluster", "threads"
+    )
+    assert p.returncode == 0, p.stderr
+    assert "flag HAS_LABEL" in p.stderr and "unavailable" in p.stderr
+    assert "\r" not in p.stderr  # progress as plain lines when not on a terminal
+    cat = read_catalogue(out)
+    assert len(cat) == 700 and not ((cat["FLAGS"] & BIT["HAS_LABEL"]) > 0).any()
