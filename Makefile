@@ -35,6 +35,14 @@ bench: $(STAMP)
 	$(BIN)/sfrdask preprocess bench-output/train-store.zarr --out bench-output/train-preprocess
 	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output --parts accuracy,throughput
 	$(BIN)/python benchmarks/train.py --store bench-output/train-store.zarr --out bench-output/ddp --parts ddp
+	$(BIN)/sfrdask train --store bench-output/train-store.zarr --out bench-output/predict-runs \
+		--model gbt-both,intermediate-fusion,physics-halpha-aperture --image-zoom 2 --spectrum-zoom 2
+	$(BIN)/sfrdask train --store bench-output/train-store.zarr --out bench-output/predict-runs \
+		--model gbt-both --image-zoom 0 --spectrum-zoom 0
+	$(BIN)/python benchmarks/predict.py --store bench-output/train-store.zarr --out bench-output/predict \
+		--runs $(addprefix bench-output/predict-runs/,gbt-both/image2-spectrum2-AVG \
+			intermediate-fusion/image2-spectrum2-AVG physics-halpha-aperture/image2-spectrum2-AVG) \
+		--throughput-runs $(addprefix bench-output/predict-runs/gbt-both/,image2-spectrum2-AVG image0-spectrum0-AVG)
 	$(BIN)/python benchmarks/ddp_ceiling.py --zoom 0 --batch 64 --out bench-output
 	$(BIN)/python benchmarks/stages.py --out bench-output
 	$(BIN)/python benchmarks/scaling.py --out bench-output

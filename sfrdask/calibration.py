@@ -5,9 +5,13 @@ uncertainty is made the same way for all of them, with MAPIE's ``SplitConformalR
 ``ResidualNormalisedScore`` on the validation split (never used for fitting weights):
 
 1. a small difficulty model learns log |residual| from the prediction itself, the redshift, the
-   median spectral S/N and the class (a linear regression on 30% of the validation split);
-2. on the other 70%, the conformity scores |y - prediction| / difficulty give, for each nominal
+   median spectral S/N and the class (a linear regression on half of the validation split);
+2. on the other half, the conformity scores |y - prediction| / difficulty give, for each nominal
    level, the factor that makes ``prediction ± factor * difficulty`` cover that share of them.
+
+Both steps run per class (Mondrian conformal prediction: galaxies and quasars each get their own
+difficulty model and factors, so the coverage holds within each class), with a pooled
+calibration for objects of any other class.
 
 The intervals are therefore wider where the model is less sure (faint spectra, quasars, extreme
 SFRs), and their coverage holds on average over objects like the validation split (exchangeable
@@ -27,7 +31,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 
 LEVELS = (0.68, 0.95)  # the catalogue's intervals: P16-P84 and P2P5-P97P5
 RELIABILITY = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
-RESIDUAL_SPLIT = 0.3  # share of the validation split that fits the difficulty model
+RESIDUAL_SPLIT = 0.5  # share of the validation split that fits the difficulty model
+MIN_GROUP = 40  # labelled validation objects a group (class) needs for a calibration of its own
 
 
 class GivenPrediction(RegressorMixin, BaseEstimator):
@@ -45,53 +50,92 @@ class GivenPrediction(RegressorMixin, BaseEstimator):
         return np.asarray(x, np.float64)[:, 0]
 
 
-def difficulty_features(pred: np.ndarray, z: np.ndarray, snr: np.ndarray, is_qso: np.ndarray) -> np.ndarray:
+def difficulty_features(
+    pred: np.ndarray,
+    z: np.ndarray,
+    snr: np.ndarray,
+    is_qso: np.ndarray,
+    spread: np.ndarray | None = None,
+) -> np.ndarray:
     """The columns MAPIE sees: the prediction first (what :class:`GivenPrediction` returns), then
-    what the difficulty model uses: prediction, log(1 + redshift), log10 median S/N, quasar or not. Unknown
-    values become the column's typical value, so every object gets an interval."""
-    z = np.where(np.isfinite(z), z, np.nanmedian(z) if np.isfinite(z).any() else 0.0)
+    what the difficulty model uses: prediction, log(1 + redshift), log10 median S/N, quasar or not
+    and, for an ensemble of models, log10 of the spread of its members' predictions. Unknown
+    redshifts and S/N get a neutral value (0.1, S/N 1), so every object gets an interval."""
+    z = np.where(np.isfinite(z), z, 0.1)
     lz = np.log1p(np.clip(z, 0.0, None))
     lsnr = np.log10(np.clip(np.where(np.isfinite(snr), snr, 1.0), 1e-3, None))
-    return np.column_stack([pred, pred, lz, lsnr, np.asarray(is_qso, float)]).astype(np.float64)
+    cols = [pred, pred, lz, lsnr, np.asarray(is_qso, float)]
+    if spread is not None:
+        cols.append(np.log10(np.asarray(spread, np.float64) + 0.01))
+    return np.column_stack(cols).astype(np.float64)
 
 
 @dataclass
 class Calibration:
-    """A fitted normalised split-conformal calibration (MAPIE) for one predictor."""
+    """Fitted normalised split-conformal calibrations (MAPIE): one per group of objects (Mondrian:
+    each class gets its own), plus a pooled one for objects of groups not calibrated."""
 
-    regressor: Any
+    regressors: dict[str, Any]  # group -> SplitConformalRegressor; "" is the pooled one
     levels: tuple[float, ...]
-    n_calibration: int
+    n_calibration: dict[str, int]
 
-    def intervals(self, x: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-        """``{level: (low, high)}`` for rows of :func:`difficulty_features`."""
-        _, bounds = self.regressor.predict_interval(x)
-        return {lv: (bounds[:, 0, i], bounds[:, 1, i]) for i, lv in enumerate(self.levels)}
+    def intervals(
+        self, x: np.ndarray, groups: np.ndarray | None = None
+    ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+        """``{level: (low, high)}`` for rows of :func:`difficulty_features` in ``groups``."""
+        groups = np.full(len(x), "") if groups is None else np.asarray(groups, str)
+        lo = np.empty((len(x), len(self.levels)))
+        hi = np.empty_like(lo)
+        for g in np.unique(groups):
+            rows = groups == g
+            _, b = self.regressors.get(g, self.regressors[""]).predict_interval(x[rows])
+            lo[rows], hi[rows] = b[:, 0, :], b[:, 1, :]
+        return {lv: (lo[:, i], hi[:, i]) for i, lv in enumerate(self.levels)}
 
 
-def fit_calibration(
-    x: np.ndarray, y: np.ndarray, seed: int = 0, levels: tuple[float, ...] = LEVELS + RELIABILITY
-) -> Calibration:
-    """Calibrate on validation rows ``x`` (:func:`difficulty_features`) with labels ``y``."""
+def _conformalize(x: np.ndarray, y: np.ndarray, seed: int, levels: tuple[float, ...]) -> Any:
     from mapie.conformity_scores import ResidualNormalisedScore
     from mapie.regression import SplitConformalRegressor
     from sklearn.linear_model import LinearRegression
 
-    ok = np.isfinite(y) & np.isfinite(x).all(axis=1)
-    if ok.sum() < 20:
-        from sfrdask.errors import SfrdaskError
-
-        raise SfrdaskError(
-            f"calibration needs at least 20 validation objects with labels, got {int(ok.sum())}"
-        )
     score = ResidualNormalisedScore(
         residual_estimator=LinearRegression(), split_size=RESIDUAL_SPLIT, random_state=seed
     )
     reg = SplitConformalRegressor(
         GivenPrediction(x.shape[1]), confidence_level=list(levels), conformity_score=score, prefit=True
     )
-    reg.conformalize(x[ok], y[ok])
-    return Calibration(reg, tuple(levels), round(ok.sum() * (1 - RESIDUAL_SPLIT)))
+    return reg.conformalize(x, y)
+
+
+def fit_calibration(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    seed: int = 0,
+    levels: tuple[float, ...] = LEVELS + RELIABILITY,
+) -> Calibration:
+    """Calibrate on validation rows ``x`` (:func:`difficulty_features`) with labels ``y``.
+
+    With ``groups`` (e.g. the class), each group of at least :data:`MIN_GROUP` labelled objects is
+    calibrated on its own (Mondrian conformal prediction: coverage holds within each group, not
+    only on average over them); the pooled calibration serves the others.
+    """
+    from sfrdask.errors import SfrdaskError
+
+    ok = np.isfinite(y) & np.isfinite(x).all(axis=1)
+    if ok.sum() < MIN_GROUP:
+        raise SfrdaskError(
+            f"calibration needs at least {MIN_GROUP} validation objects with labels, got {int(ok.sum())}"
+        )
+    groups = np.full(len(x), "") if groups is None else np.asarray(groups, str)
+    regs = {"": _conformalize(x[ok], y[ok], seed, levels)}
+    counts = {"": int(ok.sum())}
+    for g in np.unique(groups[ok]):
+        rows = ok & (groups == g)
+        if g and rows.sum() >= MIN_GROUP:
+            regs[g] = _conformalize(x[rows], y[rows], seed, levels)
+            counts[g] = int(rows.sum())
+    return Calibration(regs, tuple(levels), counts)
 
 
 def _cover(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:

@@ -9,7 +9,7 @@ import yaml
 
 from sfrdask.cli import main
 from sfrdask.config import ConfigError
-from sfrdask.pipeline import load_run_config, run_pipeline
+from sfrdask.pipeline import load_run_config, run_pipeline, stage_commands
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +74,20 @@ def test_bad_run_files_are_refused_by_name(tmp_path):
     bad = {**TINY, "settings": {"train": {"epochs": "many"}}}
     assert main(["run", str(_write(tmp_path, bad)), "--run-dir", str(tmp_path / "x")]) == 2
     assert not (tmp_path / "x" / "stages").exists()
+
+
+def test_the_predict_stage_names_the_trained_runs(tmp_path):
+    cfg = {
+        **TINY,
+        "stages": ["predict"],
+        "predict": {"models": ["tree-both", "early-fusion"], "out": "sfr.csv"},
+    }
+    cmd = stage_commands(load_run_config(_write(tmp_path, cfg)), tmp_path / "r")["predict"]
+    runs = [str(tmp_path / "r" / "runs" / m / "image3-spectrum3-AVG") for m in ("tree-both", "early-fusion")]
+    assert cmd[:3] == ["predict", *runs] and cmd[cmd.index("--out") + 1] == str(tmp_path / "r" / "sfr.csv")
+    assert cmd[cmd.index("--cube") + 1] == str(tmp_path / "r" / "survey" / "survey.h5")
+    with pytest.raises(ConfigError, match="'predict' takes"):
+        load_run_config(_write(tmp_path, {**TINY, "predict": {"model": ["tree-both"]}}))
 
 
 def test_a_run_file_cannot_run_code(tmp_path):

@@ -107,6 +107,17 @@ def _check_levels(ds: xr.Dataset, runs: list[TrainedRun], where: str) -> None:
             )
 
 
+def _task_bounds(source_chunks: tuple[int, ...], per_object: int, chunk_mb: float) -> list[tuple[int, int]]:
+    """Object ranges of the inference tasks: the source's own chunks (each read once, by one
+    task), cut further only where a chunk holds more than ``chunk_mb`` of inputs."""
+    k = int(max(1, chunk_mb * 2**20 // per_object))
+    bounds, a = [], 0
+    for size in source_chunks:
+        bounds += [(s, min(s + k, a + size)) for s in range(a, a + size, k)]
+        a += size
+    return bounds
+
+
 def predictions(
     ds: xr.Dataset, runs: list[TrainedRun], preps: list[Preparation], client: Any, chunk_mb: float, desc: str
 ) -> pd.DataFrame:
@@ -125,14 +136,12 @@ def predictions(
         arrays["spectrum"], arrays["spectrum_error"] = ds.spectrum.data, ds.spectrum_error.data
         per_object += 2 * ds.spectrum.data[0].nbytes
     n = ds.sizes["object"]
-    k = int(max(1, min(n, chunk_mb * 2**20 // per_object)))
     objects = ds.object.values.astype(np.int64)
     z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
     models = dask.delayed(runs, traverse=False)
     recipes = dask.delayed(preps, traverse=False)
     tasks = []
-    for a in range(0, n, k):
-        b = min(n, a + k)
+    for a, b in _task_bounds(next(iter(arrays.values())).chunks[0], per_object, chunk_mb):
         raw = {name: arr[a:b] for name, arr in arrays.items()}
         raw |= {"object": objects[a:b], "Z": z[a:b]}
         tasks.append(dask.delayed(predict_block)(dask.delayed(raw), models, recipes))
@@ -147,17 +156,20 @@ def _ensemble(table: pd.DataFrame, n_runs: int) -> np.ndarray:
     return table[[f"pred_{i}" for i in range(n_runs)]].to_numpy().mean(axis=1)
 
 
-def _is_qso(ds: xr.Dataset) -> np.ndarray:
-    return (
-        np.char.upper(ds["CLASS"].values.astype(str)) == "QSO"
-        if "CLASS" in ds
-        else np.zeros(ds.sizes["object"], bool)
-    )
+def _classes(ds: xr.Dataset) -> np.ndarray:
+    """Upper-case class of every object ('' where unknown): the calibration groups."""
+    if "CLASS" not in ds:
+        return np.full(ds.sizes["object"], "")
+    return np.char.upper(np.char.strip(ds["CLASS"].values.astype(str)))
 
 
-def _features(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame) -> np.ndarray:
+def _features(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame, members: int = 1) -> np.ndarray:
+    """Difficulty features of each object; with several models, their spread is one of them."""
     z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(pred.size, np.nan)
-    return difficulty_features(pred, z, table["snr"].to_numpy(), _is_qso(ds))
+    spread = None
+    if members > 1:
+        spread = table[[f"pred_{i}" for i in range(members)]].to_numpy().std(axis=1)
+    return difficulty_features(pred, z, table["snr"].to_numpy(), _classes(ds) == "QSO", spread)
 
 
 def _truth(store: Path) -> pd.Series | None:
@@ -203,7 +215,7 @@ def calibrate(
     is_val = split[want] == SPLITS.index("validation")
     truth = _truth(store)
     true = truth.reindex(want).to_numpy() if truth is not None else None
-    classes = ds["CLASS"].values.astype(str)
+    classes = _classes(ds)
     candidates = [(r.model, table[f"pred_{i}"].to_numpy(), [r]) for i, r in enumerate(runs)]
     if len(runs) > 1:
         candidates.append(
@@ -211,9 +223,9 @@ def calibrate(
         )
     rows, reports, final = [], [], None
     for name, pred, members in candidates:
-        x = _features(pred, ds, table)
-        cal = fit_calibration(x[is_val], y[is_val], seed=seed)
-        bounds = {lv: (lo, hi) for lv, (lo, hi) in cal.intervals(x[~is_val]).items()}
+        x = _features(pred, ds, table, len(members))
+        cal = fit_calibration(x[is_val], y[is_val], classes[is_val], seed=seed)
+        bounds = cal.intervals(x[~is_val], classes[~is_val])
         cov = coverage_table(
             y[~is_val], pred[~is_val], bounds, classes[~is_val], None if true is None else true[~is_val]
         )
@@ -363,7 +375,7 @@ def run(client: Any, params: PredictParams) -> PredictResult:
     table = predictions(ds, runs, preps, client, params.chunk_mb, desc=f"predict ({Path(where).name})")
     rate = len(table) / max(time.perf_counter() - t0, 1e-9)
     pred = _ensemble(table, len(runs))
-    bounds = cal.intervals(_features(pred, ds, table))
+    bounds = cal.intervals(_features(pred, ds, table, len(runs)), _classes(ds))
     same = params.store is not None and Path(params.store).resolve() == runs[0].store.resolve()
     split = _match_training(ds, runs[0].store, same)
     flags, missing = _flags(ds, table, split, preps[0], runs)
@@ -392,15 +404,19 @@ def run(client: Any, params: PredictParams) -> PredictResult:
         for i, r in enumerate(runs):
             cat[f"MEDIAN_{r.model.upper().replace('-', '_')}"] = table[f"pred_{i}"].to_numpy(np.float32)
 
-    # out-of-sample check on the catalogue's own values: FLAG != 0 galaxies that still carry one
+    # out-of-sample check on the catalogue's own values: FLAG != 0 galaxies and quasars whose row
+    # still carries an estimate were never used in training or calibration
     if runs[0].target in ds and "FLAG" in ds:
         y = ds[runs[0].target].values.astype(np.float64)
-        held = (ds["FLAG"].values != 0) & np.isfinite(y) & (cat["CLASS"].str.upper() == "GALAXY").to_numpy()
+        kinds = [str(c).upper() for c in preps[0].selection_attrs.get("classes", ["GALAXY", "QSO"])]
+        cls = _classes(ds)
+        held = (ds["FLAG"].values != 0) & np.isfinite(y) & np.isin(cls, kinds)
         if held.any():
             b = {lv: (lo[held], hi[held]) for lv, (lo, hi) in bounds.items()}
-            extra = coverage_table(y[held], pred[held], b, np.full(int(held.sum()), "GALAXY")).iloc[:1]
+            extra = coverage_table(y[held], pred[held], b, cls[held])
+            extra = extra[~extra["group"].str.startswith("decile")]
             extra.insert(0, "model", report["model"].iloc[-1])
-            extra.insert(1, "split", "FLAG != 0 galaxies (catalogue values)")
+            extra.insert(1, "split", "FLAG != 0 (catalogue values, never fitted)")
             report = pd.concat([report, extra], ignore_index=True)
     header = {
         "MODEL": ",".join(r.model for r in runs),

@@ -1,0 +1,87 @@
+"""Normalised split conformal intervals (MAPIE): nominal coverage, and wider where the noise is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sfrdask.calibration import coverage_table, difficulty_features, fit_calibration, pit, reliability
+
+
+def _data(n: int, seed: int):
+    """Predictions with noise that grows at low S/N and for quasars (known to the features)."""
+    rng = np.random.default_rng(seed)
+    pred = rng.normal(0, 1, n)
+    snr = 10 ** rng.uniform(0, 1.5, n)
+    qso = rng.random(n) < 0.15
+    sigma = 0.1 + 0.8 / np.sqrt(snr) + 0.4 * qso
+    y = pred + rng.normal(0, 1, n) * sigma
+    z = rng.uniform(0.02, 0.3, n)
+    return difficulty_features(pred, z, snr, qso), y, pred, qso, sigma
+
+
+def test_coverage_is_nominal_and_widths_follow_the_noise():
+    x, y, pred, qso, sigma = _data(8000, 1)
+    cal = fit_calibration(x[:4000], y[:4000], seed=0)
+    b = cal.intervals(x[4000:])
+    t = coverage_table(y[4000:], pred[4000:], b, np.where(qso[4000:], "QSO", "GALAXY"))
+    row = t[t["group"] == "all"].iloc[0]
+    # 4,000 test objects: binomial sd 0.007 at 68%, 0.0034 at 95%; the calibration set adds as much
+    assert abs(row["coverage_68"] - 0.68) < 0.03 and abs(row["coverage_95"] - 0.95) < 0.02
+    width = b[0.68][1] - b[0.68][0]
+    assert np.corrcoef(width, sigma[4000:])[0, 1] > 0.7  # adaptive, not one width for all
+    q = t[t["group"] == "class QSO"].iloc[0]
+    g = t[t["group"] == "class GALAXY"].iloc[0]
+    assert q["width_68"] > 1.5 * g["width_68"]
+    assert abs(q["coverage_68"] - 0.68) < 0.08 and len(t) == 13  # all, 2 classes, 10 deciles
+
+
+def test_reliability_and_pit_are_flat_when_calibrated():
+    x, y, *_ = _data(6000, 2)
+    cal = fit_calibration(x[:3000], y[:3000], seed=0)
+    b = cal.intervals(x[3000:])
+    rel = reliability(y[3000:], b)
+    assert np.max(np.abs(rel["empirical"] - rel["nominal"])) < 0.04
+    hist, _ = np.histogram(pit(y[3000:], b), bins=5, range=(0, 1.0001))
+    assert hist.min() > 0.7 * hist.max()
+
+
+def test_a_miscalibrated_model_is_caught():
+    """Intervals calibrated on one noise level under-cover data with twice the noise: the table
+    must show it (the check can fail)."""
+    x, y, pred, *_ = _data(4000, 3)
+    cal = fit_calibration(x[:2000], y[:2000], seed=0)
+    noisier = pred[2000:] + 2 * (y[2000:] - pred[2000:])
+    t = coverage_table(noisier, pred[2000:], cal.intervals(x[2000:]), np.full(2000, "GALAXY"))
+    assert t.iloc[0]["coverage_68"] < 0.5
+
+
+def test_too_few_validation_labels_is_a_clear_error():
+    x, y, *_ = _data(30, 4)
+    y[:15] = np.nan
+    with pytest.raises(Exception, match="validation objects with labels, got 15"):
+        fit_calibration(x, y)
+
+
+def test_mondrian_groups_get_their_own_coverage():
+    """Two classes whose noise differs by 3x but which the features cannot tell apart: a pooled
+    calibration over-covers one and under-covers the other; one per class covers both."""
+    rng = np.random.default_rng(5)
+    n = 6000
+    pred = rng.normal(0, 1, n)
+    cls = np.where(rng.random(n) < 0.5, "GALAXY", "QSO")
+    y = pred + rng.normal(0, 1, n) * np.where(cls == "QSO", 0.6, 0.2)
+    x = difficulty_features(pred, np.full(n, 0.1), np.full(n, 10.0), np.zeros(n, bool))
+    half = np.arange(n) < n // 2
+    pooled = coverage_table(
+        y[~half], pred[~half], fit_calibration(x[half], y[half]).intervals(x[~half]), cls[~half]
+    )
+    cal = fit_calibration(x[half], y[half], cls[half])
+    per = coverage_table(y[~half], pred[~half], cal.intervals(x[~half], cls[~half]), cls[~half])
+    at = {
+        g: (pooled.set_index("group").loc[g, "coverage_68"], per.set_index("group").loc[g, "coverage_68"])
+        for g in ("class GALAXY", "class QSO")
+    }
+    assert at["class GALAXY"][0] > 0.85 and at["class QSO"][0] < 0.5
+    assert all(abs(v[1] - 0.68) < 0.04 for v in at.values())
+    assert set(cal.regressors) == {"", "GALAXY", "QSO"}
