@@ -4,14 +4,14 @@ Every model family (trees, networks, fusion, contrastive, physics) gives a point
 uncertainty is made the same way for all of them, with MAPIE's ``SplitConformalRegressor`` and
 ``ResidualNormalisedScore`` on the validation split (never used for fitting weights):
 
-1. a small difficulty model learns log |residual| from the prediction itself, the redshift, the
-   median spectral S/N and the class (a linear regression on half of the validation split);
+1. a small difficulty model (:class:`DifficultyModel`) learns log |residual| from the prediction
+   itself, the redshift, the median spectral S/N and the class (a linear regression on a random
+   half of the validation split);
 2. on the other half, the conformity scores |y - prediction| / difficulty give, for each nominal
    level, the factor that makes ``prediction ± factor * difficulty`` cover that share of them.
 
-Both steps run per class (Mondrian conformal prediction: galaxies and quasars each get their own
-difficulty model and factors, so the coverage holds within each class), with a pooled
-calibration for objects of any other class.
+The factors are found per class (Mondrian conformal prediction: galaxies and quasars each get
+their own, so coverage holds within each class), with pooled factors for any other class.
 
 The intervals are therefore wider where the model is less sure (faint spectra, quasars, extreme
 SFRs), and their coverage holds on average over objects like the validation split (exchangeable
@@ -32,7 +32,8 @@ from sklearn.base import BaseEstimator, RegressorMixin
 LEVELS = (0.68, 0.95)  # the catalogue's intervals: P16-P84 and P2P5-P97P5
 RELIABILITY = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
 RESIDUAL_SPLIT = 0.5  # share of the validation split that fits the difficulty model
-MIN_GROUP = 40  # labelled validation objects a group (class) needs for a calibration of its own
+MIN_TOTAL = 20  # labelled validation objects calibration needs at all
+MIN_GROUP = 40  # labelled validation objects a group (class) needs for factors of its own
 
 
 class GivenPrediction(RegressorMixin, BaseEstimator):
@@ -93,14 +94,31 @@ class Calibration:
         return {lv: (lo[:, i], hi[:, i]) for i, lv in enumerate(self.levels)}
 
 
-def _conformalize(x: np.ndarray, y: np.ndarray, seed: int, levels: tuple[float, ...]) -> Any:
+class DifficultyModel(RegressorMixin, BaseEstimator):
+    """How large an object's residual is expected to be: exp of a linear model of log |residual|,
+    bounded to the range of its own fitted values, so that it never extrapolates to a vanishing
+    or exploding scale for objects unlike those it was fitted on."""
+
+    def fit(self, x: np.ndarray, residual: np.ndarray) -> DifficultyModel:
+        from sklearn.linear_model import LinearRegression
+
+        target = np.log(np.maximum(np.abs(residual), 1e-3))
+        self.linear_ = LinearRegression().fit(x, target)
+        self.n_features_in_ = x.shape[1]
+        self.bounds_ = tuple(np.percentile(self.linear_.predict(x), [1, 99]))
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.exp(np.clip(self.linear_.predict(x), *self.bounds_))
+
+
+def _conformalize(
+    x: np.ndarray, y: np.ndarray, difficulty: DifficultyModel, levels: tuple[float, ...]
+) -> Any:
     from mapie.conformity_scores import ResidualNormalisedScore
     from mapie.regression import SplitConformalRegressor
-    from sklearn.linear_model import LinearRegression
 
-    score = ResidualNormalisedScore(
-        residual_estimator=LinearRegression(), split_size=RESIDUAL_SPLIT, random_state=seed
-    )
+    score = ResidualNormalisedScore(residual_estimator=difficulty, prefit=True)
     reg = SplitConformalRegressor(
         GivenPrediction(x.shape[1]), confidence_level=list(levels), conformity_score=score, prefit=True
     )
@@ -116,24 +134,33 @@ def fit_calibration(
 ) -> Calibration:
     """Calibrate on validation rows ``x`` (:func:`difficulty_features`) with labels ``y``.
 
-    With ``groups`` (e.g. the class), each group of at least :data:`MIN_GROUP` labelled objects is
-    calibrated on its own (Mondrian conformal prediction: coverage holds within each group, not
-    only on average over them); the pooled calibration serves the others.
+    A random half (seeded) fits the :class:`DifficultyModel` on all classes together; the other
+    half gives the conformity scores. With ``groups`` (e.g. the class), the scores of each group of
+    at least :data:`MIN_GROUP` labelled objects set that group's intervals on their own (Mondrian
+    conformal prediction: coverage holds within each group, not only on average over them); the
+    pooled scores serve the other groups.
     """
     from sfrdask.errors import SfrdaskError
 
-    ok = np.isfinite(y) & np.isfinite(x).all(axis=1)
-    if ok.sum() < MIN_GROUP:
+    ok = np.flatnonzero(np.isfinite(y) & np.isfinite(x).all(axis=1))
+    if ok.size < MIN_TOTAL:
         raise SfrdaskError(
-            f"calibration needs at least {MIN_GROUP} validation objects with labels, got {int(ok.sum())}"
+            f"calibration needs at least {MIN_TOTAL} validation objects with labels, got {ok.size}"
         )
+    rng = np.random.default_rng(seed)
+    fit_rows = np.zeros(len(x), bool)
+    fit_rows[rng.choice(ok, round(ok.size * RESIDUAL_SPLIT), replace=False)] = True
+    score_rows = np.zeros(len(x), bool)
+    score_rows[ok] = True
+    score_rows &= ~fit_rows
+    difficulty = DifficultyModel().fit(x[fit_rows], y[fit_rows] - x[fit_rows, 0])
     groups = np.full(len(x), "") if groups is None else np.asarray(groups, str)
-    regs = {"": _conformalize(x[ok], y[ok], seed, levels)}
-    counts = {"": int(ok.sum())}
+    regs = {"": _conformalize(x[score_rows], y[score_rows], difficulty, levels)}
+    counts = {"": int(score_rows.sum())}
     for g in np.unique(groups[ok]):
-        rows = ok & (groups == g)
-        if g and rows.sum() >= MIN_GROUP:
-            regs[g] = _conformalize(x[rows], y[rows], seed, levels)
+        rows = score_rows & (groups == g)
+        if g and np.sum(groups[ok] == g) >= MIN_GROUP:
+            regs[g] = _conformalize(x[rows], y[rows], difficulty, levels)
             counts[g] = int(rows.sum())
     return Calibration(regs, tuple(levels), counts)
 
@@ -209,10 +236,12 @@ def reliability_plot(
             ms=4,
             label=f"{name} (n = {np.isfinite(y).sum()})",
         )
-        p = pit(
-            y[np.isfinite(y)], {k: (lo[np.isfinite(y)], hi[np.isfinite(y)]) for k, (lo, hi) in bounds.items()}
-        )
-        bx.hist(p, bins=20, range=(0, 1), histtype="step", density=True, label=name)
+        ok = np.isfinite(y)
+        p = pit(y[ok], {k: (lo[ok], hi[ok]) for k, (lo, hi) in bounds.items()})
+        # a value covered first at level v falls in (previous level, v]: bins end at the levels
+        edges = np.r_[0.0, sorted(bounds), 1.0 + 1e-9]
+        counts = np.histogram(p, bins=np.r_[edges[:-1] + 1e-9, edges[-1]])[0]
+        bx.stairs(counts / max(p.size, 1) / np.diff(edges), np.r_[edges[:-1], 1.0], label=name)
     ax.set_xlabel("nominal coverage of the central interval")
     ax.set_ylabel("empirical coverage (test split)")
     ax.set_xlim(0, 1)

@@ -42,11 +42,11 @@ class TrainedRun:
     path: Path
     family: str
     identity: dict[str, Any]
-    store: Path
     options: dict[str, Any] = field(default_factory=dict)
     normaliser: Any = None
     weights: Any = None  # net: state dict; tree: TreeArrays; physics: the fallback value
-    version: str = __version__
+    store: Path = Path()  # the training store (metrics.json)
+    version: str = __version__  # the sfrdask version that wrote the run (metrics.json)
 
     @property
     def model(self) -> str:
@@ -110,6 +110,26 @@ def load_run(run: str | Path, check_version: bool = True) -> TrainedRun:
         raise CheckpointError(f"{run}: no such run directory")
     model_file = _model_file(run)
     run_dir = model_file.parent
+    if model_file.suffix == ".json":
+        try:
+            saved = json.loads(model_file.read_text())
+            identity, options, fallback = saved["identity"], saved["options"], saved["fallback"]
+        except (ValueError, KeyError) as e:
+            raise CheckpointError(f"{model_file}: not an sfrdask physics model record ({e})") from e
+        out = TrainedRun(run_dir, "physics", identity, options, None, float(fallback))
+    elif model_file.suffix == ".npz":
+        try:
+            trees, meta = TreeArrays.load(model_file)
+            identity = json.loads(str(meta["identity"]))
+        except Exception as e:
+            raise CheckpointError(f"{model_file}: not an sfrdask tree model ({e})") from e
+        norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
+        out = TrainedRun(run_dir, "tree", identity, {}, norm, trees)
+    else:
+        ck = load_checkpoint(model_file)
+        identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
+        norm = Normaliser.from_state(ck["normaliser"])
+        out = TrainedRun(run_dir, "net", identity, ck.get("options", {}), norm, ck["model_state"])
     metrics_path = run_dir / "metrics.json"
     try:
         metrics = json.loads(metrics_path.read_text())
@@ -123,29 +143,7 @@ def load_run(run: str | Path, check_version: bool = True) -> TrainedRun:
             f"{run_dir}: written by sfrdask {version}, this is sfrdask {__version__}; retrain the model "
             "with this version (sfrdask train)"
         )
-    store = Path(metrics.get("spec", {}).get("store", ""))
-    if model_file.suffix == ".json":
-        try:
-            saved = json.loads(model_file.read_text())
-            identity, options, fallback = saved["identity"], saved["options"], saved["fallback"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{model_file}: not an sfrdask physics model record ({e})") from e
-        out = TrainedRun(run_dir, "physics", identity, store, options, None, float(fallback), version)
-    elif model_file.suffix == ".npz":
-        try:
-            trees, meta = TreeArrays.load(model_file)
-            identity = json.loads(str(meta["identity"]))
-        except Exception as e:
-            raise CheckpointError(f"{model_file}: not an sfrdask tree model ({e})") from e
-        norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
-        out = TrainedRun(run_dir, "tree", identity, store, {}, norm, trees, version)
-    else:
-        ck = load_checkpoint(model_file)
-        identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
-        norm = Normaliser.from_state(ck["normaliser"])
-        out = TrainedRun(
-            run_dir, "net", identity, store, ck.get("options", {}), norm, ck["model_state"], version
-        )
+    out.version, out.store = version, Path(metrics.get("spec", {}).get("store", ""))
     try:
         spec = get_model(out.model)
     except ModelError as e:

@@ -18,6 +18,7 @@ import pytest
 from astropy.table import Table, hstack, join
 
 import sfrdask
+from sfrdask.cli import main
 from sfrdask.io.catalog import find_catalogs
 from sfrdask.io.sfr_catalogue import BIT, SFR_COLUMNS, read_catalogue
 from sfrdask.train.run import evaluate
@@ -162,52 +163,53 @@ def test_on_a_cluster_with_progress_lines_in_the_log(trained, client, tmp_path):
 # ---- bad input: one line naming the file and what was expected, exit 2, nothing written ----
 
 
-def _bad(run: Path, cube: Path, out: Path, *extra: str) -> str:
-    p = _cli("predict", str(run), "--cube", str(cube), "--out", str(out), "--cluster", "threads", *extra)
-    assert p.returncode == 2, p.stderr
-    lines = [x for x in p.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
+def _bad(capsys, run: Path, cube: Path, out: Path, *extra: str) -> str:
+    code = main(["predict", str(run), "--cube", str(cube), "--out", str(out), "--cluster", "threads", *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
     assert not out.exists() and not [f for f in out.parent.iterdir() if f.name.startswith(f".{out.name}")]
     return lines[0]
 
 
-def test_bad_runs_are_refused(trained, tmp_path):
+def test_bad_runs_are_refused(trained, tmp_path, capsys):
     out = tmp_path / "o" / "sfr.fits"
     out.parent.mkdir()
     run = tmp_path / "run"
     shutil.copytree(trained["gbt-both"], run)
     metrics = json.loads((run / "metrics.json").read_text())
     (run / "metrics.json").write_text(json.dumps({**metrics, "sfrdask_version": "0.1.0"}))
-    msg = _bad(run, trained["cube"], out)
+    msg = _bad(capsys, run, trained["cube"], out)
     assert "sfrdask 0.1.0" in msg and str(run) in msg
     (run / "metrics.json").write_text(json.dumps(metrics))
     (run / "model.npz").unlink()
-    assert "no trained model" in _bad(run, trained["cube"], out)
+    assert "no trained model" in _bad(capsys, run, trained["cube"], out)
 
     phys = tmp_path / "phys"
     shutil.copytree(trained["physics-halpha"], phys)
     saved = json.loads((phys / "model.json").read_text())
     saved["identity"]["model"] = "no-such-model"
     (phys / "model.json").write_text(json.dumps(saved))
-    msg = _bad(phys, trained["cube"], out)
+    msg = _bad(capsys, phys, trained["cube"], out)
     assert "model.json" in msg and "no-such-model" in msg
 
 
-def test_a_cube_without_the_trained_level_is_refused(trained, tmp_path):
+def test_a_cube_without_the_trained_level_is_refused(trained, tmp_path, capsys):
     cube = tmp_path / "levels01.h5"
     shutil.copy(trained["cube"], cube)
     with h5py.File(cube, "r+") as f:
         del f["dense_cube/3"]
     out = tmp_path / "sfr.fits"
-    msg = _bad(trained["gbt-both"], cube, out, "--catalog", str(trained["survey"]))
+    msg = _bad(capsys, trained["gbt-both"], cube, out, "--catalog", str(trained["survey"]))
     assert str(cube) in msg and ("zoom" in msg or "dense_cube/3" in msg)
 
 
-def test_an_existing_output_needs_overwrite(trained, tmp_path):
+def test_an_existing_output_needs_overwrite(trained, tmp_path, capsys):
     out = tmp_path / "sfr.fits"
     out.write_text("keep me")
-    p = _cli("predict", str(trained["gbt-both"]), "--store", str(trained["store"]), "--out", str(out))
-    assert p.returncode == 2 and "--overwrite" in p.stderr and out.read_text() == "keep me"
+    code = main(["predict", str(trained["gbt-both"]), "--store", str(trained["store"]), "--out", str(out)])
+    assert code == 2 and "--overwrite" in capsys.readouterr().err and out.read_text() == "keep me"
 
 
 def test_missing_flag_columns_warn_and_go_on(trained, tmp_path):
