@@ -233,14 +233,15 @@ def model_inputs(
     from sfrdask.preprocess.pca import transform
 
     norm = run.normaliser
+    image = clean if prep.deblend is not None else raw.get("image")
     out = {}
     for name in run.inputs:
         if name == "image":
-            x = clean if clean is not None else raw["image"]
+            x = image
         elif name == "spectrum":
             x = raw["spectrum"]
         else:
-            src = (clean if clean is not None else raw["image"]) if name == "image_pca" else raw["spectrum"]
+            src = image if name == "image_pca" else raw["spectrum"]
             x = transform(src.reshape(src.shape[0], -1), prep.pca[name])
         out[name] = norm.apply(name, x)
     return out
@@ -282,7 +283,7 @@ def predict_block(
         if run.family == "physics":
             r_img = None
             if "image" in run.inputs:
-                r_img = (clean if clean is not None else raw["image"])[:, 2]
+                r_img = (clean if prep.deblend is not None else raw["image"])[:, 2]
             p = model.predict(
                 wavelength_grid(run.spectrum_zoom),
                 raw["spectrum"].astype(np.float64),
