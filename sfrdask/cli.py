@@ -157,6 +157,8 @@ def cmd_build_cube(args: argparse.Namespace) -> int:
     print(f"frames: {f['usable']} of {f['found']} usable; spectra: {s['usable']} of {s['found']} usable")
     for path, why in {**f["rejected"], **s["rejected"]}.items():
         print(f"  rejected {path}: {why}")
+    for path, why in {**f["skipped"], **s["skipped"]}.items():
+        print(f"  skipped {path}: {why}")
     print(
         f"targets: {t['found']} found, {t['written']} written, "
         f"{t['outside_every_frame']} outside every frame, {t['missing_bands']} without all five bands"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
 from pathlib import Path
 
 import pytest
@@ -26,16 +28,43 @@ def cube(survey_dir: Path) -> Path:
     return survey_dir / "survey.h5"
 
 
-@pytest.fixture(scope="session")
-def client():
-    """A real distributed cluster: two single-threaded worker processes."""
+@contextlib.contextmanager
+def local_cluster(n_workers: int = 2):
+    """A real distributed cluster: ``n_workers`` single-threaded worker processes."""
     from distributed import Client, LocalCluster
 
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
+        LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
         Client(lc) as c,
     ):
         yield c
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A real cluster shared by the tests that leave it as they found it (tests that kill workers
+    use ``own_client`` or a cluster of their module)."""
+    with local_cluster() as c:
+        yield c
+
+
+@pytest.fixture
+def own_client():
+    """A cluster of this test alone, for tests that kill its workers."""
+    with local_cluster() as c:
+        yield c
+
+
+def wait_for_replacement(client, dead: str, n: int = 2, timeout: float = 180.0) -> None:
+    """After a worker was killed: wait until the scheduler has dropped ``dead`` and ``n`` workers
+    are connected again (the nanny restarts it), so the next test finds a whole cluster."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        if dead not in workers and len(workers) >= n:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"worker {dead} was not replaced within {timeout:g} s ({len(workers)} workers)")
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import zarr
 
 from sfrdask import make_survey, read_catalog_dir, write_store
 from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
-from tests.conftest import TINY
+from tests.conftest import TINY, local_cluster, wait_for_replacement
 
 pytestmark = pytest.mark.slow
 
@@ -81,11 +81,19 @@ def kill_a_busy_worker_during(client, fn):
             killed = busy[0]
         time.sleep(0.01)
     t.join(timeout=300)
-    client.wait_for_workers(2, timeout=120)  # the nanny restarts it
+    if killed is not None:
+        wait_for_replacement(client, killed)  # the nanny restarts it
     if "error" in out:
         raise out["error"]
     assert killed is not None, "the stage ended before any task was seen running"
     return out["result"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    """This module kills workers: it owns its cluster, so no other test sees the damage."""
+    with local_cluster() as c:
+        yield c
 
 
 @pytest.fixture(scope="module")

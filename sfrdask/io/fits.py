@@ -7,7 +7,8 @@
 What it does, following ``docs/formats.md``:
 
 1. *Scan* every frame (``frame-*.fits[.bz2]``: band, WCS, data readable) and every spectrum
-   (``spec-PLATE-MJD-FIBER.fits``, SDSS-I/II and BOSS: PLUG_RA/PLUG_DEC, redshift, class) in
+   (``spec-PLATE-MJD-FIBER.fits`` or any other ``*.fits`` name: identified by their headers; SDSS-I/II
+   and BOSS: PLUG_RA/PLUG_DEC, redshift, class) in
    parallel. Unreadable or truncated files, frames without a WCS and unknown bands are counted and
    named in the report, not fatal.
 2. *Group* spectra whose plug positions lie within ``match_arcsec`` into targets (repeat
@@ -378,13 +379,25 @@ def plan_targets(spectra: list[dict], frames: list[dict], match_arcsec: float = 
 
 
 # -- the build ---------------------------------------------------------------------------------------
-def _files(d: Path, patterns: tuple[str, ...], what: str) -> list[Path]:
+FRAME_PATTERNS = ("frame-*.fits", "frame-*.fits.bz2")
+# spectra are identified by their headers (PLATEID, MJD, FIBERID), not by their names: files named
+# by objID or anything else are read too
+SPECTRUM_PATTERNS = ("*.fits", "*.fit", "*.fits.gz")
+
+
+def _files(d: Path, patterns: tuple[str, ...], what: str) -> tuple[list[Path], dict[str, str]]:
+    """The files of ``d`` matching ``patterns``, and every other file there with why it is skipped."""
     if not d.is_dir():
         raise FitsError(f"{d}: no such directory of {what}")
-    files = sorted({p for pat in patterns for p in d.glob(pat)})
+    files = sorted({p for pat in patterns for p in d.glob(pat) if p.is_file()})
+    skipped = {
+        str(p): f"not read: its name matches none of {', '.join(patterns)}"
+        for p in sorted(d.iterdir())
+        if p.is_file() and p not in files and not p.name.startswith(".")
+    }
     if not files:
         raise FitsError(f"{d}: no {what} ({' or '.join(patterns)}) found")
-    return files
+    return files, skipped
 
 
 def build_cube(
@@ -404,8 +417,8 @@ def build_cube(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FitsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
-    frame_files = _files(Path(frames), ("frame-*.fits", "frame-*.fits.bz2"), "SDSS frames")
-    spec_files = _files(Path(spectra), ("spec-*.fits",), "SDSS spectra")
+    frame_files, frames_skipped = _files(Path(frames), FRAME_PATTERNS, "SDSS frames")
+    spec_files, spectra_skipped = _files(Path(spectra), SPECTRUM_PATTERNS, "SDSS spectra")
     f_scan = list(
         map_ordered(
             scan_frame, [str(p) for p in frame_files], len(frame_files), desc="scan frames", progress=progress
@@ -425,9 +438,11 @@ def build_cube(
     plan = plan_targets(good_s, good_f, match_arcsec)
     report: dict[str, Any] = {
         "frames": {"found": len(frame_files), "usable": len(good_f),
-                   "rejected": {f["path"]: f["reason"] for f in f_scan if not f["ok"]}},
+                   "rejected": {f["path"]: f["reason"] for f in f_scan if not f["ok"]},
+                   "skipped": frames_skipped},
         "spectra": {"found": len(spec_files), "usable": len(good_s),
-                    "rejected": {s["path"]: s["reason"] for s in s_scan if not s["ok"]}},
+                    "rejected": {s["path"]: s["reason"] for s in s_scan if not s["ok"]},
+                    "skipped": spectra_skipped},
         "targets": {"found": len(plan["cover"]), "written": len(plan["complete"]),
                     "outside_every_frame": len(plan["outside"]), "missing_bands": len(plan["incomplete"])},
     }  # fmt: skip
@@ -437,7 +452,8 @@ def build_cube(
             f"no target has whole {CUTOUT_SIZE} x {CUTOUT_SIZE} cutouts in all five bands: "
             f"{report['targets']} "
             f"(frames rejected: {len(report['frames']['rejected'])}, spectra rejected: "
-            f"{len(report['spectra']['rejected'])})"
+            f"{len(report['spectra']['rejected'])}; files skipped: "
+            f"{len(frames_skipped) + len(spectra_skipped)}, named in the report)"
         )
     spec_of = [plan["spectra"][t] for t in keep]
     used_frames = sorted({j for t in keep for b in BANDS for j in plan["cover"][t][b]})

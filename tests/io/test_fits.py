@@ -196,6 +196,10 @@ def test_cli_reports_counts_on_success(tmp_path):
         if not p.name.startswith(STAR):
             p.unlink()
     (sd / "spec-9999-55555-0001.fits").write_bytes(b"SIMPLE  =                    T" + b" " * 50)
+    # a spectrum named by its objID is read by its header; files that are no FITS are named as skipped
+    (sd / STAR[0]).rename(sd / "1237646012710109380.fits")
+    (sd / "notes.txt").write_text("observing log")
+    (fd / "frame-u-002820-3-0122.fits.bz2.md5").write_text("0" * 32)
     r = subprocess.run(
         [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(fd), "--spectra", str(sd),
          "--out", str(tmp_path / "c.h5"), "--cluster", "threads"],
@@ -204,4 +208,13 @@ def test_cli_reports_counts_on_success(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "spectra: 3 of 4 usable" in r.stdout and "1 written" in r.stdout
     assert "rejected" in r.stdout and "spec-9999-55555-0001.fits" in r.stdout
+    assert (
+        "skipped" in r.stdout and "notes.txt" in r.stdout and "frame-u-002820-3-0122.fits.bz2.md5" in r.stdout
+    )
+    report = json.loads((tmp_path / "c.h5.build.json").read_text())
+    assert len(report["spectra"]["skipped"]) == 1 and len(report["frames"]["skipped"]) == 1
+    assert str(sd / "1237646012710109380.fits") not in {
+        **report["spectra"]["rejected"],
+        **report["spectra"]["skipped"],
+    }
     assert open_hisscube(tmp_path / "c.h5", 2, 2).sizes["object"] == 1

@@ -14,6 +14,7 @@ import pytest
 from sfrdask.train import TrainSpec
 from sfrdask.train.ddp import DDPError, pick_workers, train_ddp
 from sfrdask.train.loop import fit_net
+from tests.conftest import wait_for_replacement
 
 pytestmark = pytest.mark.slow
 
@@ -77,13 +78,13 @@ def _kill_rank_1_after_first_checkpoint(spec, client, collective_timeout: float)
         t.join(timeout=90)
     took = time.monotonic() - killed
     assert not t.is_alive(), "the client is still waiting 90 s after a rank died"
-    client.wait_for_workers(2, timeout=120)  # the nanny restarts the worker
+    wait_for_replacement(client, victim)  # the nanny restarts the worker
     return outcome, took
 
 
-def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
+def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, own_client):
     spec = _spec(store, tmp_path, "kill", "image-cnn", epochs=100_000, patience=100_000)
-    outcome, took = _kill_rank_1_after_first_checkpoint(spec, client, collective_timeout=20)
+    outcome, took = _kill_rank_1_after_first_checkpoint(spec, own_client, collective_timeout=20)
     assert isinstance(outcome.get("error"), DDPError), outcome
     assert "rank 1" in str(outcome["error"]) or "rank 0" in str(outcome["error"])
     assert took < 60
@@ -94,9 +95,10 @@ def test_a_killed_rank_is_reported_within_a_timeout(store, tmp_path, client):
 RESUME_TOLERANCE = 1e-5  # dex, on every test prediction
 
 
-def test_a_killed_rank_then_resume_reaches_the_uninterrupted_result(store, tmp_path, client):
+def test_a_killed_rank_then_resume_reaches_the_uninterrupted_result(store, tmp_path, own_client):
     import pandas as pd
 
+    client = own_client
     kw = dict(epochs=40, patience=1000)
     ref = train_ddp(_spec(store, tmp_path, "ref", "image-cnn", **kw), 2, client)
     spec = _spec(store, tmp_path, "killed", "image-cnn", **kw)
