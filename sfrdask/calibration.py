@@ -32,7 +32,9 @@ from sklearn.base import BaseEstimator, RegressorMixin
 LEVELS = (0.68, 0.95)  # the catalogue's intervals: P16-P84 and P2P5-P97P5
 RELIABILITY = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
 RESIDUAL_SPLIT = 0.5  # share of the validation split that fits the difficulty model
-MIN_TOTAL = 20  # labelled validation objects calibration needs at all
+# conformity scores a calibration needs: more than 1/level and 1/(1 - level) for every level
+MIN_SCORES = int(np.floor(max(max(1 / lv, 1 / (1 - lv)) for lv in LEVELS + RELIABILITY))) + 1
+MIN_TOTAL = 2 * MIN_SCORES  # labelled validation objects calibration needs at all (half give scores)
 MIN_GROUP = 40  # labelled validation objects a group (class) needs for factors of its own
 
 
@@ -78,7 +80,6 @@ class Calibration:
 
     regressors: dict[str, Any]  # group -> SplitConformalRegressor; "" is the pooled one
     levels: tuple[float, ...]
-    n_calibration: dict[str, int]
 
     def intervals(
         self, x: np.ndarray, groups: np.ndarray | None = None
@@ -136,7 +137,8 @@ def fit_calibration(
 
     A random half (seeded) fits the :class:`DifficultyModel` on all classes together; the other
     half gives the conformity scores. With ``groups`` (e.g. the class), the scores of each group of
-    at least :data:`MIN_GROUP` labelled objects set that group's intervals on their own (Mondrian
+    at least :data:`MIN_GROUP` labelled objects (and :data:`MIN_SCORES` scores) set that group's
+    intervals on their own (Mondrian
     conformal prediction: coverage holds within each group, not only on average over them); the
     pooled scores serve the other groups.
     """
@@ -156,13 +158,11 @@ def fit_calibration(
     difficulty = DifficultyModel().fit(x[fit_rows], y[fit_rows] - x[fit_rows, 0])
     groups = np.full(len(x), "") if groups is None else np.asarray(groups, str)
     regs = {"": _conformalize(x[score_rows], y[score_rows], difficulty, levels)}
-    counts = {"": int(score_rows.sum())}
     for g in np.unique(groups[ok]):
         rows = score_rows & (groups == g)
-        if g and np.sum(groups[ok] == g) >= MIN_GROUP:
+        if g and np.sum(groups[ok] == g) >= MIN_GROUP and rows.sum() >= MIN_SCORES:
             regs[g] = _conformalize(x[rows], y[rows], difficulty, levels)
-            counts[g] = int(rows.sum())
-    return Calibration(regs, tuple(levels), counts)
+    return Calibration(regs, tuple(levels))
 
 
 def _cover(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:

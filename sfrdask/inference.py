@@ -186,8 +186,6 @@ def preparation(run: TrainedRun) -> Preparation:
             uses_clean |= str(g.attrs.get("source", "")).startswith("clean/")
         elif name == "image":
             uses_clean |= (store / f"clean/{run.image_zoom}" / "zarr.json").exists()
-    if run.family == "physics" and "image" in run.inputs:
-        uses_clean = (store / f"clean/{run.image_zoom}" / "zarr.json").exists()
     if uses_clean:
         attrs = dict(zarr.open_group(store / f"clean/{run.image_zoom}", mode="r").attrs)
         keys = ("strategy", "thresh", "minarea", "deblend_nthresh", "deblend_cont", "grow", "centre_radius")
@@ -265,8 +263,7 @@ def predict_block(
     clean = None
     deblend = next((p.deblend for p in preps if p.deblend is not None), None)
     if deblend is not None and k:
-        params = dict(deblend)
-        r = deblend_cutouts(raw["image"], raw["object"], **params)
+        r = deblend_cutouts(raw["image"], raw["object"], **deblend)
         clean, out["central_found"] = r["image"], r["found"]
     if "spectrum" in raw and k:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -303,6 +300,13 @@ def predict_block(
             _set_worker_threads()
             out[f"pred_{i}"] = run.normaliser.untarget(forward(model, x))
     return out
+
+
+def levels(runs: list[TrainedRun]) -> tuple[int | None, int | None]:
+    """The image and spectrum zoom levels runs predicted together read (None: no run reads it)."""
+    zi = next((r.image_zoom for r in runs if r.image_zoom is not None), None)
+    zs = next((r.spectrum_zoom for r in runs if r.spectrum_zoom is not None), None)
+    return zi, zs
 
 
 def check_compatible(runs: list[TrainedRun]) -> None:

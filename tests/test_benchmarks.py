@@ -98,3 +98,12 @@ def test_pareto_front_keeps_only_undominated_points():
     x = np.array([1.0, 2.0, 3.0, 2.5, 0.5, 2.0])
     y = np.array([0.9, 0.8, 0.5, 0.4, 0.95, 0.7])
     assert pareto_front(x, y).tolist() == [4, 0, 1, 2]
+
+
+def test_predict_benchmark_quick(tmp_path):
+    res = _quick("predict", tmp_path)
+    (cal,) = res["calibration"]
+    assert cal["n_test"] > 20 and 0 < cal["cov68"] < cal["cov95"] <= 1
+    assert all(
+        t["objects_per_s_2_workers"] > 0 and t["objects_per_s_1_process"] > 0 for t in res["throughput"]
+    )

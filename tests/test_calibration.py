@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from sfrdask.calibration import coverage_table, difficulty_features, fit_calibration, pit, reliability
+from sfrdask.errors import SfrdaskError
 
 
 def _data(n: int, seed: int):
@@ -57,10 +58,14 @@ def test_a_miscalibrated_model_is_caught():
 
 
 def test_too_few_validation_labels_is_a_clear_error():
-    x, y, *_ = _data(30, 4)
-    y[:15] = np.nan
-    with pytest.raises(Exception, match="validation objects with labels, got 15"):
-        fit_calibration(x, y)
+    x, y, *_ = _data(100, 4)
+    short = y.copy()
+    short[:60] = np.nan
+    with pytest.raises(SfrdaskError, match="validation objects with labels, got 40"):
+        fit_calibration(x, short)
+    # enough for pooled factors and for 80 galaxies, not for 20 quasars of their own
+    groups = np.where(np.arange(100) < 20, "QSO", "GALAXY")
+    assert set(fit_calibration(x, y, groups).regressors) == {"", "GALAXY"}
 
 
 def test_mondrian_groups_get_their_own_coverage():

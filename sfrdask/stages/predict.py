@@ -38,7 +38,15 @@ from sfrdask.calibration import (
     reliability_plot,
 )
 from sfrdask.errors import SfrdaskError
-from sfrdask.inference import Preparation, TrainedRun, check_compatible, load_run, predict_block, preparation
+from sfrdask.inference import (
+    Preparation,
+    TrainedRun,
+    check_compatible,
+    levels,
+    load_run,
+    predict_block,
+    preparation,
+)
 from sfrdask.io.sfr_catalogue import BIT, check_output, write_catalogue
 from sfrdask.progress import compute_tasks
 
@@ -98,13 +106,10 @@ def _source(params: PredictParams, zi: int | None, zs: int | None) -> xr.Dataset
 
 
 def _check_levels(ds: xr.Dataset, runs: list[TrainedRun], where: str) -> None:
-    for attr, kind in (("image_zoom", "image"), ("spectrum_zoom", "spectrum")):
-        z = getattr(runs[0], attr)
-        present = ds.attrs.get("zoom_levels_present")
+    present = ds.attrs.get("zoom_levels_present")
+    for z, kind in zip(levels(runs), ("image", "spectrum"), strict=True):
         if z is not None and present is not None and z not in list(present):
-            raise SfrdaskError(
-                f"{where}: holds no {kind} zoom level {z}, which {runs[0].path} was trained at"
-            )
+            raise SfrdaskError(f"{where}: holds no {kind} zoom level {z}, which the runs were trained at")
 
 
 def _task_bounds(source_chunks: tuple[int, ...], per_object: int, chunk_mb: float) -> list[tuple[int, int]]:
@@ -125,8 +130,7 @@ def predictions(
 
     Columns: ``object``, ``pred_{i}`` per run, ``central_found``, ``snr``.
     """
-    zi = next((r.image_zoom for r in runs if r.image_zoom is not None), None)
-    zs = next((r.spectrum_zoom for r in runs if r.spectrum_zoom is not None), None)
+    zi, zs = levels(runs)
     arrays = {}
     per_object = 8
     if zi is not None:
@@ -207,9 +211,7 @@ def calibrate(
     want = np.flatnonzero(
         np.isin(split, [SPLITS.index("validation"), SPLITS.index("test")]) & np.isfinite(y_all)
     )
-    ds = open_store(store, image_zoom=runs[0].image_zoom, spectrum_zoom=runs[0].spectrum_zoom).isel(
-        object=want
-    )
+    ds = open_store(store, *levels(runs)).isel(object=want)
     table = predictions(ds, runs, preps, client, chunk_mb, desc=f"calibration ({store.name})")
     y = y_all[want]
     is_val = split[want] == SPLITS.index("validation")
@@ -263,7 +265,7 @@ def _write_report(out_dir: Path, table: pd.DataFrame) -> list[Path]:
 
 
 def _markdown(table: pd.DataFrame) -> str:
-    cols = [c for c in table.columns]
+    cols = list(table.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in table.iterrows():
         lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
@@ -306,23 +308,21 @@ def _flags(
     attrs = prep.selection_attrs
     flags[split < 0] |= BIT["NOT_SELECTED"]
     flags[np.isin(split, [0, 1])] |= BIT["USED_IN_FIT"]
-    if any(r.image_zoom is not None for r in runs):
+    zi, zs = levels(runs)
+    if zi is not None:
         flags[~table["central_found"].to_numpy(bool)] |= BIT["NO_CENTRAL"]
     max_bad = float(attrs.get("max_bad_fraction", config.get("preprocess.max-bad-fraction")))
     bad = np.zeros(n, bool)
-    for var, used in (
-        ("image_bad_fraction", runs[0].image_zoom),
-        ("spectrum_bad_fraction", runs[0].spectrum_zoom),
-    ):
+    for var, used in (("image_bad_fraction", zi), ("spectrum_bad_fraction", zs)):
         if used is not None and var in ds:
             bad |= ds[var].values > max_bad
     flags[bad] |= BIT["BAD_PIXELS"]
-    cls = ds["CLASS"].values.astype(str) if "CLASS" in ds else None
-    if cls is None or not np.any(cls != ""):
+    cls = _classes(ds)
+    if not np.any(cls != ""):
         missing.append("NO_SFR_CLASS (no CLASS in the cube or the catalogue)")
     else:
         classes = [c.upper() for c in attrs.get("classes", config.get("preprocess.classes"))]
-        flags[~np.isin(np.char.upper(cls), classes)] |= BIT["NO_SFR_CLASS"]
+        flags[~np.isin(cls, classes)] |= BIT["NO_SFR_CLASS"]
     z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
     if not np.isfinite(z).any():
         missing.append("Z_OUTSIDE (no Z in the cube or the catalogue)")
@@ -365,7 +365,7 @@ def run(client: Any, params: PredictParams) -> PredictResult:
     runs = [load_run(r) for r in params.runs]
     check_compatible(runs)
     preps = [preparation(r) for r in runs]
-    zi, zs = runs[0].image_zoom, runs[0].spectrum_zoom
+    zi, zs = levels(runs)
     where = params.store or params.cube
     ds = _source(params, zi, zs)
     _check_levels(ds, runs, str(where))

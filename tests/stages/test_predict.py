@@ -142,8 +142,20 @@ def test_other_formats_from_a_store(trained, tmp_path, ext):
     assert np.isfinite(cat["P16"]).all()
 
 
-def test_on_a_cluster_with_progress_lines_in_the_log(trained, client, tmp_path):
-    """On a real LocalCluster, as `sfrdask predict` runs it: the same predictions as in-process."""
+def test_an_ensemble_led_by_a_spectrum_only_model_reads_the_images_too(trained, tmp_path):
+    with dask.config.set(scheduler="threads"):
+        r = sfrdask.predict(
+            [trained["spectrum-mlp"], trained["gbt-both"]], tmp_path / "e.csv", store=trained["store"]
+        )
+    cat = read_catalogue(r.catalogue)
+    np.testing.assert_allclose(
+        cat["MEDIAN"], (cat["MEDIAN_SPECTRUM_MLP"] + cat["MEDIAN_GBT_BOTH"]) / 2, atol=1e-5
+    )
+
+
+def test_on_a_cluster_with_progress_lines_in_the_log(trained, client, tmp_path, capsys):
+    """On a real LocalCluster, as `sfrdask predict` runs it: the same predictions as in-process,
+    and progress as plain lines (stderr is no terminal here)."""
     from sfrdask.stages.predict import PredictParams, run
 
     def params(name: str) -> PredictParams:
@@ -155,6 +167,8 @@ def test_on_a_cluster_with_progress_lines_in_the_log(trained, client, tmp_path):
         )
 
     a = read_catalogue(run(client, params("a.csv")).catalogue)
+    err = capsys.readouterr().err
+    assert "calibration (store.zarr): " in err and "tasks (100%" in err and "\r" not in err
     with dask.config.set(scheduler="synchronous"):
         b = read_catalogue(run(None, params("b.csv")).catalogue)
     np.testing.assert_allclose(a["MEDIAN"], b["MEDIAN"], atol=1e-6)
