@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-slow lint bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	@# the slurm tests use a real one-node SLURM; it starts here when it can (root on Debian), else they skip
 	@bash deploy/local/slurm.sh start || echo "make test: no local SLURM started; tests marked slurm will skip"
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not slow"
+
+# the integration tests (real clusters killed and cancelled, whole runs, benchmarks' --quick modes):
+# CI's second job
+test-slow: $(STAMP)
+	@bash deploy/local/slurm.sh start || echo "make test-slow: no local SLURM started; tests marked slurm will skip"
+	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
 	$(BIN)/ruff check sfrdask tests benchmarks

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from pathlib import Path
 
@@ -35,7 +34,8 @@ from common import machine, markdown, write_json
 import sfrdask
 from sfrdask.inference import load_run
 from sfrdask.io.levels import image_size, spectrum_samples
-from sfrdask.stages.predict import PredictParams, run
+from sfrdask.runtime import Runtime
+from sfrdask.stages.predict import Params, run
 
 USER_OBJECTS = 150_000
 
@@ -49,7 +49,7 @@ def calibration(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
     cube, catalog = _cube_of(store)
     rows = []
     for r in runs:
-        res = run(client, _params(r, cube, catalog, out / f"{r.parent.name}-{r.name}.fits"))
+        res = run(Runtime.of(client), _params(r, cube, catalog, out / f"{r.parent.name}-{r.name}.fits"))
         cal = res.calibration
         test = cal[cal["split"] == "test"]
         allrow = test[test["group"] == "all"].iloc[0]
@@ -91,10 +91,8 @@ def _span(values) -> str:
     return f"{values.min():.3f}-{values.max():.3f}"
 
 
-def _params(run_dir: Path, cube: Path, catalog: Path, out: Path, plots: bool = True) -> PredictParams:
-    return PredictParams(
-        runs=(str(run_dir),), out=str(out), cube=str(cube), catalog=str(catalog), overwrite=True, plots=plots
-    )
+def _params(run_dir: Path, cube: Path, catalog: Path, out: Path, plots: bool = True) -> Params:
+    return Params(runs=(run_dir,), out=out, cube=cube, catalog=catalog, overwrite=True, plots=plots)
 
 
 def throughput(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
@@ -103,10 +101,10 @@ def throughput(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
     for r in runs:
         t = load_run(r)
         rates = {}
-        for where, c in (("2 workers", client), ("1 process", None)):
-            in_process = dask.config.set(scheduler="synchronous") if c is None else contextlib.nullcontext()
-            with in_process:
-                res = run(c, _params(r, cube, catalog, out / f"throughput-{r.name}.parquet", plots=False))
+        for where, c in (("2 workers", client), ("1 process", "synchronous")):
+            res = run(
+                Runtime.of(c), _params(r, cube, catalog, out / f"throughput-{r.name}.parquet", plots=False)
+            )
             rates[where] = res.objects_per_s
         rows.append(
             {
@@ -125,9 +123,9 @@ def throughput(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
 
 def quick(out: Path) -> tuple[Path, list[Path]]:
     """A tiny trained store for --quick (seconds)."""
-    from sfrdask.preprocess import fit_pca_store, select_objects
-    from sfrdask.synth import SynthParams, make_survey
-    from sfrdask.train.run import train
+    from sfrdask.preprocessing import fit_pca_store, select_objects
+    from sfrdask.synthetic import SynthParams, make_survey
+    from sfrdask.training.run import train
 
     survey = out / "survey"
     make_survey(survey, objects=900, seed=5, params=SynthParams(flag0_fraction=0.8), progress=False)

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import PeakMemory, machine
 
 import sfrdask
-from sfrdask.preprocess import deblend_cutouts, deblend_store, fit_pca_store, select_objects
-from sfrdask.preprocess.pca import fit_incremental
-from sfrdask.preprocess.quality import selected_objects as selected_objects_of
-from sfrdask.synth import SynthParams
-from sfrdask.synth.truth import score_masks, truth_models
+from sfrdask.preprocessing import deblend_cutouts, deblend_store, fit_pca_store, select_objects
+from sfrdask.preprocessing.pca import fit_incremental
+from sfrdask.preprocessing.quality import selected_objects as selected_objects_of
+from sfrdask.synthetic import SynthParams
+from sfrdask.synthetic.truth import score_masks, truth_models
 
 PARAMS = SynthParams(flag0_fraction=0.5)  # more labelled objects per generated one
 

@@ -42,10 +42,10 @@ from sfrdask import config
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 from sfrdask.plots import save_figure
-from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
-from sfrdask.preprocess.quality import selected_objects
-from sfrdask.synth import SynthParams
-from sfrdask.train import train
+from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+from sfrdask.preprocessing.quality import selected_objects
+from sfrdask.synthetic import SynthParams
+from sfrdask.training import train
 
 DEFAULT_MODELS = "gbt,image-cnn,spectrum-hybrid,early-fusion,intermediate-fusion,late-fusion"
 METRICS = ("r2", "rmse", "mae", "mse")

@@ -24,9 +24,9 @@ from common import machine, markdown, measured, write_json
 
 import sfrdask
 from sfrdask.plots import save_figure
-from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
-from sfrdask.preprocess.quality import selected_objects
-from sfrdask.synth import SynthParams
+from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+from sfrdask.preprocessing.quality import selected_objects
+from sfrdask.synthetic import SynthParams
 
 STAGES = ("generate", "ingest", "filter", "deblend", "pca")
 

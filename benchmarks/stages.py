@@ -26,8 +26,8 @@ from preprocess import bench_pca, deblend_speed
 from train import bench_ddp
 
 import sfrdask
-from sfrdask.preprocess import fit_pca_store, select_objects
-from sfrdask.synth import SynthParams
+from sfrdask.preprocessing import fit_pca_store, select_objects
+from sfrdask.synthetic import SynthParams
 
 
 def main() -> None:

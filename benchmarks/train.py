@@ -33,9 +33,9 @@ from common import machine
 
 import sfrdask
 from sfrdask.models import get_model, list_models
-from sfrdask.train import TrainSpec, train
-from sfrdask.train.ddp import train_ddp
-from sfrdask.train.loop import fit_net
+from sfrdask.training import TrainSpec, train
+from sfrdask.training.ddp import train_ddp
+from sfrdask.training.loop import fit_net
 
 SINGLE = {"image": ("image-cnn", "image-perband", "image-resnet", "tree-image", "gbt-image"),
           "spectrum": ("spectrum-mlp", "spectrum-hybrid", "tree-spectrum", "gbt-spectrum")}  # fmt: skip
@@ -105,8 +105,8 @@ def bench_ddp(store: Path, out: Path, model: str, zoom: int, epochs: int, batch:
 
 
 def quick_store(work: Path) -> Path:
-    from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
-    from sfrdask.synth import SynthParams
+    from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+    from sfrdask.synthetic import SynthParams
 
     d = work / "survey"
     cube = sfrdask.make_survey(d, objects=96, seed=5, params=SynthParams(flag0_fraction=0.55), progress=False)

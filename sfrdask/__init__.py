@@ -1,27 +1,57 @@
 """sfrdask: predict galaxy star formation rates from SDSS images and spectra, on Dask.
 
->>> import sfrdask
->>> cube = sfrdask.make_survey("survey", objects=500, seed=1)       # doctest: +SKIP
->>> ds = sfrdask.open_hisscube(cube, image_zoom=1, spectrum_zoom=2)  # doctest: +SKIP
->>> ds = sfrdask.join_labels(ds, sfrdask.read_catalog_dir("survey"))  # doctest: +SKIP
->>> r = sfrdask.train_model("store.zarr", "early-fusion", image_zoom=2, spectrum_zoom=2)  # doctest: +SKIP
+One function per stage (:mod:`sfrdask.api`), each returning a result that names what it wrote::
+
+    import sfrdask
+
+    if __name__ == "__main__":  # worker processes re-import the script that starts a cluster
+        with sfrdask.cluster("local") as client:
+            s = sfrdask.synth("survey", objects=2000, seed=1, client=client)
+            store = sfrdask.ingest(s.cube, "store.zarr", catalog="survey", client=client).store
+            sfrdask.preprocess(store, "plots", client=client)
+            r = sfrdask.train(store, ["gbt-both"], image_zoom=2, spectrum_zoom=2, out="runs")
+            cat = sfrdask.predict([r.runs[0]["run_dir"]], "sfr.fits", cube=s.cube, catalog="survey",
+                                  client=client)
+
+Readers for the data stay available on their own: :func:`open_hisscube`, :func:`open_store`,
+:func:`read_catalog_dir`, :func:`join_labels`.
 """
 
 __version__ = "0.2.0"
 
 from sfrdask import config
-from sfrdask.cluster import cluster
-from sfrdask.io.catalog import join_labels, label_coverage, read_catalog_dir, read_mpajhu
-from sfrdask.io.hisscube import open_hisscube
-from sfrdask.io.store import open_store, write_store
-from sfrdask.synth import make_survey
 
-# torch is imported only when training is asked for: `import sfrdask` stays quick
+# Everything else is imported when first used, so `import sfrdask` and `sfrdask --help` stay quick
+# (and `sfrdask synth` never loads torch). No name here may be a submodule's (sfrdask/NAME.py or
+# sfrdask/NAME/): importing the submodule would replace the attribute; the Scene experiment's stage
+# is sfrdask.api.scene for that reason.
 _LAZY = {
-    "train_model": ("sfrdask.train.run", "train"),
-    "evaluate_model": ("sfrdask.train.run", "evaluate"),
+    **{
+        name: ("sfrdask.api", name)
+        for name in (
+            "build_cube",
+            "deblend",
+            "evaluate",
+            "filter",
+            "ingest",
+            "pca",
+            "predict",
+            "preprocess",
+            "stats",
+            "synth",
+            "train",
+        )
+    },
+    "cluster": ("sfrdask.clusters", "cluster"),
+    "join_labels": ("sfrdask.io.catalog", "join_labels"),
+    "label_coverage": ("sfrdask.io.catalog", "label_coverage"),
+    "read_catalog_dir": ("sfrdask.io.catalog", "read_catalog_dir"),
+    "read_mpajhu": ("sfrdask.io.catalog", "read_mpajhu"),
+    "open_hisscube": ("sfrdask.io.hisscube", "open_hisscube"),
+    "open_store": ("sfrdask.io.store", "open_store"),
+    "write_store": ("sfrdask.io.store", "write_store"),
+    "make_survey": ("sfrdask.synthetic", "make_survey"),
     "list_models": ("sfrdask.models", "list_models"),
-    "predict": ("sfrdask.stages.predict", "predict"),
 }
 
 
@@ -30,24 +60,14 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'sfrdask' has no attribute {name!r}")
 
 
-__all__ = [
-    "__version__",
-    "cluster",
-    "config",
-    "evaluate_model",
-    "join_labels",
-    "label_coverage",
-    "list_models",
-    "make_survey",
-    "open_hisscube",
-    "open_store",
-    "predict",
-    "read_catalog_dir",
-    "read_mpajhu",
-    "train_model",
-    "write_store",
-]
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+__all__ = ["__version__", "config", *sorted(_LAZY)]

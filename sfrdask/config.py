@@ -47,7 +47,8 @@ class ConfigError(SfrdaskError, ValueError):
     """A setting under ``sfrdask`` that does not exist or has the wrong type."""
 
 
-def _defaults() -> dict[str, Any]:
+def defaults() -> dict[str, Any]:
+    """sfrdask's own defaults (``sfrdask.yaml``), before any user setting."""
     with _DEFAULTS.open() as f:
         return yaml.safe_load(f)["sfrdask"]
 
@@ -59,7 +60,7 @@ def validate(cfg: dict[str, Any] | None = None) -> None:
     ``dask.config.set``), so a typo anywhere surfaces before any work starts.
     """
     cfg = _hyphenate(dask.config.get("sfrdask") if cfg is None else cfg)
-    _check(cfg, _defaults(), "sfrdask")
+    _check(cfg, defaults(), "sfrdask")
 
 
 def _check(value: Any, default: Any, path: str) -> None:

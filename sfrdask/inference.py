@@ -1,8 +1,9 @@
 """Apply trained models to any object: a run directory loaded once, raw data prepared the way the
 model was trained, predictions made block by block.
 
-:func:`load_run` reads what a run directory holds (``best.pt``, ``model.npz`` or ``model.json``,
-and ``metrics.json``) into a :class:`TrainedRun`, checking the sfrdask version and the registry.
+:func:`load_run` reads what a run directory holds (``metrics.json``, the manifest, and the model
+file its family writes: :mod:`sfrdask.families`) into a :class:`TrainedRun`, checking the sfrdask
+version and the registry.
 :func:`preparation` reads from the run's training store how its inputs were made: the deblending
 parameters of ``clean/{zoom}`` and the scaler + PCA components of ``pca/{modality}/{zoom}``.
 :func:`predict_block` then turns raw cutouts and spectra (one chunk of objects, as stored in a
@@ -24,9 +25,8 @@ import zarr
 from sfrdask import __version__
 from sfrdask.errors import SfrdaskError, StoreError
 from sfrdask.models import ModelError, get_model
-from sfrdask.train.checkpoint import CheckpointError
+from sfrdask.training.checkpoint import CheckpointError
 
-MODEL_FILES = ("best.pt", "model.npz", "model.json")
 PREDICT_BATCH = 256
 
 
@@ -83,66 +83,56 @@ class TrainedRun:
         return spec.build(shapes, **self.options)
 
 
-def _model_file(run: Path) -> Path:
-    if run.is_file():
-        return run
-    found = [run / n for n in MODEL_FILES if (run / n).exists()]
-    if not found:
-        raise CheckpointError(
-            f"{run}: no trained model ({', '.join(MODEL_FILES)}) found in the run directory"
-        )
-    return found[0]
-
-
 def load_run(run: str | Path, check_version: bool = True) -> TrainedRun:
-    """Read a run directory (or its ``best.pt`` / ``model.npz`` / ``model.json``) safely: torch
-    checkpoints with ``weights_only``, trees as plain arrays, physics as JSON.
+    """Read a run directory (or the model file in it) safely: torch checkpoints with
+    ``weights_only``, trees as plain arrays, physics as JSON, through the family that the run's
+    ``metrics.json`` (its manifest) names.
 
     ``check_version`` refuses a run written by another sfrdask version (major.minor), whose files
     may mean something else; ``metrics.json`` records the version.
     """
-    from sfrdask.models.trees import TreeArrays
-    from sfrdask.train.checkpoint import load_checkpoint
-    from sfrdask.train.data import Normaliser
+    from sfrdask.families import FAMILIES
 
     run = Path(run)
     if not run.exists():
         raise CheckpointError(f"{run}: no such run directory")
-    model_file = _model_file(run)
-    run_dir = model_file.parent
-    if model_file.suffix == ".json":
-        try:
-            saved = json.loads(model_file.read_text())
-            identity, options, fallback = saved["identity"], saved["options"], saved["fallback"]
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"{model_file}: not an sfrdask physics model record ({e})") from e
-        out = TrainedRun(run_dir, "physics", identity, options, None, float(fallback))
-    elif model_file.suffix == ".npz":
-        try:
-            trees, meta = TreeArrays.load(model_file)
-            identity = json.loads(str(meta["identity"]))
-        except Exception as e:
-            raise CheckpointError(f"{model_file}: not an sfrdask tree model ({e})") from e
-        norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
-        out = TrainedRun(run_dir, "tree", identity, {}, norm, trees)
-    else:
-        ck = load_checkpoint(model_file)
-        identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
-        norm = Normaliser.from_state(ck["normaliser"])
-        out = TrainedRun(run_dir, "net", identity, ck.get("options", {}), norm, ck["model_state"])
+    run_dir = run.parent if run.is_file() else run
     metrics_path = run_dir / "metrics.json"
     try:
-        metrics = json.loads(metrics_path.read_text())
+        metrics, why = json.loads(metrics_path.read_text()), None
     except (OSError, ValueError) as e:
+        metrics, why = {}, e
+    if run.is_file():  # a model file named directly: its name says the family
+        family = next((f.name for f in FAMILIES.values() if run.suffix == Path(f.model_file).suffix), None)
+    else:  # the manifest says; for runs written before it had one, the model file present tells
+        family = metrics.get("family") or next(
+            (f.name for f in FAMILIES.values() if (run_dir / f.model_file).exists()), None
+        )
+    if family not in FAMILIES:
+        files = ", ".join(f.model_file for f in FAMILIES.values())
+        raise CheckpointError(f"{run}: no trained model found ({files})")
+    model_file = run if run.is_file() else run_dir / metrics.get("model_file", FAMILIES[family].model_file)
+    if not model_file.exists():
         raise CheckpointError(
-            f"{metrics_path}: missing or unreadable ({e}); is {run_dir} an sfrdask run?"
-        ) from e
+            f"{run_dir}: no trained model found ({model_file.name}, the {family} model, is missing)"
+        )
+    try:  # the model file first: a damaged one is named even where metrics.json is missing too
+        parts = FAMILIES[family].load(model_file)
+    except CheckpointError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{model_file}: not an sfrdask {family} model ({type(e).__name__}: {e})") from e
+    if why is not None:
+        raise CheckpointError(f"{metrics_path}: missing or unreadable ({why}); is {run_dir} an sfrdask run?")
     version = str(metrics.get("sfrdask_version", "unknown (before 0.2)"))
     if check_version and _major_minor(version) != _major_minor(__version__):
         raise CheckpointError(
             f"{run_dir}: written by sfrdask {version}, this is sfrdask {__version__}; retrain the model "
             "with this version (sfrdask train)"
         )
+    out = TrainedRun(
+        run_dir, family, parts["identity"], parts["options"], parts["normaliser"], parts["weights"]
+    )
     out.version, out.store = version, Path(metrics.get("spec", {}).get("store", ""))
     try:
         spec = get_model(out.model)
@@ -166,7 +156,7 @@ class Preparation:
 def preparation(run: TrainedRun) -> Preparation:
     """Read the deblending parameters and PCA transforms a run's inputs were made with."""
     from sfrdask.io.store import open_group, open_store
-    from sfrdask.preprocess.quality import selected_objects
+    from sfrdask.preprocessing.quality import selected_objects
 
     store = run.store
     if not (store / "zarr.json").exists():
@@ -199,7 +189,7 @@ def preparation(run: TrainedRun) -> Preparation:
     return Preparation(deblend, pca, z_range, dict(sel.attrs))
 
 
-def _set_worker_threads() -> None:
+def set_worker_threads() -> None:
     """One torch thread per Dask worker thread, so two workers do not fight over the cores."""
     import torch
 
@@ -228,7 +218,7 @@ def model_inputs(
     run: TrainedRun, prep: Preparation, raw: dict[str, np.ndarray], clean: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """The normalised inputs of one run for a block of objects (the training path's transforms)."""
-    from sfrdask.preprocess.pca import transform
+    from sfrdask.preprocessing.pca import transform
 
     norm = run.normaliser
     image = clean if prep.deblend is not None else raw.get("image")
@@ -255,8 +245,8 @@ def predict_block(
     ``pred_{i}`` per run (target units), ``central_found`` (k,) (True where nothing was deblended)
     and ``snr`` (median spectral S/N, NaN without spectra).
     """
-    from sfrdask.io.levels import wavelength_grid
-    from sfrdask.preprocess.deblend import deblend_cutouts
+    from sfrdask.families import FAMILIES
+    from sfrdask.preprocessing.deblend import deblend_cutouts
 
     k = next(iter(raw.values())).shape[0]
     out: dict[str, np.ndarray] = {"central_found": np.ones(k, bool)}
@@ -276,29 +266,9 @@ def predict_block(
         if k == 0:
             out[f"pred_{i}"] = np.zeros(0)
             continue
-        model = run.build()
-        if run.family == "physics":
-            r_img = None
-            if "image" in run.inputs:
-                r_img = (clean if prep.deblend is not None else raw["image"])[:, 2]
-            p = model.predict(
-                wavelength_grid(run.spectrum_zoom),
-                raw["spectrum"].astype(np.float64),
-                raw["spectrum_error"].astype(np.float64),
-                raw["Z"].astype(np.float64),
-                r_img,
-                run.image_zoom or 0,
-            )
-            out[f"pred_{i}"] = np.where(np.isfinite(p), p, run.weights)
-            continue
-        x = model_inputs(run, prep, raw, clean)
-        if run.family == "tree":
-            from sfrdask.train.spec import as_matrix
-
-            out[f"pred_{i}"] = model.predict(as_matrix(x, run.inputs))
-        else:
-            _set_worker_threads()
-            out[f"pred_{i}"] = run.normaliser.untarget(forward(model, x))
+        x = {} if run.family == "physics" else model_inputs(run, prep, raw, clean)
+        own_clean = clean if prep.deblend is not None else None
+        out[f"pred_{i}"] = FAMILIES[run.family].predict(run, run.build(), x, raw, own_clean)
     return out
 
 

@@ -1,10 +1,11 @@
 """Whole runs from one YAML file: ``sfrdask run CONFIG.yaml``.
 
 A run file names the input (a HiSS-Cube file and its catalogues, or a synthetic survey), the
-levels, the stages, the models and the cluster; see ``configs/demo.yaml``. Each stage is the
-corresponding ``sfrdask`` subcommand, run in order on one cluster. A stage whose recorded digest
-(its command line, the settings, the digest of the stage before it and, for a real cube, the
-file's size and time) matches the previous run is skipped, so an interrupted run resumes where it
+levels, the stages, the models and the cluster; see ``configs/demo.yaml``. Each section maps onto
+the ``Params`` of its stage (:mod:`sfrdask.stages`; an unknown key is refused by name), and the
+stages run in order on one cluster. A stage whose recorded digest (its resolved parameters, the
+sfrdask version, the settings, the digest of the stage before it and, for a real cube, the file's
+size and time) matches the previous run is skipped, so an interrupted run resumes where it
 stopped. The run directory holds::
 
     config.yaml            the run file as read, with the resolved settings
@@ -18,31 +19,28 @@ stopped. The run directory holds::
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import hashlib
 import json
 import logging
-import os
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dask
 import yaml
 
-from sfrdask import __version__, config
+from sfrdask import config
 from sfrdask.config import ConfigError
+from sfrdask.io.atomic import write_text
 
 STAGES = ("synth", "ingest", "preprocess", "train", "predict")
-TOP_KEYS = {"run-dir", "input", "levels", "stages", "train", "predict", "cluster", "settings"}
+TOP_KEYS = {"run-dir", "input", "levels", "stages", "preprocess", "train", "predict", "cluster", "settings"}
 log = logging.getLogger("sfrdask.run")
 
 
 def load_run_config(path: str | Path) -> dict[str, Any]:
-    """Read a run file (``yaml.safe_load``) and check its keys, naming any that is wrong."""
+    """Read a run file (``yaml.safe_load``) and check its shape, naming any key that is wrong
+    (the sections' own keys are checked against the stages' parameters by :func:`stage_params`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such run file")
@@ -60,123 +58,119 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"{path}: input needs exactly one of 'synthetic: {{objects, seed}}' or 'cube: FILE'"
         )
+    extra = set(inp) - ({"synthetic"} if "synthetic" in inp else {"cube", "catalog"})
+    if extra:
+        raise ConfigError(f"{path}: unknown key(s) under input: {sorted(extra)}")
     if "cube" in inp and "catalog" not in inp:
         raise ConfigError(f"{path}: input.cube needs input.catalog (the directory of MPA-JHU tables)")
     bad = [s for s in cfg.get("stages", STAGES) if s not in STAGES]
     if bad:
         raise ConfigError(f"{path}: unknown stage(s) {bad}; stages are {list(STAGES)}")
-    pred = cfg.get("predict") or {}
-    if not isinstance(pred, dict) or set(pred) - {"models", "out"}:
+    levels = cfg.get("levels") or {}
+    if not isinstance(levels, dict) or set(levels) - {"image", "spectrum"}:
+        bad = sorted(set(levels) - {"image", "spectrum"}) if isinstance(levels, dict) else levels
         raise ConfigError(
-            f"{path}: 'predict' takes 'models' (trained in this run) and 'out' (a catalogue file name)"
+            f"{path}: levels: unknown key(s) {bad}; 'levels' takes 'image' and 'spectrum' "
+            "(lists of zoom levels 0..3)"
         )
-    for key in ("settings", "cluster", "levels", "train"):
+    for key in ("settings", "cluster", "levels", "train", "predict", "preprocess"):
         if not isinstance(cfg.get(key) or {}, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping")
     return cfg
 
 
-def _flatten(prefix: str, d: dict[str, Any]) -> dict[str, Any]:
+def _flatten(prefix: str, d: dict[str, Any], default: Any) -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` as ``{"prefix.a.b": 1}``, down to the keys whose default is not itself
+    a mapping (``adapt: null`` or ``worker-env`` take their mapping whole)."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}.{k}"
-        out.update(
-            _flatten(key, v)
-            if isinstance(v, dict) and v and key != "sfrdask.cluster.worker-env"
-            else {key: v}
-        )
+        sub = default.get(k) if isinstance(default, dict) else None
+        nested = isinstance(v, dict) and v and isinstance(sub, dict) and key != "sfrdask.cluster.worker-env"
+        out.update(_flatten(key, v, sub) if nested else {key: v})
     return out
 
 
 def settings_of(cfg: dict[str, Any]) -> dict[str, Any]:
     """The run's ``sfrdask.*`` overrides, flattened for ``dask.config.set``."""
-    flat = _flatten("sfrdask", cfg.get("settings") or {})
-    flat.update(_flatten("sfrdask.cluster", cfg.get("cluster") or {}))
+    defaults = config.defaults()
+    flat = _flatten("sfrdask", cfg.get("settings") or {}, defaults)
+    flat.update(_flatten("sfrdask.cluster", cfg.get("cluster") or {}, defaults["cluster"]))
     return flat
 
 
-def stage_commands(cfg: dict[str, Any], run: Path) -> dict[str, list[str]]:
-    """The ``sfrdask`` command line of every stage of this run."""
-    inp, levels, tr = cfg["input"], cfg.get("levels") or {}, cfg.get("train") or {}
-    zooms = {k: ",".join(map(str, levels.get(k, [0, 1, 2, 3]))) for k in ("image", "spectrum")}
-    if "synthetic" in inp:
-        syn = inp["synthetic"] or {}
-        survey = run / "survey"
-        cube, catalog = survey / "survey.h5", survey
-        synth = ["synth", "--out", str(survey), "--overwrite", "--objects", str(syn.get("objects", 3000))]
-        synth += ["--seed", str(syn.get("seed", 42))]
-        if "flag0-fraction" in syn:
-            synth += ["--flag0-fraction", str(syn["flag0-fraction"])]
-    else:
-        cube, catalog, synth = Path(inp["cube"]), Path(inp["catalog"]), []
+def stage_params(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
+    """Every stage's ``Params`` for this run: the run file's sections mapped onto them (an unknown
+    key is refused by name), paths inside the run directory, defaults from the settings. Call it
+    inside ``dask.config.set(settings_of(cfg))``."""
+    from sfrdask.stages import get_stage
+    from sfrdask.stages.base import fields_of, from_mapping
+
+    inp, levels = cfg["input"], cfg.get("levels") or {}
     store = run / "store.zarr"
-    cmds = {
-        "synth": synth,
-        "ingest": [
-            "ingest",
-            str(cube),
-            "--catalog",
-            str(catalog),
-            "--out",
-            str(store),
-            "--overwrite",
-            "--image-zooms",
-            zooms["image"],
-            "--spectrum-zooms",
-            zooms["spectrum"],
-        ],
-        "preprocess": ["preprocess", str(store), "--out", str(run / "plots")],
-        "train": [],
-    }
+    out: dict[str, Any] = {}
+    if "synthetic" in inp:
+        survey = run / "survey"
+        out["synth"] = from_mapping(
+            get_stage("synth").params, inp["synthetic"], "input.synthetic", out=survey, overwrite=True
+        )
+        cube, catalog = survey / "survey.h5", survey
+    else:
+        cube, catalog = Path(inp["cube"]), Path(inp["catalog"])
+    out["ingest"] = from_mapping(
+        get_stage("ingest").params,
+        {f"{k}-zooms": v for k, v in levels.items()},
+        "levels",
+        cube=cube,
+        out=store,
+        catalog=catalog,
+        gal_info=None,
+        totsfr=None,
+        totlgm=None,
+        overwrite=True,
+    )
+    out["preprocess"] = from_mapping(
+        get_stage("preprocess").params, cfg.get("preprocess"), "preprocess", store=store, out=run / "plots"
+    )
+    tr = cfg.get("train") or {}
     if tr.get("models"):
-        train = [
-            "train",
-            "--store",
-            str(store),
-            "--out",
-            str(run / "runs"),
-            "--model",
-            ",".join(tr["models"]),
-        ]
-        for key in ("image-zoom", "spectrum-zoom", "ranks", "epochs", "batch-size", "target", "seed"):
-            if key in tr:
-                train += [f"--{key}", str(tr[key])]
-        cmds["train"] = train
-    pred = cfg.get("predict") or {}
-    if pred.get("models"):
-        cmds["predict"] = [
-            "predict",
-            *[str(d) for d in _run_dirs(pred["models"], tr, store, run / "runs")],
-            "--cube",
-            str(cube),
-            "--catalog",
-            str(catalog),
-            "--out",
-            str(run / pred.get("out", "catalogue.fits")),
-            "--overwrite",
-        ]
-    return {s: c for s, c in cmds.items() if c}
+        out["train"] = from_mapping(get_stage("train").params, tr, "train", store=store, out=run / "runs")
+    pred = dict(cfg.get("predict") or {})
+    if pred:
+        names = pred.pop("models", None)
+        target = run / pred.pop("out", "catalogue.fits")
+        fixed = dict(runs=(), out=target, cube=cube, catalog=catalog, store=None, overwrite=True)
+        known = {f.name for f, _ in fields_of(get_stage("predict").params)} - set(fixed)
+        bad = [k for k in pred if str(k).replace("-", "_") not in known]
+        if bad or not names:
+            raise ConfigError(
+                f"predict: {'unknown key ' + repr(bad[0]) if bad else 'no models'}; the section takes models "
+                f"(trained in this run's train section), out (a catalogue file name) and "
+                f"{', '.join(sorted(k.replace('_', '-') for k in known))}"
+            )
+        if "train" not in out:
+            raise ConfigError("predict.models names models of this run's train section, which has none")
+        unknown = [m for m in names if m not in out["train"].models]
+        if unknown:
+            raise ConfigError(f"predict.models {unknown} are not trained in this run (train.models)")
+        fixed["runs"] = tuple(_run_dir(out["train"], m) for m in names)
+        out["predict"] = from_mapping(get_stage("predict").params, pred, "predict", **fixed)
+    return out
 
 
-def _run_dirs(models: list[str], tr: dict[str, Any], store: Path, out: Path) -> list[Path]:
-    """Where ``sfrdask train`` puts each model's run in this run directory."""
-    from sfrdask.train.spec import TrainSpec
+def _run_dir(train: Any, model: str) -> Path:
+    """Where the train stage puts ``model``'s run."""
+    from sfrdask.training.spec import TrainSpec
 
-    return [
-        TrainSpec.from_config(
-            store,
-            m,
-            image_zoom=tr.get("image-zoom"),
-            spectrum_zoom=tr.get("spectrum-zoom"),
-            target=tr.get("target"),
-            out=str(out),
-        ).run_dir
-        for m in models
-    ]
-
-
-def _digest(parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    spec = TrainSpec.from_config(
+        train.store,
+        model,
+        image_zoom=train.image_zoom,
+        spectrum_zoom=train.spectrum_zoom,
+        target=train.target,
+        out=str(train.out),
+    )
+    return spec.run_dir
 
 
 def _input_fingerprint(cfg: dict[str, Any]) -> Any:
@@ -189,28 +183,19 @@ def _input_fingerprint(cfg: dict[str, Any]) -> Any:
     return out
 
 
-def _atomic_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: bool = False) -> Path:
     """Run (or resume) the run described by the file at ``path``; returns the run directory."""
-    from sfrdask.cli import build_parser
-    from sfrdask.cluster import cluster
-
     cfg = load_run_config(path)
     run = Path(run_dir or cfg.get("run-dir") or Path(path).stem)
     wanted = list(cfg.get("stages", STAGES))
-    cmds = stage_commands(cfg, run)
     overrides = settings_of(cfg)
     with dask.config.set(overrides):
         config.validate()
+        params = stage_params(cfg, run)
         run.mkdir(parents=True, exist_ok=True)
-        (run / "config.yaml").write_text(
-            yaml.safe_dump({"run-file": str(Path(path).resolve()), **cfg}, sort_keys=False)
+        write_text(
+            run / "config.yaml",
+            yaml.safe_dump({"run-file": str(Path(path).resolve()), **cfg}, sort_keys=False),
         )
         handler = logging.FileHandler(run / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -218,7 +203,7 @@ def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: boo
         log.setLevel(logging.INFO)
         log.propagate = False
         try:
-            _run_stages(cfg, run, wanted, cmds, overrides, force, build_parser(), cluster)
+            _run_stages(cfg, run, wanted, params, overrides, force)
         except BaseException as e:
             log.error("run stopped: %s: %s", type(e).__name__, e)
             raise
@@ -232,61 +217,72 @@ def _run_stages(
     cfg: dict[str, Any],
     run: Path,
     wanted: list[str],
-    cmds: dict[str, list[str]],
+    params: dict[str, Any],
     overrides: dict[str, Any],
     force: bool,
-    parser: argparse.ArgumentParser,
-    cluster: Callable[..., Any],
 ) -> None:
     """Skip the stages whose digest matches their record; run the others on one cluster."""
-    upstream = _digest([__version__, overrides, _input_fingerprint(cfg)])
+    from sfrdask.runtime import open_runtime
+    from sfrdask.stages import get_stage
+    from sfrdask.stages.base import as_record, digest
+
+    upstream = digest("run", None, overrides, _input_fingerprint(cfg))
     todo = []
     for stage in STAGES:
-        if stage not in cmds:
+        if stage not in params:
             continue
-        digest = _digest([upstream, stage, cmds[stage]])
+        d = digest(stage, params[stage], upstream)
         record = run / "stages" / f"{stage}.json"
-        done = record.exists() and json.loads(record.read_text()).get("digest") == digest
+        done = record.exists() and json.loads(record.read_text()).get("digest") == d
         if stage in wanted:
-            todo.append((stage, digest, record, done and not force))
-        upstream = digest
+            todo.append((stage, d, record, done and not force))
+        upstream = d
     log.info("run %s: stages %s", run, [s for s, *_ in todo])
     if all(skip for *_, skip in todo):
         for stage, *_ in todo:
             print(f"[{stage}] up to date (same inputs and settings): skipped", flush=True)
         return
-    with cluster() as client:
-        if client is not None:
-            log.info("Dask dashboard: %s", client.dashboard_link)
-        for stage, digest, record, skip in todo:
+    kind = config.get("cluster.kind")
+    sizes: dict[str, Any] = {}
+    if "train" in params and any(s == "train" and not skip for s, *_, skip in todo):
+        sizes = get_stage("train").cluster_overrides(params["train"], kind) or {}
+    with open_runtime(kind, **sizes) as rt:
+        if rt.client is not None:
+            log.info("Dask dashboard: %s", rt.client.dashboard_link)
+        for stage, d, record, skip in todo:
             if skip:
                 print(f"[{stage}] up to date (same inputs and settings): skipped", flush=True)
-                log.info("%s skipped (digest %s)", stage, digest)
+                log.info("%s skipped (digest %s)", stage, d)
                 continue
-            argv = cmds[stage]
-            print(f"[{stage}] sfrdask {' '.join(argv)}", flush=True)
-            log.info("%s started: sfrdask %s", stage, " ".join(argv))
+            record_params = as_record(params[stage])
+            print(f"[{stage}] {json.dumps(record_params, default=str)}", flush=True)
+            log.info("%s started: %s", stage, json.dumps(record_params, default=str))
             t0 = time.perf_counter()
             report = contextlib.nullcontext()
-            if client is not None:
+            if rt.client is not None:
                 from distributed import performance_report
 
                 (run / "reports").mkdir(exist_ok=True)
                 report = performance_report(filename=str(run / "reports" / f"{stage}.html"))
-            args = parser.parse_args(argv)
+            st = get_stage(stage)
             with report:
-                args.func(args)
+                result = st.run(rt, params[stage])
+            for line in st.report(result):
+                print(line, flush=True)
             dt = time.perf_counter() - t0
             finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            _atomic_json(
+            write_text(
                 record,
-                {
-                    "stage": stage,
-                    "digest": digest,
-                    "argv": argv,
-                    "seconds": round(dt, 2),
-                    "finished": finished,
-                },
+                json.dumps(
+                    {
+                        "stage": stage,
+                        "digest": d,
+                        "params": record_params,
+                        "seconds": round(dt, 2),
+                        "finished": finished,
+                    },
+                    indent=1,
+                ),
             )
             log.info("%s finished in %.1f s", stage, dt)
             print(f"[{stage}] done in {dt:.1f} s", flush=True)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 
 import matplotlib
@@ -16,13 +14,14 @@ import xarray as xr
 
 def save_figure(fig: plt.Figure, out: str | Path) -> Path:
     """Save through a temporary file, renamed when complete."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:8]}.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, out)
-    return out
+    from sfrdask.io.atomic import atomic_output
+
+    try:
+        with atomic_output(out) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    finally:
+        plt.close(fig)
+    return Path(out)
 
 
 def plot_label_distribution(ds: xr.Dataset, out: str | Path, label: str = "AVG") -> Path:
@@ -59,14 +58,21 @@ def plot_label_distribution(ds: xr.Dataset, out: str | Path, label: str = "AVG")
     return save_figure(fig, out)
 
 
-def _stretch(img: np.ndarray) -> np.ndarray:
-    """asinh stretch of one band for display."""
+def _limits(img: np.ndarray) -> tuple[float, float]:
+    """Display range of one cutout: the 5th and 99.7th percentiles of its finite pixels."""
     v = img[np.isfinite(img)]
     if v.size == 0:
-        return np.zeros_like(img)
+        return 0.0, 1.0
     lo, hi = np.percentile(v, [5, 99.7])
-    soft = max(hi - lo, 1e-30)
-    return np.arcsinh(np.clip((img - lo) / soft, 0, None) * 10) / np.arcsinh(10)
+    return float(lo), float(max(hi, lo + 1e-30))
+
+
+def _stretch(img: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """asinh stretch between ``lo`` and ``hi``."""
+    return np.arcsinh(np.clip((img - lo) / (hi - lo), 0, None) * 10) / np.arcsinh(10)
+
+
+SDSS_PIXEL_ARCSEC = 0.396  # SDSS frame pixels; each zoom level halves the sampling
 
 
 def plot_deblend_montage(
@@ -76,19 +82,33 @@ def plot_deblend_montage(
     out: str | Path,
     titles: list[str] | None = None,
     band: int = 2,
+    zoom: int = 0,
 ) -> Path:
-    """Before/after montage: raw cutout (one band), replaced pixels outlined, cleaned cutout."""
-    k = raw.shape[0]
-    fig, axes = plt.subplots(2, k, figsize=(1.9 * k, 4.0), squeeze=False)
+    """Before/after montage of one band: the raw cutout with the replaced pixels outlined, and the
+    cleaned cutout, both on the raw cutout's display scale (so the change is what is seen)."""
+    from sfrdask.io.levels import BANDS
+
+    k, side = raw.shape[0], raw.shape[-1]
+    pix = SDSS_PIXEL_ARCSEC * 2**zoom
+    fig, axes = plt.subplots(2, k, figsize=(1.9 * k, 4.3), squeeze=False)
     for i in range(k):
-        axes[0, i].imshow(_stretch(raw[i, band]), origin="lower", cmap="gray")
+        lo, hi = _limits(raw[i, band])
+        axes[0, i].imshow(_stretch(raw[i, band], lo, hi), origin="lower", cmap="gray", vmin=0, vmax=1)
         if (mask[i] & 1).any():
             axes[0, i].contour(mask[i] & 1, levels=[0.5], colors="tab:red", linewidths=0.6)
-        axes[1, i].imshow(_stretch(clean[i, band]), origin="lower", cmap="gray")
+        axes[1, i].imshow(_stretch(clean[i, band], lo, hi), origin="lower", cmap="gray", vmin=0, vmax=1)
         axes[0, i].set_title(titles[i] if titles else f"#{i}", fontsize=7)
         for ax in axes[:, i]:
             ax.set_xticks([])
             ax.set_yticks([])
-    axes[0, 0].set_ylabel("before")
+    bar = 5.0 / pix  # a 5 arcsec scale bar
+    axes[1, 0].plot([1, 1 + bar], [1.5, 1.5], color="w", lw=1.5)
+    axes[1, 0].text(1, 2.5, '5"', color="w", fontsize=7)
+    axes[0, 0].set_ylabel("before (neighbours outlined)")
     axes[1, 0].set_ylabel("after")
+    fig.suptitle(
+        f"{BANDS[band]} band, {side} x {side} px ({pix:.3g} arcsec/px); both rows on the raw cutout's "
+        "asinh scale",
+        fontsize=8,
+    )
     return save_figure(fig, out)

@@ -8,39 +8,60 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import dask
 
 
 class Progress:
-    """Count finished tasks; draw a bar on a terminal, print a line per ~10% elsewhere."""
+    """Count finished steps; draw a bar on a terminal, print a line per ~10% elsewhere.
 
-    def __init__(self, total: int, desc: str, stream: Any = None):
-        self.total, self.desc, self.done = total, desc, 0
+    ``total=None`` (an open-ended count, e.g. epochs until early stopping) prints every step."""
+
+    def __init__(
+        self,
+        total: int | None,
+        desc: str,
+        stream: Any = None,
+        enabled: bool = True,
+        initial: int = 0,
+        unit: str = "tasks",
+    ):
+        self.total, self.desc, self.done, self.enabled, self.unit = total, desc, initial, enabled, unit
         self.stream = stream or sys.stderr
         self.t0 = time.perf_counter()
         self._next = 0.1
+        self.postfix = ""
         self.bar = None
-        if self.stream.isatty():
+        if enabled and self.stream.isatty():
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, desc=desc, unit="task", file=self.stream)
+            self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream)
+
+    def set_postfix(self, **values: Any) -> None:
+        """Figures shown after the count (e.g. the losses of the last epoch)."""
+        self.postfix = ", ".join(f"{k} {v}" for k, v in values.items())
+        if self.bar is not None:
+            self.bar.set_postfix(**values)
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        if not self.enabled:
+            return
         if self.bar is not None:
             self.bar.update(n)
             return
-        frac = self.done / max(self.total, 1)
-        if frac >= self._next or self.done == self.total:
+        frac = self.done / self.total if self.total else 1.0
+        if self.total is None or frac >= self._next or self.done == self.total:
             dt = time.perf_counter() - self.t0
-            print(
-                f"{self.desc}: {self.done}/{self.total} tasks ({frac:.0%}, {dt:.1f} s)",
-                file=self.stream,
-                flush=True,
+            of = (
+                f"{self.done}/{self.total} {self.unit} ({frac:.0%}, "
+                if self.total
+                else f"{self.done} {self.unit} ("
             )
+            extra = f"; {self.postfix}" if self.postfix else ""
+            print(f"{self.desc}: {of}{dt:.1f} s{extra})", file=self.stream, flush=True)
             while self._next <= frac:
                 self._next += 0.1
 
@@ -49,16 +70,29 @@ class Progress:
             self.bar.close()
 
 
-def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str) -> list[Any]:
+def track(
+    items: Iterable[Any], total: int, desc: str, enabled: bool = True, unit: str = "tasks"
+) -> Iterator[Any]:
+    """``items``, counting each one as a step of a :class:`Progress`."""
+    prog = Progress(total, desc, enabled=enabled, unit=unit)
+    try:
+        for x in items:
+            yield x
+            prog.update()
+    finally:
+        prog.close()
+
+
+def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str, progress: bool = True) -> list[Any]:
     """Compute dask ``tasks`` on ``client`` (or Dask's configured in-process scheduler when None),
     in order, showing progress. Results come back as they finish; the first error is raised."""
-    prog = Progress(len(tasks), desc)
+    prog = Progress(len(tasks), desc, enabled=progress)
     try:
         if client is not None:
             from distributed import as_completed
 
             futures = client.compute(list(tasks))
-            for _ in as_completed(futures):
+            for _ in as_completed(futures, loop=client.loop):  # this client, not a default one
                 prog.update()
             return client.gather(futures)
         out = []

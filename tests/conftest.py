@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sfrdask.synth import SynthParams, make_survey
+from sfrdask.synthetic import SynthParams, make_survey
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sdss"
 
@@ -30,12 +30,13 @@ def cube(survey_dir: Path) -> Path:
 
 @contextlib.contextmanager
 def local_cluster(n_workers: int = 2):
-    """A real distributed cluster: ``n_workers`` single-threaded worker processes."""
+    """A real distributed cluster: ``n_workers`` single-threaded worker processes. Its Client is
+    not Dask's default: a test hands it to what it runs (``client=``, ``Runtime.of(client)``)."""
     from distributed import Client, LocalCluster
 
     with (
         LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as lc,
-        Client(lc) as c,
+        Client(lc, set_as_default=False) as c,
     ):
         yield c
 
@@ -43,7 +44,7 @@ def local_cluster(n_workers: int = 2):
 @pytest.fixture(scope="session")
 def client():
     """A real cluster shared by the tests that leave it as they found it (tests that kill workers
-    use ``own_client`` or a cluster of their module)."""
+    use ``own_client``)."""
     with local_cluster() as c:
         yield c
 
@@ -53,6 +54,15 @@ def own_client():
     """A cluster of this test alone, for tests that kill its workers."""
     with local_cluster() as c:
         yield c
+
+
+@contextlib.contextmanager
+def on(client):
+    """Run the dask computations inside on ``client`` (what a stage's Runtime does)."""
+    from sfrdask.runtime import Runtime
+
+    with Runtime.of(client).active():
+        yield
 
 
 def wait_for_replacement(client, dead: str, n: int = 2, timeout: float = 180.0) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import sfrdask
 from sfrdask.cli import main
 
 SFRDASK = Path(sys.executable).with_name("sfrdask")  # the console script beside this interpreter
@@ -46,6 +47,33 @@ def test_synth_info_ingest_plot(tmp_path, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["info", str(out / "survey.h5")]) == 0
     assert "stored band order" in capsys.readouterr().out
+
+
+def test_a_log_file_gets_plain_lines_and_the_version(tmp_path):
+    """`sfrdask synth ... > log 2>&1`: progress as whole lines, no carriage returns."""
+    log = tmp_path / "synth.log"
+    with log.open("w") as f:
+        r = subprocess.run(
+            [
+                str(SFRDASK),
+                "synth",
+                "--objects",
+                "300",
+                "--seed",
+                "1",
+                "--out",
+                str(tmp_path / "s"),
+                "--cluster",
+                "threads",
+            ],
+            stdout=f,
+            stderr=subprocess.STDOUT,
+        )
+    text = log.read_text()
+    assert r.returncode == 0, text
+    assert "\r" not in text and "synthetic survey: 3/3 tasks (100%" in text
+    v = subprocess.run([str(SFRDASK), "--version"], capture_output=True, text=True)
+    assert v.stdout.strip() == f"sfrdask {sfrdask.__version__}"
 
 
 @pytest.mark.parametrize(
@@ -91,7 +119,8 @@ def test_preprocess_commands(tmp_path, capsys):
     assert main(["deblend", store, "--cluster", "threads"]) == 2
     assert "run `sfrdask filter`" in capsys.readouterr().err
     plots = tmp_path / "plots"
-    assert main(["preprocess", store, "--out", str(plots), "--cluster", "threads", "--components", "4"]) == 0
+    argv = ["preprocess", store, "--out", str(plots), "--cluster", "threads"]
+    assert main([*argv, "--image-components", "4", "--spectrum-components", "4"]) == 0
     text = capsys.readouterr().out
     assert "clean/3:" in text and "pca/image/3: 4 components" in text and "pca/spectrum/3" in text
     for png in ("label_distribution.png", "deblend_zoom3.png", "pca_explained_variance.png"):

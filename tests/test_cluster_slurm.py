@@ -24,7 +24,8 @@ import zarr
 import sfrdask
 from sfrdask import read_catalog_dir, write_store
 from sfrdask.errors import SfrdaskError
-from sfrdask.preprocess import deblend_store, select_objects
+from sfrdask.preprocessing import deblend_store, select_objects
+from tests.conftest import on
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -69,8 +70,9 @@ def test_slurm_cluster_runs_a_stage_like_a_local_cluster(slurm, small_store, tmp
     remote = tmp_path / "slurm.zarr"
     shutil.copytree(small_store, local)
     shutil.copytree(small_store, remote)
-    deblend_store(local, 2)  # on the LocalCluster of the `client` fixture
-    with sfrdask.cluster("slurm", **_opts(tmp_path, jobs=2)) as c:
+    with on(client):
+        deblend_store(local, 2)  # on the LocalCluster of the `client` fixture
+    with sfrdask.cluster("slurm", **_opts(tmp_path, jobs=2)) as c, on(c):
         c.wait_for_workers(2, timeout=120)
         assert len(_jobs()) >= 2  # two worker jobs really went through sbatch
         assert c.scheduler.address.startswith("tls://")
@@ -155,7 +157,7 @@ def _cancel_a_busy_job_during(c, fn) -> str:
 def test_a_worker_job_cancelled_mid_stage_changes_nothing(slurm, cube, survey_dir, tmp_path):
     """scancel a busy worker's job during ingest, then during deblending, then during PCA: each stage
     completes and its output equals a clean run's."""
-    from sfrdask.preprocess import fit_pca_store
+    from sfrdask.preprocessing import fit_pca_store
 
     cat = read_catalog_dir(survey_dir)
     ref, run = tmp_path / "ref.zarr", tmp_path / "run.zarr"
@@ -168,10 +170,11 @@ def test_a_worker_job_cancelled_mid_stage_changes_nothing(slurm, cube, survey_di
     with (
         dask.config.set({"sfrdask.store.chunk-mb": 1}),
         sfrdask.cluster("slurm", **_opts(tmp_path, adapt=adapt)) as c,
+        on(c),
     ):
         c.wait_for_workers(2, timeout=120)
         _cancel_a_busy_job_during(
-            c, lambda: write_store(cube, run, catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,))
+            c, lambda: write_store(cube, run, catalog=cat, image_zooms=(0, 1), spectrum_zooms=(0,), client=c)
         )
         select_objects(run)
         c.wait_for_workers(2, timeout=120)

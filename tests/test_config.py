@@ -8,7 +8,7 @@ import dask
 import pytest
 
 from sfrdask import config
-from sfrdask.cluster import cluster as sfrdask_cluster
+from sfrdask.clusters import cluster as sfrdask_cluster
 
 
 def test_defaults_are_in_dask_config():
@@ -41,14 +41,14 @@ def test_underscored_environment_variable_reaches_hyphenated_key():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["5", "7200"]
     env = dict(os.environ, DASK_SFRDASK__SYNTH__FLAG0_FRACTION="0.3")
-    code = "from sfrdask.synth.survey import params_from_config as p; print(p().flag0_fraction)"
+    code = "from sfrdask.synthetic.survey import params_from_config as p; print(p().flag0_fraction)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0.3"
 
 
 def test_local_cluster_workers_get_the_configured_environment(client):
     """Even after another cluster (the session fixture) left Dask's default in this process."""
-    from sfrdask.cluster import cluster
+    from sfrdask.clusters import cluster
 
     os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"  # as a default LocalCluster's nanny leaves it
     with cluster("local", n_workers=1) as client:
@@ -113,12 +113,12 @@ def test_a_task_whose_workers_keep_dying_ends_the_cli_with_one_line(tmp_path):
         "from distributed import Client, LocalCluster\n"
         "from sfrdask import cli\n"
         "def die(): os._exit(1)\n"
-        "def cmd(args):\n"
+        "def run_stage(args):\n"
         "    with LocalCluster(n_workers=1, threads_per_worker=1) as lc, Client(lc) as c:\n"
         "        c.submit(die, pure=False).result()\n"
         "if __name__ == '__main__':\n"
         "    dask.config.set({'distributed.scheduler.allowed-failures': 0})\n"
-        "    cli.cmd_models = cmd\n"
+        "    cli._run_stage = run_stage\n"
         "    sys.exit(cli.main(['models']))\n"
     )
     script = tmp_path / "die.py"

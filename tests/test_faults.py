@@ -22,8 +22,8 @@ import yaml
 import zarr
 
 from sfrdask import make_survey, read_catalog_dir, write_store
-from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
-from tests.conftest import TINY, local_cluster, wait_for_replacement
+from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+from tests.conftest import TINY, local_cluster, on
 
 pytestmark = pytest.mark.slow
 
@@ -60,29 +60,35 @@ def zarr_digest(path: Path, group: str = "") -> str:
     return h.hexdigest()
 
 
-def kill_a_busy_worker_during(client, fn):
-    """Run ``fn()`` in a thread; SIGKILL the first worker seen processing one of its tasks."""
-    pids = client.run(os.getpid)
+def kill_a_busy_worker_during(fn):
+    """Run ``fn(client)`` in a thread on a two-worker cluster of its own; SIGKILL the first worker
+    seen processing one of its tasks; return what ``fn`` returned.
+
+    The cluster is this call's alone and is closed afterwards, so the stage has to finish on the
+    surviving worker (and the nanny's replacement when it joins in time); nothing after it depends on
+    the replacement."""
     out: dict = {}
+    with local_cluster() as client:
+        pids = client.run(os.getpid)
 
-    def target():
-        try:
-            out["result"] = fn()
-        except BaseException as e:  # surfaced below
-            out["error"] = e
+        def target():
+            try:
+                with on(client):
+                    out["result"] = fn(client)
+            except BaseException as e:  # surfaced below
+                out["error"] = e
 
-    t = threading.Thread(target=target)
-    t.start()
-    killed = None
-    while t.is_alive() and killed is None:
-        busy = [w for w, tasks in client.processing().items() if tasks and w in pids]
-        if busy:
-            os.kill(pids[busy[0]], signal.SIGKILL)
-            killed = busy[0]
-        time.sleep(0.01)
-    t.join(timeout=300)
-    if killed is not None:
-        wait_for_replacement(client, killed)  # the nanny restarts it
+        t = threading.Thread(target=target)
+        t.start()
+        killed = None
+        while t.is_alive() and killed is None:
+            busy = [w for w, tasks in client.processing().items() if tasks and w in pids]
+            if busy:
+                os.kill(pids[busy[0]], signal.SIGKILL)
+                killed = busy[0]
+            time.sleep(0.01)
+        t.join(timeout=300)
+        assert not t.is_alive(), "the stage did not finish within 300 s of the kill"
     if "error" in out:
         raise out["error"]
     assert killed is not None, "the stage ended before any task was seen running"
@@ -90,15 +96,8 @@ def kill_a_busy_worker_during(client, fn):
 
 
 @pytest.fixture(scope="module")
-def client():
-    """This module kills workers: it owns its cluster, so no other test sees the damage."""
-    with local_cluster() as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def clean_run(tmp_path_factory, client):
-    """Fault-free outputs of every stage, on the same cluster."""
+def clean_run(tmp_path_factory):
+    """Fault-free outputs of every stage (Dask's threads: the same bytes as on any cluster)."""
     d = tmp_path_factory.mktemp("clean")
     cube = make_survey(d / "survey", objects=384, seed=11, params=TINY, chunk_objects=64, progress=False)
     catalog = read_catalog_dir(d / "survey")
@@ -109,37 +108,39 @@ def clean_run(tmp_path_factory, client):
     return {"dir": d, "cube": cube, "store": store, "catalog": catalog}
 
 
-def test_worker_killed_during_generation(clean_run, client, tmp_path):
+def test_worker_killed_during_generation(clean_run, tmp_path):
     cube = kill_a_busy_worker_during(
-        client,
-        lambda: make_survey(tmp_path / "survey", objects=384, seed=11, params=TINY, chunk_objects=64,
-                            progress=False),
+        lambda c: make_survey(tmp_path / "survey", objects=384, seed=11, params=TINY, chunk_objects=64,
+                              progress=False, client=c),
     )  # fmt: skip
     assert h5_digest(cube) == h5_digest(clean_run["cube"])
     for name in ("truth_objects.csv", "gal_info_dr7_v5_2.fit"):
         assert (cube.parent / name).read_bytes() == (clean_run["cube"].parent / name).read_bytes()
 
 
-def test_worker_killed_during_ingest(clean_run, client, tmp_path):
+def test_worker_killed_during_ingest(clean_run, tmp_path):
     store = kill_a_busy_worker_during(
-        client,
-        lambda: write_store(clean_run["cube"], tmp_path / "s.zarr", catalog=clean_run["catalog"],
-                            image_zooms=(0, 3), spectrum_zooms=(3,)),
+        lambda c: write_store(clean_run["cube"], tmp_path / "s.zarr", catalog=clean_run["catalog"],
+                              image_zooms=(0, 3), spectrum_zooms=(3,), client=c),
     )  # fmt: skip
     for group in ("image/0", "image/3", "spectrum/3"):
         assert zarr_digest(store, group) == zarr_digest(clean_run["store"], group)
 
 
-def test_worker_killed_during_deblending_and_pca(clean_run, client, tmp_path):
+def test_worker_killed_during_deblending(clean_run, tmp_path):
     store = tmp_path / "s.zarr"
     shutil.copytree(clean_run["store"], store)
     shutil.rmtree(store / "clean")
     shutil.rmtree(store / "pca")
-    kill_a_busy_worker_during(client, lambda: deblend_store(store, 0))
+    kill_a_busy_worker_during(lambda c: deblend_store(store, 0))
     assert zarr_digest(store, "clean/0") == zarr_digest(clean_run["store"], "clean/0")
-    kill_a_busy_worker_during(
-        client, lambda: fit_pca_store(store, "image", 0, n_components=12, progress=False)
-    )
+
+
+def test_worker_killed_during_pca(clean_run, tmp_path):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(clean_run["store"], store)
+    shutil.rmtree(store / "pca")
+    kill_a_busy_worker_during(lambda c: fit_pca_store(store, "image", 0, n_components=12, progress=False))
     assert zarr_digest(store, "pca/image/0") == zarr_digest(clean_run["store"], "pca/image/0")
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from sfrdask.cli import main
 from sfrdask.config import ConfigError
-from sfrdask.pipeline import load_run_config, run_pipeline, stage_commands
+from sfrdask.pipeline import load_run_config, run_pipeline, stage_params
 
-pytestmark = pytest.mark.slow
-
+ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "input": {"synthetic": {"objects": 96, "seed": 5, "flag0-fraction": 0.55}},
     "levels": {"image": [3], "spectrum": [3]},
@@ -22,6 +23,7 @@ TINY = {
         "spectrum-zoom": 3,
         "epochs": 2,
         "batch-size": 16,
+        "learning-rate": 0.0123,
     },
     "cluster": {"kind": "threads"},
     "settings": {"preprocess": {"pca": {"image-components": 8, "spectrum-components": 6}}},
@@ -34,6 +36,7 @@ def _write(tmp_path, cfg, name="run.yaml"):
     return path
 
 
+@pytest.mark.slow
 def test_a_run_goes_through_every_stage_then_resumes(tmp_path, capsys):
     path = _write(tmp_path, {**TINY, "run-dir": str(tmp_path / "out")})
     run = run_pipeline(path)
@@ -49,6 +52,8 @@ def test_a_run_goes_through_every_stage_then_resumes(tmp_path, capsys):
         assert json.loads((run / "stages" / f"{stage}.json").read_text())["seconds"] > 0
     log = (run / "run.log").read_text()
     assert "train finished" in log
+    ck = torch.load(run / "runs/early-fusion/image3-spectrum3-AVG/last.pt", weights_only=True)
+    assert [g["lr"] for g in ck["optimizer"]["param_groups"]] == [0.0123]  # the run file's learning-rate
     capsys.readouterr()
 
     first = {s: (run / "stages" / f"{s}.json").read_text() for s in ("synth", "train")}
@@ -60,7 +65,7 @@ def test_a_run_goes_through_every_stage_then_resumes(tmp_path, capsys):
     changed = {**TINY, "run-dir": str(tmp_path / "out"), "train": {**TINY["train"], "epochs": 3}}
     run_pipeline(_write(tmp_path, changed))  # only the train stage's command changed
     out = capsys.readouterr().out
-    assert "[synth] up to date" in out and "[preprocess] up to date" in out and "[train] sfrdask train" in out
+    assert "[synth] up to date" in out and "[preprocess] up to date" in out and '[train] {"store"' in out
     assert (run / "stages" / "train.json").read_text() != first["train"]
 
 
@@ -82,12 +87,49 @@ def test_the_predict_stage_names_the_trained_runs(tmp_path):
         "stages": ["predict"],
         "predict": {"models": ["tree-both", "early-fusion"], "out": "sfr.csv"},
     }
-    cmd = stage_commands(load_run_config(_write(tmp_path, cfg)), tmp_path / "r")["predict"]
-    runs = [str(tmp_path / "r" / "runs" / m / "image3-spectrum3-AVG") for m in ("tree-both", "early-fusion")]
-    assert cmd[:3] == ["predict", *runs] and cmd[cmd.index("--out") + 1] == str(tmp_path / "r" / "sfr.csv")
-    assert cmd[cmd.index("--cube") + 1] == str(tmp_path / "r" / "survey" / "survey.h5")
-    with pytest.raises(ConfigError, match="'predict' takes"):
-        load_run_config(_write(tmp_path, {**TINY, "predict": {"model": ["tree-both"]}}))
+    p = stage_params(load_run_config(_write(tmp_path, cfg)), tmp_path / "r")["predict"]
+    runs = tuple(tmp_path / "r" / "runs" / m / "image3-spectrum3-AVG" for m in ("tree-both", "early-fusion"))
+    assert p.runs == runs and p.out == tmp_path / "r" / "sfr.csv"
+    assert p.cube == tmp_path / "r" / "survey" / "survey.h5"
+    with pytest.raises(ConfigError, match="unknown key 'model'"):
+        stage_params(
+            load_run_config(_write(tmp_path, {**TINY, "predict": {"model": ["tree-both"]}})), tmp_path
+        )
+
+
+@pytest.mark.parametrize(
+    "section,where,key",
+    [
+        ({"input": {"synthetic": {"object": 10}}}, "input.synthetic", "object"),
+        ({"train": {**TINY["train"], "learning-rat": 0.1}}, "train", "learning-rat"),
+        ({"preprocess": {"strategi": "crop"}}, "preprocess", "strategi"),
+        ({"levels": {"images": [3]}}, "levels", "images"),
+    ],
+)
+def test_an_unknown_key_in_a_section_exits_2_naming_it(tmp_path, capsys, section, where, key):
+    path = _write(tmp_path, {**TINY, **section})
+    assert main(["run", str(path), "--run-dir", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert where in err and key in err and "Traceback" not in err
+    assert not (tmp_path / "x" / "stages").exists()
+
+
+def test_sections_reach_the_stages_and_settings_fill_the_rest(tmp_path):
+    import dask
+
+    from sfrdask.pipeline import settings_of
+
+    cfg = {
+        **TINY,
+        "input": {"synthetic": {"seed": 3}},
+        "settings": {"synth": {"objects": 77}},
+        "train": {**TINY["train"], "learning-rate": 0.0123},
+    }
+    cfg = load_run_config(_write(tmp_path, cfg))
+    with dask.config.set(settings_of(cfg)):
+        p = stage_params(cfg, tmp_path / "r")
+    assert p["synth"].objects == 77 and p["synth"].seed == 3  # the settings' default, the section's seed
+    assert p["train"].learning_rate == 0.0123 and p["train"].models == ("tree-both", "early-fusion")
 
 
 def test_a_run_file_cannot_run_code(tmp_path):
@@ -98,3 +140,17 @@ def test_a_run_file_cannot_run_code(tmp_path):
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_run_config(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("path", ["configs/demo.yaml", "deploy/slurm/sfrdask-run.yaml"])
+def test_the_shipped_run_files_map_onto_the_stages(path, tmp_path):
+    import dask
+
+    from sfrdask.pipeline import settings_of
+
+    cfg = load_run_config(ROOT / path)
+    with dask.config.set(settings_of(cfg)):
+        p = stage_params(cfg, tmp_path)
+        assert p["predict"].runs and p["train"].models
+        if "slurm" in path:
+            assert dask.config.get("sfrdask.cluster.slurm.adapt") == {"minimum-jobs": 4, "maximum-jobs": 32}

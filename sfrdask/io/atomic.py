@@ -70,3 +70,10 @@ def atomic_output(path: str | Path, overwrite: bool = True) -> Iterator[Path]:
     finally:
         if tmp.exists():
             remove_partial(tmp)
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file renamed into place."""
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)

@@ -7,8 +7,6 @@ The thesis this project comes from calls AVG "AVR"; both names are accepted.
 
 from __future__ import annotations
 
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -192,9 +190,9 @@ def label_coverage(ds: xr.Dataset, catalog: pd.DataFrame | None = None) -> dict[
 
 def write_fits_table(path: str | Path, columns: dict[str, np.ndarray]) -> None:
     """Write a FITS binary table through a temporary file, renamed when complete."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
+    from sfrdask.io.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
         cols = []
         for name, a in columns.items():
             a = np.asarray(a)
@@ -205,6 +203,3 @@ def write_fits_table(path: str | Path, columns: dict[str, np.ndarray]) -> None:
                 fmt = {"i": "K", "f": "E" if a.dtype.itemsize == 4 else "D"}[a.dtype.kind]
                 cols.append(fits.Column(name=name, format=fmt, array=a))
         fits.BinTableHDU.from_columns(cols).writeto(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

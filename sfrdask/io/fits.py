@@ -1,8 +1,11 @@
 """Build a HiSS-Cube file (DATASET layout) from SDSS frame and spectrum FITS files, on Dask.
 
->>> from sfrdask.io.fits import build_cube
->>> report = build_cube("frames/", "spectra/", "cube.h5")  # doctest: +SKIP
->>> report["targets"]["written"]                            # doctest: +SKIP
+For example (``sfrdask build-cube --frames frames/ --spectra spectra/ --out cube.h5``)::
+
+    from sfrdask.io.fits import build_cube
+
+    report = build_cube("frames/", "spectra/", "cube.h5")
+    report["targets"]["written"]
 
 What it does, following ``docs/formats.md``:
 
@@ -40,8 +43,10 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from sfrdask.cluster import map_ordered
+from sfrdask import config
+from sfrdask.clusters import map_ordered
 from sfrdask.errors import SfrdaskError
+from sfrdask.io.atomic import write_text
 from sfrdask.io.hisscube_write import HissCubeWriter
 from sfrdask.io.levels import (
     BANDS,
@@ -185,15 +190,28 @@ def scan_frame(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "ok": True, "band": band, "header": header, "shape": img.shape}
 
 
+PLACEMENTS = ("hisscube", "centred")
+
+
 def cutout_origin(
-    wcs: Any, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int]
+    wcs: Any, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int], placement: str = "hisscube"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lower-left pixel (x0, y0) of the 64 x 64 cutout centred on each position, and whether the
-    whole cutout lies inside a frame of ``shape`` (ny, nx)."""
+    """Lower-left pixel (x0, y0) of the 64 x 64 cutout around each position, and whether the
+    whole cutout lies inside a frame of ``shape`` (ny, nx).
+
+    ``hisscube`` places it as HiSS-Cube does (``int(pixel) - 32`` on the 0-based pixel position,
+    ``process_cutout_bounds`` in hisscube/utils/astrometry.py), so cutouts built here match the
+    user's cube pixel for pixel; ``centred`` rounds to the nearest pixel instead, which puts the
+    position within half a pixel of the cutout's centre (HiSS-Cube's rule: within one pixel).
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"unknown cutout placement {placement!r}: expected one of {PLACEMENTS}")
     x, y = wcs.world_to_pixel_values(np.asarray(ra, float), np.asarray(dec, float))
     half = CUTOUT_SIZE // 2
-    x0 = np.floor(np.asarray(x) + 0.5).astype(np.int64) - half
-    y0 = np.floor(np.asarray(y) + 0.5).astype(np.int64) - half
+    shift = 0.0 if placement == "hisscube" else 0.5
+    with np.errstate(invalid="ignore"):  # a position off the WCS (NaN) is reported as not inside
+        x0 = np.floor(np.nan_to_num(np.asarray(x, float) + shift, nan=-1e9)).astype(np.int64) - half
+        y0 = np.floor(np.nan_to_num(np.asarray(y, float) + shift, nan=-1e9)).astype(np.int64) - half
     inside = (x0 >= 0) & (y0 >= 0) & (x0 + CUTOUT_SIZE <= shape[1]) & (y0 + CUTOUT_SIZE <= shape[0])
     return x0, y0, inside & np.isfinite(x) & np.isfinite(y)
 
@@ -203,12 +221,12 @@ def frame_cutouts(
 ) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
     """Read one frame and cut out every (target, ra, dec) of ``task``: (target, band, data, errors)
     in the HiSS-Cube unit (erg s^-1 cm^-2 A^-1 per fibre area). Runs on a worker."""
-    path, targets = task
+    path, targets, placement = task
     img, err, header = read_frame(path)
     band = str(header["FILTER"]).strip().lower()
     t = np.array([x[0] for x in targets])
     x0, y0, inside = cutout_origin(
-        frame_wcs(header, path), [x[1] for x in targets], [x[2] for x in targets], img.shape
+        frame_wcs(header, path), [x[1] for x in targets], [x[2] for x in targets], img.shape, placement
     )
     scale = np.float32(nmgy_to_stored(band))
     out = []
@@ -341,7 +359,9 @@ def _centres(ra: np.ndarray, dec: np.ndarray, labels: np.ndarray) -> tuple[np.nd
     )
 
 
-def plan_targets(spectra: list[dict], frames: list[dict], match_arcsec: float = 3.0) -> dict[str, Any]:
+def plan_targets(
+    spectra: list[dict], frames: list[dict], match_arcsec: float = 3.0, placement: str = "hisscube"
+) -> dict[str, Any]:
     """Targets from the usable spectra, and the frames that hold a whole cutout of each, per band."""
     labels = group_targets([s["ra"] for s in spectra], [s["dec"] for s in spectra], match_arcsec)
     n_t = int(labels.max()) + 1 if labels.size else 0
@@ -359,7 +379,7 @@ def plan_targets(spectra: list[dict], frames: list[dict], match_arcsec: float = 
         if not near:
             continue
         near = np.array(sorted(near))
-        _, _, inside = cutout_origin(wcs, ra[near], dec[near], (ny, nx))
+        _, _, inside = cutout_origin(wcs, ra[near], dec[near], (ny, nx), placement)
         for t in near[inside]:
             cover[t][fr["band"]].append(j)
     bands_covered = [sum(bool(cover[t][b]) for b in BANDS) for t in range(n_t)]
@@ -375,6 +395,7 @@ def plan_targets(spectra: list[dict], frames: list[dict], match_arcsec: float = 
         "complete": [t for t, k in enumerate(bands_covered) if k == len(BANDS)],
         "outside": [t for t, k in enumerate(bands_covered) if k == 0],
         "incomplete": [t for t, k in enumerate(bands_covered) if 0 < k < len(BANDS)],
+        "placement": placement,
     }
 
 
@@ -408,26 +429,33 @@ def build_cube(
     batch: int = 256,
     overwrite: bool = False,
     progress: bool = True,
+    client: Any = None,
+    placement: str | None = None,
 ) -> dict[str, Any]:
     """Turn a directory of SDSS frames and one of spectra into a HiSS-Cube file; return the report.
 
-    Runs on the active Dask cluster (or the local scheduler). Raises FitsError when no target ends
+    Scans files on ``client`` (``None``: Dask's in-process scheduler). Raises FitsError when no target ends
     up with whole cutouts in all five bands.
     """
     out = Path(out)
+    placement = placement or config.get("io.cutout-placement")
+    if placement not in PLACEMENTS:
+        raise FitsError(f"unknown cutout placement {placement!r}: expected one of {PLACEMENTS}")
     if out.exists() and not overwrite:
         raise FitsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
     frame_files, frames_skipped = _files(Path(frames), FRAME_PATTERNS, "SDSS frames")
     spec_files, spectra_skipped = _files(Path(spectra), SPECTRUM_PATTERNS, "SDSS spectra")
     f_scan = list(
         map_ordered(
-            scan_frame, [str(p) for p in frame_files], len(frame_files), desc="scan frames", progress=progress
+            scan_frame, [str(p) for p in frame_files], client, len(frame_files), desc="scan frames",
+            progress=progress,
         )
     )
     s_scan = list(
         map_ordered(
             scan_spectrum,
             [str(p) for p in spec_files],
+            client,
             len(spec_files),
             desc="scan spectra",
             progress=progress,
@@ -435,7 +463,7 @@ def build_cube(
     )
     good_f = [f for f in f_scan if f["ok"]]
     good_s = [s for s in s_scan if s["ok"]]
-    plan = plan_targets(good_s, good_f, match_arcsec)
+    plan = plan_targets(good_s, good_f, match_arcsec, placement)
     report: dict[str, Any] = {
         "frames": {"found": len(frame_files), "usable": len(good_f),
                    "rejected": {f["path"]: f["reason"] for f in f_scan if not f["ok"]},
@@ -445,6 +473,7 @@ def build_cube(
                     "skipped": spectra_skipped},
         "targets": {"found": len(plan["cover"]), "written": len(plan["complete"]),
                     "outside_every_frame": len(plan["outside"]), "missing_bands": len(plan["incomplete"])},
+        "cutout_placement": placement,
     }  # fmt: skip
     keep = plan["complete"]
     if not keep:
@@ -476,16 +505,14 @@ def build_cube(
     finally:
         tmp.unlink(missing_ok=True)
     report["targets"]["spectra_per_target_max"] = max(len(s) for s in spec_of)
-    rep = out.with_name(out.name + ".build.json")
-    rep.with_suffix(".tmp").write_text(json.dumps(report, indent=1))
-    rep.with_suffix(".tmp").replace(rep)
+    write_text(out.with_name(out.name + ".build.json"), json.dumps(report, indent=1))
     return report
 
 
 def _progress(it: range, show: bool) -> Any:
-    from tqdm.auto import tqdm
+    from sfrdask.progress import track
 
-    return tqdm(it, desc="extract + write", unit="batch", disable=not show)
+    return track(it, len(it), "extract + write", enabled=show, unit="batches")
 
 
 def _write_batch(
@@ -508,7 +535,8 @@ def _write_batch(
             for j in plan["cover"][t][b]:
                 by_frame.setdefault(j, []).append((k, float(plan["ra"][t]), float(plan["dec"][t])))
     cut_tasks = [
-        dask.delayed(frame_cutouts, pure=False)((frames[j]["path"], tg)) for j, tg in by_frame.items()
+        dask.delayed(frame_cutouts, pure=False)((frames[j]["path"], tg, plan["placement"]))
+        for j, tg in by_frame.items()
     ]
     spec_ids = [i for k in ts for i in spec_of[k]]
     spec_tasks = [dask.delayed(read_spectrum, pure=False)(spectra[i]["path"]) for i in spec_ids]

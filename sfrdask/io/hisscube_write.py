@@ -49,10 +49,12 @@ def rescale_image_header(header: dict[str, Any], zoom: int) -> dict[str, Any]:
 class HissCubeWriter:
     """Create a DATASET-layout file and fill it batch by batch.
 
-    >>> with HissCubeWriter(path, n_targets=10, n_spectra=12, n_images=5) as w:  # doctest: +SKIP
-    ...     w.write_image_headers(0, names, headers)
-    ...     w.write_spectrum_headers(0, names, headers)
-    ...     w.write_targets(0, image_levels, spectrum_levels, spectrum_index, image_index)
+    Used as (see :func:`sfrdask.synthetic.make_survey` and :func:`sfrdask.io.fits.build_cube`)::
+
+        with HissCubeWriter(path, n_targets=10, n_spectra=12, n_images=5) as w:
+            w.write_image_headers(0, names, headers)
+            w.write_spectrum_headers(0, names, headers)
+            w.write_targets(0, image_levels, spectrum_levels, spectrum_index, image_index)
     """
 
     def __init__(

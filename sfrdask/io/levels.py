@@ -36,6 +36,31 @@ def check_zoom(zoom: int) -> None:
         raise ValueError(f"zoom level must be an integer 0..{N_ZOOM - 1}, got {zoom!r}")
 
 
+def parse_levels(text: str) -> tuple[int, ...]:
+    """Zoom levels from text such as ``"0,2"`` (command lines, run files)."""
+    import argparse
+
+    try:
+        out = tuple(int(x) for x in str(text).split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated zoom levels like 0,1,2,3, got {text!r}"
+        ) from None
+    if any(not 0 <= z < N_ZOOM for z in out):
+        raise argparse.ArgumentTypeError(f"zoom levels are 0..{N_ZOOM - 1}, got {text!r}")
+    return out
+
+
+def parse_zoom(text: str) -> int:
+    """One zoom level from text (``"2"``)."""
+    import argparse
+
+    z = parse_levels(text)
+    if len(z) != 1:
+        raise argparse.ArgumentTypeError(f"expected one zoom level 0..{N_ZOOM - 1}, got {text!r}")
+    return z[0]
+
+
 def float_compress(x: np.ndarray, mantissa_bits: int = 9) -> np.ndarray:
     """Round float32 values to 10 significant bits (9 stored mantissa bits plus the implicit one).
 

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -29,7 +28,6 @@ import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
 from sfrdask import __version__, config
-from sfrdask.cluster import active_client
 from sfrdask.errors import StoreError
 from sfrdask.io.atomic import remove_partial
 from sfrdask.io.catalog import join_labels
@@ -60,23 +58,12 @@ def chunk_objects(bytes_per_object: int, n: int) -> int:
     return int(min(max(n, 1), max(1, -(-target // max(bytes_per_object, 1)))))
 
 
-def _compute(delayed: list[Any]) -> None:
-    """Run the writes with a progress bar, on the active cluster if there is one."""
-    client = active_client()
-    if client is not None:
-        from distributed import progress, wait
+def _compute(delayed: list[Any], client: Any, desc: str | None) -> None:
+    """Run the writes on ``client`` (``None``: Dask's configured scheduler), with progress lines
+    unless ``desc`` is None."""
+    from sfrdask.progress import compute_tasks
 
-        futures = client.compute(delayed)
-        progress(futures, notebook=False)
-        print(flush=True)
-        wait(futures)
-        for f in futures:
-            f.result()  # raise the first error, if any
-    else:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            dask.compute(*delayed)
+    compute_tasks(delayed, client, desc or "", progress=desc is not None)
 
 
 def _vlen_strings(ds: xr.Dataset) -> xr.Dataset:
@@ -121,8 +108,12 @@ def write_store(
     spectrum_zooms: Sequence[int] = (0, 1, 2, 3),
     compressor: str | None = None,
     overwrite: bool = False,
+    client: Any = None,
 ) -> Path:
-    """Ingest a HiSS-Cube file (and optionally its labels) into a zarr v3 store at ``out``."""
+    """Ingest a HiSS-Cube file (and optionally its labels) into a zarr v3 store at ``out``.
+
+    The chunks are read and written on ``client`` (a Dask Client; ``None``: Dask's configured
+    in-process scheduler)."""
     out = Path(out)
     if not image_zooms and not spectrum_zooms:
         raise ValueError("choose at least one image or spectrum zoom level")
@@ -174,7 +165,7 @@ def write_store(
             ds = open_hisscube(cube, z_img0, z, chunks=k, metadata=meta)[list(SPECTRUM_VARS)]
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "wavelength")])
             pending.append(_write_group(ds, tmp, f"spectrum/{z}", compressor))
-        _compute(pending)
+        _compute(pending, client, f"ingest {Path(cube).name}")
         if out.exists():
             old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
             os.replace(out, old)
@@ -242,13 +233,14 @@ def open_store(path: str | Path, image_zoom: int | None = 0, spectrum_zoom: int 
 
 def write_group(store: str | Path, group: str, ds: xr.Dataset, compressor: str | None = None) -> None:
     """Add (or replace) group ``group`` of an existing store: written under a temporary name, computed
-    on the active cluster, then renamed, so a failed stage never leaves a group that looks complete."""
+    with Dask's configured scheduler (the stage's runtime), then renamed, so a failed stage never
+    leaves a group that looks complete."""
     store = Path(store)
     _open_root(store)
     final = store / group
     tmp_name = f"{group}__tmp_{uuid.uuid4().hex[:8]}"
     try:
-        _compute([_write_group(ds, store, tmp_name, compressor)])
+        _compute([_write_group(ds, store, tmp_name, compressor)], None, None)
         if final.exists():
             old = final.with_name(f"{final.name}__old_{uuid.uuid4().hex[:8]}")
             os.replace(final, old)

@@ -1,4 +1,6 @@
-"""One registry of every model sfrdask can train, with the inputs each one needs.
+"""Registries of the models sfrdask trains, with the inputs each one needs: :data:`MODELS`, the
+SFR regressions (``sfrdask models``, ``sfrdask train``), and a :class:`Registry` of the same kind for
+the Scene experiment's classifiers (``sfrdask.scene.models.SCENE_MODELS``).
 
 A model is registered with a builder ``build(shapes, **options)`` where ``shapes`` maps each input
 it declares to that input's per-object shape::
@@ -23,7 +25,6 @@ from typing import Any
 from sfrdask.errors import SfrdaskError
 
 INPUTS = ("image", "spectrum", "image_pca", "spectrum_pca", "audio")
-TASKS = ("regression", "classification")
 
 
 class ModelError(SfrdaskError, ValueError):
@@ -60,40 +61,63 @@ class ModelSpec:
             )
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
+class Registry:
+    """Models by name, for one task: the SFR regressions here (:data:`MODELS`); the Scene
+    experiment's classifiers have their own (``sfrdask.scene.models.SCENE_MODELS``)."""
+
+    def __init__(self, what: str, task: str, hint: str = ""):
+        self.what, self.task, self.hint = what, task, hint
+        self._models: dict[str, ModelSpec] = {}
+
+    def register(
+        self, name: str, family: str, inputs: tuple[str, ...], description: str, min_image_px: int = 8
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Decorator: add a builder under ``name``."""
+        bad = [i for i in inputs if i not in INPUTS]
+        if bad or family not in ("tree", "net", "physics"):
+            raise ValueError(f"model {name!r}: unknown inputs {bad} or family {family!r}")
+
+        def deco(build: Callable[..., Any]) -> Callable[..., Any]:
+            if name in self._models:
+                raise ValueError(f"model {name!r} is registered twice")
+            self._models[name] = ModelSpec(
+                name, family, tuple(inputs), build, description, min_image_px, self.task
+            )
+            return build
+
+        return deco
+
+    def get(self, name: str) -> ModelSpec:
+        """The model called ``name``; an unknown name lists the known ones."""
+        try:
+            return self._models[name]
+        except KeyError:
+            known = ", ".join(sorted(self._models))
+            raise ModelError(f"unknown model {name!r}; known {self.what}s: {known}{self.hint}") from None
+
+    def list(self) -> list[ModelSpec]:
+        """Every model, sorted by family then name."""
+        return sorted(self._models.values(), key=lambda s: (s.family, s.name))
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._models
+
+
+MODELS = Registry("SFR model", "regression", " (the Scene experiment's classifiers: `sfrdask scene`)")
 
 
 def register(
-    name: str,
-    family: str,
-    inputs: tuple[str, ...],
-    description: str,
-    min_image_px: int = 8,
-    task: str = "regression",
+    name: str, family: str, inputs: tuple[str, ...], description: str, min_image_px: int = 8
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: add a builder to the registry under ``name``."""
-    bad = [i for i in inputs if i not in INPUTS]
-    if bad or family not in ("tree", "net", "physics") or task not in TASKS:
-        raise ValueError(f"model {name!r}: unknown inputs {bad}, family {family!r} or task {task!r}")
-
-    def deco(build: Callable[..., Any]) -> Callable[..., Any]:
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelSpec(name, family, tuple(inputs), build, description, min_image_px, task)
-        return build
-
-    return deco
+    """Decorator: add an SFR model's builder to :data:`MODELS` under ``name``."""
+    return MODELS.register(name, family, inputs, description, min_image_px)
 
 
 def get_model(name: str) -> ModelSpec:
-    """The registered model called ``name``; an unknown name lists the known ones."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ModelError(f"unknown model {name!r}; known models: {', '.join(sorted(_REGISTRY))}") from None
+    """The SFR model called ``name``; an unknown name lists the known ones."""
+    return MODELS.get(name)
 
 
-def list_models(task: str | None = "regression") -> list[ModelSpec]:
-    """The registered models of ``task`` (None: all), sorted by family then name. The SFR models
-    are regressions; the Scene experiment's (:mod:`sfrdask.scene`) are classifications."""
-    return sorted((s for s in _REGISTRY.values() if task in (None, s.task)), key=lambda s: (s.family, s.name))
+def list_models() -> list[ModelSpec]:
+    """The SFR models (regressions of log SFR, mass or sSFR), sorted by family then name."""
+    return MODELS.list()

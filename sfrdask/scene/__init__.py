@@ -4,9 +4,15 @@ Kaggle "Scene classification: images and audio" (birdy654): frames of 8 environm
 audio features each; CLASS1 (indoors / outdoors) and CLASS2 (environment). ``sfrdask scene --data DIR``
 reruns the comparison of audio, image and fused classifiers with the same model registry.
 
->>> from sfrdask.scene import make_scene, run_scene
->>> make_scene("scene-data", objects=400, seed=0)                   # doctest: +SKIP
->>> run_scene("scene-data", out="scene-output")["table"]            # doctest: +SKIP
+>>> import tempfile
+>>> from sfrdask.scene import make_scene, read_scene
+>>> data = make_scene(f"{tempfile.mkdtemp()}/scene", objects=24, seed=0, size=16)
+>>> scene = read_scene(data, size=8, progress=False)
+>>> scene.images.shape
+(24, 3, 8, 8)
+
+``run_scene(data, out="scene-output")`` then trains and compares every Scene model
+(``sfrdask scene --data DIR``).
 """
 
 from sfrdask.scene import models  # noqa: F401  (registration)

@@ -11,11 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from sfrdask.cluster import map_ordered
+from sfrdask.clusters import map_ordered
 from sfrdask.errors import SfrdaskError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -73,9 +74,15 @@ def _load_batch(task: tuple[list[str], int]) -> np.ndarray:
 
 
 def read_scene(
-    data: str | Path, size: int = 32, image_column: str | None = None, batch: int = 128, progress: bool = True
+    data: str | Path,
+    size: int = 32,
+    image_column: str | None = None,
+    batch: int = 128,
+    progress: bool = True,
+    client: Any = None,
 ) -> SceneData:
-    """Load the audio features, labels and images (resized to ``size`` px on the cluster)."""
+    """Load the audio features, labels and images (resized to ``size`` px on ``client``; ``None``:
+    Dask's in-process scheduler)."""
     d = Path(data)
     csv = d / "dataset.csv"
     if not csv.is_file():
@@ -98,7 +105,7 @@ def read_scene(
     files = [str(_resolve(d, str(r), str(c))) for r, c in zip(df[col], df["CLASS2"], strict=True)]
     chunks = [(files[a : a + batch], size) for a in range(0, len(files), batch)]
     images = np.concatenate(
-        list(map_ordered(_load_batch, chunks, len(chunks), desc="load images", progress=progress))
+        list(map_ordered(_load_batch, chunks, client, len(chunks), desc="load images", progress=progress))
     )
     labels, classes = {}, {}
     for task in ("CLASS1", "CLASS2"):

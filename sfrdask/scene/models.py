@@ -12,7 +12,7 @@ from sklearn.tree import DecisionTreeClassifier
 from torch import nn
 
 from sfrdask.models.base import conv_trunk, mlp
-from sfrdask.models.registry import register
+from sfrdask.models.registry import Registry
 
 Batch = dict[str, torch.Tensor]
 
@@ -90,23 +90,24 @@ def _n(shapes: dict, name: str) -> int:
     return int(shapes[name][0])
 
 
-_C = {"task": "classification"}
-register("scene-tree-audio", "tree", ("audio",), "decision tree on the MFCC features", **_C)(_tree)
-register(
-    "scene-tree-both", "tree", ("audio", "image_pca"), "decision tree on MFCC + image PCA features", **_C
-)(_tree)
-register("scene-nn-audio", "net", ("audio",), "MLP on the MFCC features", **_C)(
+SCENE_MODELS = Registry("Scene model", "classification", " (SFR models: `sfrdask models`)")
+register = SCENE_MODELS.register
+register("scene-tree-audio", "tree", ("audio",), "decision tree on the MFCC features")(_tree)
+register("scene-tree-both", "tree", ("audio", "image_pca"), "decision tree on MFCC + image PCA features")(
+    _tree
+)
+register("scene-nn-audio", "net", ("audio",), "MLP on the MFCC features")(
     lambda shapes, n_classes, **kw: AudioNet(_n(shapes, "audio"), n_classes)
 )
-register("scene-cnn-image", "net", ("image",), "CNN on the video frames", **_C)(
+register("scene-cnn-image", "net", ("image",), "CNN on the video frames")(
     lambda shapes, n_classes, **kw: ImageNet(shapes["image"], n_classes)
 )
-register("scene-early-fusion", "net", ("audio", "image_pca"), "MLP on MFCC + image PCA features", **_C)(
+register("scene-early-fusion", "net", ("audio", "image_pca"), "MLP on MFCC + image PCA features")(
     lambda shapes, n_classes, **kw: EarlyFusion(_n(shapes, "audio"), _n(shapes, "image_pca"), n_classes)
 )
-register(
-    "scene-intermediate-fusion", "net", ("audio", "image"), "audio MLP + frame CNN features, fused FC", **_C
-)(lambda shapes, n_classes, **kw: IntermediateFusion(_n(shapes, "audio"), shapes["image"], n_classes))
-register(
-    "scene-late-fusion", "net", ("audio", "image"), "audio MLP and frame CNN, probabilities averaged", **_C
-)(lambda shapes, n_classes, **kw: LateFusion(_n(shapes, "audio"), shapes["image"], n_classes))
+register("scene-intermediate-fusion", "net", ("audio", "image"), "audio MLP + frame CNN features, fused FC")(
+    lambda shapes, n_classes, **kw: IntermediateFusion(_n(shapes, "audio"), shapes["image"], n_classes)
+)
+register("scene-late-fusion", "net", ("audio", "image"), "audio MLP and frame CNN, probabilities averaged")(
+    lambda shapes, n_classes, **kw: LateFusion(_n(shapes, "audio"), shapes["image"], n_classes)
+)

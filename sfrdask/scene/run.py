@@ -12,9 +12,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from sfrdask.models import get_model, list_models
+from sfrdask.io.atomic import write_text
 from sfrdask.plots import save_figure
 from sfrdask.scene.data import SceneData, fixed_split, read_scene
+from sfrdask.scene.models import SCENE_MODELS
 
 TASKS = ("CLASS1", "CLASS2")
 
@@ -135,18 +136,20 @@ def run_scene(
     seed: int = 0,
     image_column: str | None = None,
     progress: bool = True,
+    client: Any = None,
 ) -> dict[str, Any]:
-    """Every Scene model on both tasks (CLASS1 indoors/outdoors, CLASS2 environment)."""
+    """Every Scene model on both tasks (CLASS1 indoors/outdoors, CLASS2 environment); frames are
+    decoded on ``client`` (``None``: Dask's in-process scheduler)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    names = models or [m.name for m in list_models(task="classification")]
-    specs = [get_model(n) for n in names]
+    names = models or [m.name for m in SCENE_MODELS.list()]
+    specs = [SCENE_MODELS.get(n) for n in names]
     bad = [s.name for s in specs if s.task != "classification"]
     if bad:
         from sfrdask.models import ModelError
 
         raise ModelError(f"{bad} are not Scene (classification) models; `sfrdask models` lists them")
-    scene = read_scene(data, size=size, image_column=image_column, progress=progress)
+    scene = read_scene(data, size=size, image_column=image_column, progress=progress, client=client)
     split = fixed_split(scene.files)
     counts = {s: int((split == s).sum()) for s in ("train", "validation", "test")}
     if min(counts.values()) == 0:
@@ -177,9 +180,7 @@ def run_scene(
     for name, text in (("results.csv", table.to_csv(index=False)),
                        ("results.json", json.dumps({"split": counts, "rows": rows}, indent=1)),
                        ("results.md", _markdown(table))):  # fmt: skip
-        tmp = out / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(out / name)
+        write_text(out / name, text)
     return {"table": table, "split": counts, "classes": scene.classes}
 
 

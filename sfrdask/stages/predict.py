@@ -1,6 +1,6 @@
 """The predict stage: an SFR catalogue with calibrated intervals for every object of a cube.
 
-``run(client, params)`` (``sfrdask predict``, ``sfrdask.predict``, the ``predict`` stage of a run
+``run(rt, params)`` (``sfrdask predict``, ``sfrdask.predict``, the ``predict`` stage of a run
 file) does, for trained runs of any model family:
 
 1. **calibrate** on the runs' training store: predictions for its validation and test splits
@@ -20,7 +20,7 @@ Several runs are combined as an ensemble (mean of their predictions, calibrated 
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,25 +49,29 @@ from sfrdask.inference import (
 )
 from sfrdask.io.sfr_catalogue import BIT, check_output, write_catalogue
 from sfrdask.progress import compute_tasks
+from sfrdask.runtime import Runtime
+from sfrdask.stages.base import Stage, option, required, setting
+from sfrdask.tables import markdown
 
 KEYS = ("PLATEID", "MJD", "FIBERID")
 
 
 @dataclass(frozen=True)
-class PredictParams:
+class Params:
     """What ``predict`` needs. Defaults of the tunables come from ``sfrdask.predict`` in dask.config."""
 
-    runs: tuple[str, ...]
-    out: str
-    cube: str | None = None
-    catalog: str | None = None
-    store: str | None = None
-    overwrite: bool = False
-    chunk_mb: float = field(default_factory=lambda: float(config.get("predict.chunk-mb")))
-    seed: int = field(default_factory=lambda: int(config.get("predict.seed")))
-    plots: bool = True
+    runs: tuple[Path, ...] = required("run directories (several: an ensemble)", positional=True)
+    out: Path = required("CATALOGUE.fits, .csv or .parquet")
+    cube: Path | None = option(None, "HiSS-Cube file whose objects to predict")
+    catalog: Path | None = option(None, "MPA-JHU tables for the cube (labels, Z, CLASS, mass)")
+    store: Path | None = option(None, "or a zarr store written by sfrdask ingest (instead of --cube)")
+    overwrite: bool = option(False, "replace an existing catalogue")
+    chunk_mb: float = setting("predict.chunk-mb", "raw inputs per inference task")
+    seed: int = setting("predict.seed", "splits the validation set for the calibration")
+    plots: bool = option(True, "reliability, PIT and main-sequence plots")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "runs", tuple(Path(r) for r in self.runs))
         if not self.runs:
             raise SfrdaskError("predict needs at least one run directory")
         if (self.cube is None) == (self.store is None):
@@ -77,7 +81,7 @@ class PredictParams:
 
 
 @dataclass(frozen=True)
-class PredictResult:
+class Result:
     """What the stage wrote, and the figures it measured."""
 
     catalogue: Path
@@ -89,7 +93,7 @@ class PredictResult:
     flags_unavailable: tuple[str, ...] = ()
 
 
-def _source(params: PredictParams, zi: int | None, zs: int | None) -> xr.Dataset:
+def _source(params: Params, zi: int | None, zs: int | None) -> xr.Dataset:
     """The input as one lazy Dataset shaped like ``open_store``'s (labels when there are any)."""
     from sfrdask.io.store import open_store
 
@@ -201,8 +205,8 @@ def calibrate(
     Returns the ensemble's calibration, the coverage rows of every run (and of the ensemble) and
     the report files written."""
     from sfrdask.io.store import open_store
-    from sfrdask.preprocess.split import SPLITS
-    from sfrdask.train.data import target_values
+    from sfrdask.preprocessing.split import SPLITS
+    from sfrdask.training.data import target_values
 
     store = runs[0].store
     sel = xr.open_zarr(store, group="selection", zarr_format=3, consolidated=False)
@@ -250,26 +254,16 @@ def calibrate(
 
 def _write_report(out_dir: Path, table: pd.DataFrame) -> list[Path]:
     """``calibration.{csv,md}`` next to ``results.*``, rows of other models kept."""
-    from sfrdask.io.atomic import atomic_output
+    from sfrdask.io.atomic import write_text
 
     csv = out_dir / "calibration.csv"
     if csv.exists():
         old = pd.read_csv(csv)
         table = pd.concat([old[~old["model"].isin(table["model"])], table], ignore_index=True)
-    written = []
-    for path, text in ((csv, table.to_csv(index=False)), (out_dir / "calibration.md", _markdown(table))):
-        with atomic_output(path) as tmp:
-            tmp.write_text(text)
-        written.append(path)
-    return written
-
-
-def _markdown(table: pd.DataFrame) -> str:
-    cols = list(table.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in table.iterrows():
-        lines.append("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r) + " |")
-    return "\n".join(lines) + "\n"
+    return [
+        write_text(csv, table.to_csv(index=False)),
+        write_text(out_dir / "calibration.md", markdown(table)),
+    ]
 
 
 def _match_training(ds: xr.Dataset, store: Path, same: bool) -> np.ndarray:
@@ -357,8 +351,13 @@ def main_sequence_plot(cat: pd.DataFrame, mass: np.ndarray, flag: np.ndarray, ou
     return save_figure(fig, out)
 
 
-def run(client: Any, params: PredictParams) -> PredictResult:
+def run(rt: Runtime, params: Params) -> Result:
     """Calibrate, predict every object, write the catalogue (see the module docstring)."""
+    with rt.active():
+        return _run(rt.client, params)
+
+
+def _run(client: Any, params: Params) -> Result:
     import time
 
     out = check_output(params.out, params.overwrite)
@@ -439,35 +438,18 @@ def run(client: Any, params: PredictParams) -> PredictResult:
         ms = main_sequence_plot(
             cat, ds["LGM_AVG"].values.astype(np.float64), flag_col, out.with_suffix(".main_sequence.png")
         )
-    return PredictResult(out, len(cat), report, tuple(files), ms, rate, tuple(missing))
+    return Result(out, len(cat), report, tuple(files), ms, rate, tuple(missing))
 
 
-def predict(
-    runs: str | Path | list[str | Path],
-    out: str | Path,
-    cube: str | Path | None = None,
-    catalog: str | Path | None = None,
-    store: str | Path | None = None,
-    overwrite: bool = False,
-    client: Any = None,
-) -> PredictResult:
-    """``sfrdask.predict``: the SFR catalogue of every object of ``cube`` (or ``store``) from
-    trained ``runs``, on ``client`` (a distributed Client; None: Dask's in-process scheduler).
-
-    >>> with sfrdask.cluster("local") as client:                                  # doctest: +SKIP
-    ...     r = sfrdask.predict("runs/gbt-both/image2-spectrum2-AVG", "sfr.fits",
-    ...                         cube="survey.h5", catalog="survey", client=client)
-    """
-    runs = [runs] if isinstance(runs, str | Path) else list(runs)
-    params = PredictParams(
-        runs=tuple(str(r) for r in runs),
-        out=str(out),
-        cube=None if cube is None else str(cube),
-        catalog=None if catalog is None else str(catalog),
-        store=None if store is None else str(store),
-        overwrite=overwrite,
-    )
-    return run(client, params)
+def report(r: Result) -> list[str]:
+    test = r.calibration[(r.calibration["group"] == "all")]
+    lines = [
+        test.round(3).to_string(index=False),
+        f"wrote {r.catalogue} ({r.rows} objects, {r.objects_per_s:.0f} objects/s)",
+    ]
+    return lines + [f"wrote {p}" for p in (*r.reports, *([r.main_sequence] if r.main_sequence else []))]
 
 
-__all__ = ["PredictParams", "PredictResult", "calibrate", "predict", "predictions", "run"]
+STAGE = Stage(Params, run, report)
+
+__all__ = ["Params", "Result", "calibrate", "predictions", "run"]

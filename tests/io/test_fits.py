@@ -53,6 +53,7 @@ def _linked_dir(tmp: Path, frames: bool = True, spectra: bool = True) -> tuple[P
     return fd, sd
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_f_star_field_gives_one_complete_target(built):
     out, report = built
     t = report["targets"]
@@ -66,6 +67,7 @@ def test_f_star_field_gives_one_complete_target(built):
     assert abs(float(ds.RA[0]) - 38.3018) < 1e-3 and abs(float(ds.DEC[0]) + 0.1339) < 1e-3
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_every_plane_carries_its_own_band(built):
     """Plane p of the stored cutout is the band its frame header says (u, g, r, i, z)."""
     import h5py
@@ -79,6 +81,7 @@ def test_every_plane_carries_its_own_band(built):
             assert meta["path"].decode().startswith(f"frame-{BANDS[p]}-")
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_star_is_the_brightest_source_at_the_centre(built):
     out, _ = built
     img = open_hisscube(out, 0, 0).image.values[0]
@@ -91,6 +94,7 @@ def test_star_is_the_brightest_source_at_the_centre(built):
     assert np.nanmax(r) == pytest.approx(flux[483 - 40 : 483 + 40, 779 - 40 : 779 + 40].max(), rel=1e-5)
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_all_zoom_levels_are_written(built):
     out, _ = built
     for z, (s, n) in enumerate(((64, 4620), (32, 2310), (16, 1155), (8, 577))):
@@ -156,6 +160,7 @@ def test_plates_411_and_412_are_two_galaxies_combined():
         assert np.nanmedian(err) < single / np.sqrt(len(ids)) * 1.5  # combining beats one epoch
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_truncated_frame_is_counted_and_the_build_refused(tmp_path):
     fd, sd = _linked_dir(tmp_path)
     (fd / "frame-u-002820-3-0122.fits.bz2").unlink()
@@ -167,6 +172,7 @@ def test_truncated_frame_is_counted_and_the_build_refused(tmp_path):
     assert not (tmp_path / "cube.h5").exists() and not list(tmp_path.glob(".cube.h5*"))
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_frame_without_wcs_and_broken_spectrum_are_named(tmp_path):
     fd, sd = _linked_dir(tmp_path)
     with fits.open(FRAMES / "frame-i-002820-3-0122.fits.bz2") as hdul:
@@ -190,6 +196,7 @@ def test_frame_without_wcs_and_broken_spectrum_are_named(tmp_path):
     assert "frames rejected: 2" in msg and "spectra rejected: 1" in msg
 
 
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_cli_reports_counts_on_success(tmp_path):
     fd, sd = _linked_dir(tmp_path)
     for p in sd.glob("spec-*"):
@@ -218,3 +225,23 @@ def test_cli_reports_counts_on_success(tmp_path):
         **report["spectra"]["skipped"],
     }
     assert open_hisscube(tmp_path / "c.h5", 2, 2).sizes["object"] == 1
+
+
+@pytest.mark.parametrize(
+    "placement,expected",
+    [("hisscube", (100 - 32, 200 - 32)), ("centred", (101 - 32, 200 - 32))],
+)
+def test_cutouts_start_where_hisscube_starts_them(placement, expected):
+    """HiSS-Cube cuts at int(pixel) - 32 (process_cutout_bounds); `centred` rounds instead."""
+    from astropy.wcs import WCS
+
+    from sfrdask.io.fits import cutout_origin
+
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = [150.0, 2.0], [1024.0, 744.0], [-0.396 / 3600, 0.396 / 3600]
+    ra, dec = w.wcs_pix2world([[100.7, 200.2], [1e7, 1e7]], 0).T
+    x0, y0, inside = cutout_origin(w, ra, dec, (1489, 2048), placement)
+    assert (int(x0[0]), int(y0[0])) == expected and inside.tolist() == [True, False]
+    with pytest.raises(ValueError, match="unknown cutout placement"):
+        cutout_origin(w, ra, dec, (1489, 2048), "middle")

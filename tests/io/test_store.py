@@ -88,7 +88,7 @@ def test_failed_overwrite_keeps_the_previous_store(tmp_path, cube, monkeypatch):
 
 
 def test_ingest_on_a_distributed_cluster(client, cube, tmp_path):
-    out = write_store(cube, tmp_path / "d.zarr", image_zooms=(2,), spectrum_zooms=(3,))
+    out = write_store(cube, tmp_path / "d.zarr", image_zooms=(2,), spectrum_zooms=(3,), client=client)
     ref = open_hisscube(cube, 2, 3)
     got = open_store(out, 2, 3)
     np.testing.assert_array_equal(got.image.values, ref.image.values)

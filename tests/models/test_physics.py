@@ -22,7 +22,7 @@ from sfrdask.models.physics import (
     fit_line,
     luminosity_distance_cm,
 )
-from sfrdask.synth.truth import read_truth
+from sfrdask.synthetic.truth import read_truth
 from tests.conftest import SHARED
 
 

@@ -31,7 +31,7 @@ def test_registry_has_the_issue_models():
 
 
 def test_unknown_model_lists_the_known_ones():
-    with pytest.raises(ModelError, match=r"known models: .*early-fusion"):
+    with pytest.raises(ModelError, match=r"known SFR models: .*early-fusion"):
         get_model("earlyfusion")
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sfrdask.models import ModelError, get_model, list_models
+from sfrdask.models import ModelError, list_models
 from sfrdask.scene import make_scene, read_scene, run_scene
 from sfrdask.scene.data import SceneError, fixed_split
 
@@ -69,14 +69,17 @@ def test_every_model_on_both_tasks(results):
     assert "scene-late-fusion" in (out / "results.md").read_text()
 
 
-def test_classifiers_stay_out_of_the_sfr_models():
-    assert {m.name for m in list_models(task="classification")} == MODELS
-    assert not MODELS & {m.name for m in list_models()}
-    from sfrdask.train import train
+def test_classifiers_have_a_registry_of_their_own():
+    from sfrdask.scene.models import SCENE_MODELS
+    from sfrdask.training import train
 
+    assert {m.name for m in SCENE_MODELS.list()} == MODELS
+    assert not MODELS & {m.name for m in list_models()}
     with pytest.raises(ModelError, match="sfrdask scene"):
         train("unused.zarr", "scene-cnn-image", image_zoom=2)
-    assert get_model("scene-late-fusion").inputs == ("audio", "image")
+    with pytest.raises(ModelError, match="SFR models: `sfrdask models`"):
+        SCENE_MODELS.get("gbt-both")
+    assert SCENE_MODELS.get("scene-late-fusion").inputs == ("audio", "image")
 
 
 def test_bad_scene_input_is_one_line(scene_dir, tmp_path):

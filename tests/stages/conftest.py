@@ -9,9 +9,9 @@ import dask
 import pytest
 
 from sfrdask import read_catalog_dir, write_store
-from sfrdask.preprocess import deblend_store, fit_pca_store, select_objects
-from sfrdask.synth import SynthParams, make_survey
-from sfrdask.train.run import train
+from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+from sfrdask.synthetic import SynthParams, make_survey
+from sfrdask.training.run import train
 
 MODELS = ("gbt-both", "spectrum-mlp", "physics-halpha")
 

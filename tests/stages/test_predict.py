@@ -21,7 +21,7 @@ import sfrdask
 from sfrdask.cli import main
 from sfrdask.io.catalog import find_catalogs
 from sfrdask.io.sfr_catalogue import BIT, SFR_COLUMNS, read_catalogue
-from sfrdask.train.run import evaluate
+from sfrdask.training.run import evaluate
 
 pytestmark = pytest.mark.slow
 SFRDASK = Path(sys.executable).with_name("sfrdask")
@@ -36,14 +36,13 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 def catalogue(trained, tmp_path_factory):
     """One catalogue from the tree, the network and the physics model together (an ensemble)."""
     out = tmp_path_factory.mktemp("cat") / "sfr.fits"
-    with dask.config.set(scheduler="threads"):
-        r = sfrdask.predict(
-            [trained["gbt-both"], trained["spectrum-mlp"], trained["physics-halpha"]],
-            out,
-            cube=trained["cube"],
-            catalog=trained["survey"],
-        )
-    return r
+    return sfrdask.predict(
+        [trained["gbt-both"], trained["spectrum-mlp"], trained["physics-halpha"]],
+        out,
+        cube=trained["cube"],
+        catalog=trained["survey"],
+        client="threads",
+    )
 
 
 def test_one_row_per_cube_object_with_the_documented_columns(catalogue, trained):
@@ -156,21 +155,16 @@ def test_an_ensemble_led_by_a_spectrum_only_model_reads_the_images_too(trained, 
 def test_on_a_cluster_with_progress_lines_in_the_log(trained, client, tmp_path, capsys):
     """On a real LocalCluster, as `sfrdask predict` runs it: the same predictions as in-process,
     and progress as plain lines (stderr is no terminal here)."""
-    from sfrdask.stages.predict import PredictParams, run
+    from sfrdask.runtime import Runtime
+    from sfrdask.stages.predict import Params, run
 
-    def params(name: str) -> PredictParams:
-        return PredictParams(
-            runs=(str(trained["gbt-both"]),),
-            out=str(tmp_path / name),
-            store=str(trained["store"]),
-            plots=False,
-        )
+    def params(name: str) -> Params:
+        return Params(runs=(trained["gbt-both"],), out=tmp_path / name, store=trained["store"], plots=False)
 
-    a = read_catalogue(run(client, params("a.csv")).catalogue)
+    a = read_catalogue(run(Runtime.of(client), params("a.csv")).catalogue)
     err = capsys.readouterr().err
     assert "calibration (store.zarr): " in err and "tasks (100%" in err and "\r" not in err
-    with dask.config.set(scheduler="synchronous"):
-        b = read_catalogue(run(None, params("b.csv")).catalogue)
+    b = read_catalogue(run(Runtime.of("synchronous"), params("b.csv")).catalogue)
     np.testing.assert_allclose(a["MEDIAN"], b["MEDIAN"], atol=1e-6)
 
 

@@ -1,0 +1,223 @@
+"""Where work runs: a LocalCluster or SLURM cluster from the config, and ordered mapping.
+
+:func:`cluster` starts one from ``sfrdask.cluster`` in dask.config: a LocalCluster, or a
+dask-jobqueue SLURMCluster whose workers are SLURM jobs, with TLS on by default. Stages receive
+it explicitly, as a :class:`sfrdask.runtime.Runtime`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import sys
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import dask
+from distributed import Client, LocalCluster, Nanny
+
+from sfrdask import config
+from sfrdask.errors import SfrdaskError
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None]:
+    """Connect to a cluster described by ``sfrdask.cluster`` (``local``, ``slurm``, ``threads`` or
+    ``synchronous``); ``overrides`` replace settings of that kind (e.g. ``n_workers=4``, ``jobs=8``).
+
+    ``local`` starts a LocalCluster of single-threaded worker processes (h5py and sep hold the GIL);
+    ``slurm`` submits worker jobs through dask-jobqueue (see :func:`slurm_options`). Both print the
+    dashboard link. ``threads`` and ``synchronous`` use Dask's in-process schedulers (no client).
+    The whole ``sfrdask`` configuration is validated first (unknown keys, wrong types).
+    """
+    config.validate()
+    kind = kind or config.get("cluster.kind")
+    if kind == "slurm":
+        with _slurm_client(**overrides) as client:
+            yield client
+    elif kind == "local":
+        opts = {k.replace("-", "_"): v for k, v in config.get("cluster.local").items()}
+        opts.update(overrides)
+        with (
+            _worker_environ(),
+            LocalCluster(processes=True, worker_class=_PatientNanny, **opts) as lc,
+            Client(lc) as client,
+        ):
+            log.info("Dask dashboard: %s", client.dashboard_link)
+            print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            yield client
+    elif "://" in str(kind):  # an existing scheduler (e.g. one a SLURMRunner or a colleague started)
+        timeout = float(config.get("cluster.connect-timeout"))
+        try:
+            client = Client(kind, timeout=f"{timeout}s")
+        except (OSError, TimeoutError) as e:
+            raise SfrdaskError(
+                f"could not reach the Dask scheduler at {kind} within {timeout:g} s "
+                f"(sfrdask.cluster.connect-timeout): {type(e).__name__}: {e}"
+            ) from None
+        with client:
+            _announce(client, kind, "")
+            yield client
+    elif kind in ("threads", "synchronous"):
+        with dask.config.set(scheduler=kind):
+            yield None
+    else:
+        raise ValueError(
+            f"unknown cluster kind {kind!r}: expected local, slurm, threads, synchronous "
+            "or a scheduler address"
+        )
+
+
+class _PatientNanny(Nanny):
+    """A LocalCluster nanny that gives its worker 30 s to exit when the cluster closes. Dask's 5 s
+    (4 s of waiting) is too short for a worker that has imported torch on a busy 2-core machine:
+    the nanny then kills it and logs "Worker process still alive after 4.0 seconds, killing" at
+    the end of every normal run."""
+
+    async def close(self, timeout: float = 30, reason: str = "nanny-close") -> Any:
+        return await super().close(timeout=timeout, reason=reason)
+
+
+def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(SLURMCluster keyword arguments, sfrdask's own settings)`` from ``sfrdask.cluster.slurm``.
+
+    The worker environment (``cluster.worker-env``) is exported in the job script; with
+    ``security`` the scheduler, workers and client speak TLS with temporary credentials written
+    (mode 0600) under ``shared-temp-directory``, which must be visible to the worker nodes.
+    """
+    cf = config.get("cluster.slurm")
+    cf.update({k.replace("_", "-"): v for k, v in overrides.items()})
+    own = {
+        k: cf.pop(k) for k in ("jobs", "adapt", "start-timeout", "dashboard-address", "shared-temp-directory")
+    }
+    kwargs = {k.replace("-", "_"): v for k, v in cf.items() if v is not None}
+    env = {
+        k: v for k, v in config.get("cluster.worker-env").items() if v is not None
+    }  # None: LocalCluster only
+    kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in env.items()), *cf["job-script-prologue"]]
+    kwargs["scheduler_options"] = {"dashboard_address": own["dashboard-address"]}
+    kwargs.setdefault("python", sys.executable)
+    if cf["security"]:
+        tls = Path(os.path.expandvars(own["shared-temp-directory"])).expanduser()
+        tls.mkdir(parents=True, exist_ok=True, mode=0o700)
+        kwargs["shared_temp_directory"] = str(tls)
+    return kwargs, own
+
+
+@contextlib.contextmanager
+def _slurm_client(**overrides: Any) -> Iterator[Client]:
+    """A SLURMCluster scaled (or adapting) as configured, and a client connected to it."""
+    if shutil.which("sbatch") is None:
+        raise SfrdaskError(
+            "cluster kind 'slurm' needs SLURM's sbatch on PATH and this machine has none: run on a "
+            "login node of the cluster, use kind 'local', or start a one-node SLURM with "
+            "deploy/local/slurm.sh start"
+        )
+    from dask_jobqueue import SLURMCluster
+
+    kwargs, own = slurm_options(**overrides)
+    with SLURMCluster(**kwargs) as sc, Client(sc) as client:
+        adapt = own["adapt"]
+        if adapt:
+            sc.adapt(minimum_jobs=int(adapt["minimum-jobs"]), maximum_jobs=int(adapt["maximum-jobs"]))
+        else:
+            sc.scale(jobs=int(own["jobs"]))
+        _announce(client, sc.scheduler_address, own["dashboard-address"])
+        try:
+            client.wait_for_workers(1, timeout=float(own["start-timeout"]))
+        except TimeoutError:
+            raise SfrdaskError(
+                f"no SLURM worker job started within {own['start-timeout']} s (sfrdask.cluster.slurm."
+                f"start-timeout); check `squeue --me` and the job logs ({kwargs.get('log_directory', '.')})"
+            ) from None
+        yield client
+
+
+def _announce(client: Client, scheduler: str, bind: str) -> None:
+    """Print the dashboard link and how to reach it from a laptop (an SSH tunnel)."""
+    link = client.dashboard_link
+    port = urlparse(link).port
+    host = bind.rsplit(":", 1)[0]
+    if host not in ("", "0.0.0.0", "*"):  # the link names the scheduler host, not the bound one
+        link = urlparse(link)._replace(netloc=f"{host}:{port}").geturl()
+    login = socket.gethostname()
+    print(f"Dask scheduler: {scheduler}\nDask dashboard: {link}", flush=True)
+    print(
+        f"  from your laptop: ssh -N -L {port}:localhost:{port} {login}   then open http://localhost:{port}/status",
+        flush=True,
+    )
+    log.info("Dask dashboard: %s", link)
+
+
+@contextlib.contextmanager
+def _worker_environ() -> Iterator[None]:
+    """Give new worker processes ``sfrdask.cluster.worker-env`` from the moment they start.
+
+    Variables such as MALLOC_TRIM_THRESHOLD_ act only if set before a process starts, so they go
+    through the nanny's pre-spawn environment; and because Dask lets a variable already in this
+    process's environment win over its config (a previous cluster leaves one there), they are also
+    set here for the cluster's lifetime and restored afterwards. A value of ``None`` leaves the
+    variable unset in the workers (e.g. glibc's own dynamic malloc thresholds).
+    """
+    env = {k: None if v is None else str(v) for k, v in config.get("cluster.worker-env").items()}
+    saved = {k: os.environ.get(k) for k in env}
+    for k, v in env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    try:
+        with dask.config.set({f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in env.items()}):
+            yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def map_ordered(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    client: Client | None,
+    total: int | None = None,
+    window: int | None = None,
+    desc: str = "",
+    progress: bool = True,
+) -> Iterator[Any]:
+    """``fn(item)`` for every item on ``client`` (``None``: Dask's configured in-process
+    scheduler), yielded in input order, with at most ``window`` tasks in flight (bounded memory);
+    progress as a bar on a terminal, plain lines in a log."""
+    from sfrdask.progress import Progress
+
+    items = iter(items)
+    bar = Progress(total or 0, desc, enabled=progress)
+    try:
+        if client is None:
+            window = window or 4
+            while batch := [x for _, x in zip(range(window), items, strict=False)]:
+                for r in dask.compute(*[dask.delayed(fn, pure=False)(x) for x in batch]):
+                    bar.update()
+                    yield r
+            return
+        window = window or 2 * max(1, sum(client.nthreads().values()))
+        pending: deque = deque()
+        for x in items:
+            pending.append(client.submit(fn, x, pure=False))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+                bar.update()
+        while pending:
+            yield pending.popleft().result()
+            bar.update()
+    finally:
+        bar.close()

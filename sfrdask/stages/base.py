@@ -1,0 +1,234 @@
+"""What every stage is made of, and the three ways in: command line, run file, Python.
+
+A stage is a frozen ``Params`` dataclass, ``run(rt, params) -> Result`` and ``report(result)``
+(the lines the CLI prints). Fields say how they are set:
+
+- :func:`setting` — the default is ``sfrdask.<key>`` in dask.config (``sfrdask.yaml``, user
+  YAML, ``DASK_SFRDASK__...``, a run file's ``settings:``), read when the Params is made;
+- :func:`option` — a plain default, for what is not a site-wide setting (paths, flags).
+
+From those fields :func:`add_arguments` builds a subcommand's arguments, :func:`from_mapping`
+maps a run-file section onto a Params (refusing unknown keys by name), and :func:`digest`
+hashes a Params for resuming runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import numbers
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sfrdask import __version__, config
+from sfrdask.config import ConfigError
+
+
+def setting(key: str, help: str = "", **meta: Any) -> Any:
+    """A Params field whose default is ``sfrdask.<key>`` in dask.config when the Params is made."""
+    return field(
+        default_factory=lambda: _plain(config.get(key)), metadata={"setting": key, "help": help, **meta}
+    )
+
+
+def option(default: Any = None, help: str = "", **meta: Any) -> Any:
+    """A Params field with a plain default; ``meta``: ``positional``, ``flag`` (CLI spelling),
+    ``parse`` (str -> value), ``choices``, ``cli=False`` (not on the command line)."""
+    return field(default=default, metadata={"help": help, **meta})
+
+
+def required(help: str = "", **meta: Any) -> Any:
+    """A Params field the caller must give."""
+    return field(metadata={"help": help, "required": True, **meta})
+
+
+def _plain(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's parts (its name and one line of help are in the registry,
+    :mod:`sfrdask.stages`, so that ``sfrdask --help`` imports no stage)."""
+
+    params: type
+    run: Callable[..., Any]
+    report: Callable[[Any], list[str]]
+    # (params, cluster kind) -> settings of that kind to override (e.g. enough workers for DDP), or
+    # None when these params need no cluster (the stage runs in this process)
+    cluster_overrides: Callable[[Any, str], dict[str, Any] | None] | None = None
+    uses_cluster: bool = True  # False: a tool that computes nothing on Dask (no --cluster option)
+
+
+def fields_of(params: type) -> list[tuple[dataclasses.Field, Any]]:
+    hints = typing.get_type_hints(params)
+    return [(f, hints[f.name]) for f in dataclasses.fields(params)]
+
+
+def _base(hint: Any) -> tuple[Any, bool]:
+    """(the type inside ``X | None``, whether None is allowed)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        return args[0], True
+    return hint, False
+
+
+def _parse_list(inner: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(inner(x.strip()) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list, got {text!r}") from None
+
+    return parse
+
+
+def _converter(hint: Any) -> Callable[[str], Any]:
+    base, _ = _base(hint)
+    if typing.get_origin(base) is tuple:
+        return _parse_list(typing.get_args(base)[0])
+    return base
+
+
+def add_arguments(p: argparse.ArgumentParser, params: type) -> None:
+    """Arguments for every field of ``params`` (positional, ``--kebab-name``, flags for booleans).
+
+    Absent options stay ``None`` so the Params' own default (often sfrdask.yaml) applies."""
+    for f, hint in fields_of(params):
+        meta = f.metadata
+        if meta.get("cli") is False:
+            continue
+        base, _ = _base(hint)
+        kw: dict[str, Any] = {"help": meta.get("help") or None}
+        if "setting" in meta:
+            value = config.get(meta["setting"])
+            kw["help"] = f"{kw['help'] or ''} (default {value!r}: sfrdask.{meta['setting']})".strip()
+        elif f.default not in (None, dataclasses.MISSING, False):
+            kw["help"] = f"{kw['help'] or ''} (default {f.default})".strip()
+        if meta.get("choices"):
+            kw["choices"] = meta["choices"]
+        if meta.get("positional"):
+            if typing.get_origin(base) is tuple:
+                kw.update(nargs="+", type=typing.get_args(base)[0])
+            else:
+                kw.update(type=meta.get("parse", base))
+            p.add_argument(f.name, **kw)
+            continue
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        if base is bool:
+            if f.default is True:
+                kw["action"] = argparse.BooleanOptionalAction
+            else:
+                kw["action"] = "store_true"
+            p.add_argument(flag, dest=f.name, default=None, **kw)
+            continue
+        kw["type"] = meta.get("parse", _converter(hint))
+        if meta.get("required"):
+            kw["required"] = True
+        p.add_argument(flag, dest=f.name, default=None, **kw)
+
+
+def from_namespace(params: type, args: argparse.Namespace) -> Any:
+    """A Params from parsed arguments: options left out keep the Params' defaults."""
+    given = {
+        f.name: getattr(args, f.name) for f, _ in fields_of(params) if getattr(args, f.name, None) is not None
+    }
+    return params(**given)
+
+
+def from_mapping(params: type, section: Mapping[str, Any] | None, where: str, **fixed: Any) -> Any:
+    """A Params from a run-file section (kebab- or snake-case keys); an unknown key is refused by
+    name. ``fixed`` are what the run itself decides (paths inside the run directory)."""
+    section = dict(section or {})
+    known = {f.name: hint for f, hint in fields_of(params) if f.name not in fixed}
+    given = {}
+    for key, value in section.items():
+        name = str(key).replace("-", "_")
+        if name not in known:
+            names = ", ".join(sorted(k.replace("_", "-") for k in known))
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {names})")
+        given[name] = coerce(value, known[name], f"{where}.{key}")
+    return params(**given, **fixed)
+
+
+def coerce(value: Any, hint: Any, where: str) -> Any:
+    """``value`` as the field type ``hint`` wants (lists to tuples, text to paths, "a,b" to a
+    tuple); a value of the wrong kind is refused, naming ``where``."""
+    base, optional = _base(hint)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{where}: a value is needed")
+    if typing.get_origin(base) is tuple:
+        if isinstance(value, str):
+            items = value.split(",")
+        elif isinstance(value, Path | numbers.Number):
+            items = [value]  # one value where a list is expected: a list of one
+        elif isinstance(value, list | tuple):
+            items = value
+        else:
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        inner = typing.get_args(base)[0]
+        return tuple(coerce(v, inner, where) for v in items)
+    if base is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if base in (int, float):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, numbers.Real)
+            or (base is int and value != int(value))
+        ):
+            raise ConfigError(f"{where}: expected {base.__name__}, got {value!r}")
+        return base(value)
+    if base in (str, Path):
+        return base(value)
+    return value
+
+
+def as_record(params: Any) -> dict[str, Any]:
+    """The Params as plain JSON-able data (paths as strings, tuples as lists)."""
+    out = {}
+    for f, _ in fields_of(type(params)):
+        v = getattr(params, f.name)
+        out[f.name] = (
+            [str(x) if isinstance(x, Path) else x for x in v]
+            if isinstance(v, tuple)
+            else (str(v) if isinstance(v, Path) else v)
+        )
+    return out
+
+
+def digest(stage: str, params: Any, *upstream: Any) -> str:
+    """What a finished stage's record must match to be skipped: the stage, every resolved
+    parameter, the sfrdask version and whatever the caller adds (the stage before, the inputs)."""
+    record = as_record(params) if dataclasses.is_dataclass(params) else params
+    parts = [__version__, stage, record, *upstream]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def execute(stage: Stage, params: Any, where: Any = None) -> Any:
+    """Run ``stage`` with ``params`` on ``where``: a cluster kind or scheduler address (``local``,
+    ``slurm``, ``threads``, ``synchronous``, ``tls://...``; ``None``: ``sfrdask.cluster.kind``),
+    started for this stage and closed after it; or a Runtime or Client the caller owns."""
+    from sfrdask.runtime import Runtime, open_runtime
+
+    if not stage.uses_cluster:
+        return stage.run(Runtime(None, "threads"), params)
+    if where is not None and not isinstance(where, str):
+        return stage.run(Runtime.of(where), params)
+    kind = where or config.get("cluster.kind")
+    overrides = stage.cluster_overrides(params, kind) if stage.cluster_overrides else {}
+    if overrides is None:  # these params need no cluster: the stage runs in this process
+        rt = Runtime(None, kind if kind in ("threads", "synchronous") else "threads")
+        with rt.active():
+            return stage.run(rt, params)
+    with open_runtime(kind, **overrides) as rt:
+        return stage.run(rt, params)

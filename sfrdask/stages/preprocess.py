@@ -1,0 +1,57 @@
+"""The preprocess stage: filter, stats, deblend (every image level) and PCA (every level) in one go."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sfrdask.runtime import Runtime
+from sfrdask.stages import deblend, filter, pca, stats
+from sfrdask.stages.base import Stage, option, required, setting
+
+
+@dataclass(frozen=True)
+class Params:
+    store: Path = required("zarr store written by ingest", positional=True)
+    out: Path | None = option(None, "directory for tables and PNGs (default: none written)")
+    label: str = option("AVG", "AVG (alias AVR), or another catalogue column")
+    flag: int = setting("preprocess.flag", "keep catalogue rows with this FLAG")
+    max_bad_fraction: float = setting("preprocess.max-bad-fraction", "drop objects with more NaN than this")
+    classes: tuple[str, ...] = setting("preprocess.classes", "comma-separated classes kept, e.g. GALAXY,QSO")
+    strategy: str = setting(
+        "preprocess.deblend.strategy", "what replaces neighbours", choices=["none", "crop", "mask", "noise"]
+    )
+    modalities: tuple[str, ...] = option(("image", "spectrum"), "PCA of image, spectrum or both")
+    image_components: int = setting("preprocess.pca.image-components", "components kept for images")
+    spectrum_components: int = setting("preprocess.pca.spectrum-components", "components kept for spectra")
+    source: str = option(
+        "auto",
+        "PCA input for images: deblended when present (auto), or raw",
+        choices=["auto", "clean", "raw"],
+    )
+
+
+@dataclass(frozen=True)
+class Result:
+    filter: filter.Result
+    stats: stats.Result
+    deblend: deblend.Result
+    pca: pca.Result
+
+
+def run(rt: Runtime, p: Params) -> Result:
+    f = filter.run(rt, filter.Params(p.store, p.flag, p.max_bad_fraction, p.classes))
+    s = stats.run(rt, stats.Params(p.store, p.out, p.label))
+    d = deblend.run(rt, deblend.Params(p.store, None, p.strategy, p.out))
+    c = pca.run(
+        rt,
+        pca.Params(p.store, None, p.modalities, p.image_components, p.spectrum_components, p.source, p.out),
+    )
+    return Result(f, s, d, c)
+
+
+def report(r: Result) -> list[str]:
+    return [*filter.report(r.filter), *stats.report(r.stats), *deblend.report(r.deblend), *pca.report(r.pca)]
+
+
+STAGE = Stage(Params, run, report)

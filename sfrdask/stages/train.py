@@ -1,0 +1,110 @@
+"""The train stage: registered models trained on a preprocessed store, one results table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sfrdask import config
+from sfrdask.io.levels import parse_zoom
+from sfrdask.runtime import Runtime
+from sfrdask.stages.base import Stage, option, required, setting
+
+
+@dataclass(frozen=True)
+class Params:
+    store: Path = required("preprocessed zarr store")
+    models: tuple[str, ...] = required("model name(s), comma-separated (sfrdask models)", flag="--model")
+    image_zoom: int | None = option(None, "0..3 = 64, 32, 16, 8 px", parse=parse_zoom)
+    spectrum_zoom: int | None = option(None, "0..3 = 4620, 2310, 1155, 577 samples", parse=parse_zoom)
+    ranks: int | None = option(None, "DDP ranks, one per Dask worker (default: this process)")
+    target: str = setting("train.target", "AVG (alias AVR, SFR), LGM_AVG (MASS) or SSFR")
+    epochs: int = setting("train.epochs", "upper limit; early stopping usually ends sooner")
+    pretrain_epochs: int = setting("train.pretrain-epochs", "contrastive pre-training epochs")
+    patience: int = setting("train.patience", "epochs without a better validation loss before stopping")
+    batch_size: int = setting("train.batch-size", "global batch, split over the ranks")
+    learning_rate: float = setting("train.learning-rate", "AdamW learning rate")
+    weight_decay: float = setting("train.weight-decay", "AdamW weight decay")
+    seed: int = setting("train.seed", "initialisation and shuffling")
+    device: str = setting(
+        "train.device", "auto (cuda when available), cpu or cuda", choices=["auto", "cpu", "cuda"]
+    )
+    resume: bool = option(False, "continue from OUT/MODEL/.../last.pt")
+    out: Path = option(Path("runs"), "results directory")
+
+
+@dataclass(frozen=True)
+class Result:
+    runs: tuple[dict[str, Any], ...]  # per model: model, run_dir, metrics, seconds
+    results: Path  # OUT/results.csv (and .json, .md)
+
+
+SPEC_KEYS = (
+    "target",
+    "epochs",
+    "pretrain_epochs",
+    "patience",
+    "batch_size",
+    "learning_rate",
+    "weight_decay",
+    "seed",
+    "device",
+    "resume",
+)
+
+
+def run(rt: Runtime, p: Params) -> Result:
+    from sfrdask.models import get_model
+    from sfrdask.training import train
+
+    for name in p.models:
+        get_model(name)  # an unknown name is refused before any work
+    out = []
+    with rt.active():
+        for name in p.models:
+            r = train(
+                p.store,
+                name,
+                p.image_zoom,
+                p.spectrum_zoom,
+                ranks=p.ranks,
+                out=p.out,
+                client=rt.client,
+                **{k: getattr(p, k) for k in SPEC_KEYS},
+            )
+            out.append(
+                {"model": name, "run_dir": r["run_dir"], "metrics": r["metrics"], "seconds": r["seconds"]}
+            )
+            print(_line(out[-1]), flush=True)
+    return Result(tuple(out), p.out / "results.csv")
+
+
+def _line(r: dict[str, Any]) -> str:
+    m = r["metrics"]
+    return (
+        f"{r['model']}: test R^2 {m['r2']:.3f}, RMSE {m['rmse']:.3f}, MAE {m['mae']:.3f} "
+        f"(n = {m['n']}; {r['seconds']:.1f} s)"
+    )
+
+
+def cluster_overrides(p: Params, kind: str) -> dict[str, Any] | None:
+    """DDP needs one single-thread worker per rank at least; without ranks no cluster is needed
+    (trees, physics and single-process networks run in this process)."""
+    if not p.ranks:
+        return None
+    if kind == "local":
+        return {"n_workers": max(p.ranks, int(config.get("cluster.local.n-workers")))}
+    if kind == "slurm":
+        return {"jobs": max(p.ranks, int(config.get("cluster.slurm.jobs")))}
+    return {}
+
+
+def report(r: Result) -> list[str]:
+    return [
+        r.results.with_suffix(".md").read_text(),
+        f"results: {r.results} (and .json, .md); per-model outputs under {r.results.parent}/MODEL/",
+    ]
+
+
+STAGE = Stage(Params, run, report, cluster_overrides=cluster_overrides)

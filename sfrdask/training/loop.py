@@ -1,0 +1,303 @@
+"""The training loop of one rank: AdamW, early stopping, checkpoints, resume, test metrics.
+
+:func:`fit_net` runs in the calling process (``world == 1``) or as one rank of a
+``torch.distributed`` group that :mod:`sfrdask.training.ddp` set up on a Dask worker. Every rank
+computes the same validation loss on the whole validation split (identical weights, eval mode),
+so early-stopping decisions agree without extra communication; rank 0 writes the checkpoints and
+evaluates the test split.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from sfrdask import __version__
+from sfrdask.errors import SfrdaskError
+from sfrdask.families import MODEL_FILES
+from sfrdask.io.atomic import write_text
+from sfrdask.models import SfrNet
+from sfrdask.progress import Progress
+from sfrdask.training.checkpoint import load_checkpoint, save_checkpoint
+from sfrdask.training.data import AXIS_LABELS, ChunkDistributedSampler, StoreDataset, collate
+from sfrdask.training.metrics import plot_predictions, regression_metrics
+from sfrdask.training.spec import SplitData, TrainSpec, load_splits, resolution
+
+EVAL_BATCH = 256
+
+
+def pick_device(name: str) -> torch.device:
+    """``auto``: the GPU this process was given (one per worker), else the CPU."""
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise SfrdaskError("device 'cuda' requested but torch sees no CUDA device")
+    return torch.device("cuda", torch.cuda.current_device())
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every parameter and buffer: equal digests mean bitwise-identical models."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _batches(ds: StoreDataset, size: int) -> list[dict[str, torch.Tensor]]:
+    return [ds.__getitems__(list(range(a, min(a + size, len(ds))))) for a in range(0, len(ds), size)]
+
+
+def _to(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def mean_loss(model: SfrNet, ds: StoreDataset, phase: str, device: torch.device, batch: int) -> float:
+    """The phase's loss over a whole split (eval mode, fixed order)."""
+    model.eval()
+    total, n = 0.0, 0
+    for b in _batches(ds, batch):
+        b = _to(b, device)
+        k = b["target"].shape[0]
+        if phase == "pretrain" and k < 2:
+            continue
+        total += float(model.loss(model(b, phase=phase), b["target"], phase)) * k
+        n += k
+    return total / max(n, 1)
+
+
+@torch.no_grad()
+def predict(model: SfrNet, ds: StoreDataset, device: torch.device) -> tuple[np.ndarray, float]:
+    """Predictions (in target units) for a whole split, and the forward-pass rate in samples/s
+    (batches of 256 already in memory: the model's cost, not the store's)."""
+    model.eval()
+    batches = [_to(b, device) for b in _batches(ds, EVAL_BATCH)]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = [model.prediction(model(b)) for b in batches]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    z = torch.cat(out).cpu().numpy() if out else np.zeros(0)
+    return ds.normaliser.untarget(z), len(ds) / max(dt, 1e-9)
+
+
+@torch.no_grad()
+def embeddings(model: SfrNet, ds: StoreDataset, device: torch.device) -> np.ndarray:
+    model.eval()
+    return torch.cat([model.embed(_to(b, device)) for b in _batches(ds, EVAL_BATCH)]).cpu().numpy()
+
+
+def fit_net(
+    spec: TrainSpec,
+    rank: int = 0,
+    world: int = 1,
+    report: Callable[[dict[str, Any]], None] | None = None,
+    data: SplitData | None = None,
+) -> dict[str, Any]:
+    """Train ``spec.model`` as rank ``rank`` of ``world``; rank 0 returns the full result."""
+    if spec.batch_size % world:
+        raise SfrdaskError(f"batch size {spec.batch_size} must be a multiple of the {world} ranks")
+    if spec.threads:
+        torch.set_num_threads(spec.threads)
+    device = pick_device(spec.device)
+    t_start = time.perf_counter()
+    data = data or load_splits(spec)
+    mspec = spec.model_spec
+    identity = spec.identity(data.shapes)
+    torch.manual_seed(spec.seed)
+    model: SfrNet = mspec.build(data.shapes, **spec.options).to(device)
+    run = spec.run_dir
+    progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "history": []}
+    best_state = copy.deepcopy(model.state_dict())
+    resumed = spec.resume and (run / "last.pt").exists()
+    opt_state = None  # the optimiser state of the phase the checkpoint stopped in
+    if resumed:
+        ck = load_checkpoint(run / "last.pt", identity)
+        model.load_state_dict(ck["model_state"])
+        best_state, progress, opt_state = ck["best_state"], ck["progress"], ck["optimizer"]
+
+    per_rank = spec.batch_size // world
+    sampler = ChunkDistributedSampler(data.train, per_rank, world, rank, seed=spec.seed)
+    if sampler.steps == 0:
+        raise SfrdaskError(f"{len(data.train)} training objects make no full batch of {spec.batch_size}")
+    loader = DataLoader(data.train, batch_size=per_rank, sampler=sampler, collate_fn=collate)
+    train_time, train_samples = 0.0, 0
+    show = spec.progress and rank == 0
+
+    for p_idx, phase in enumerate(model.phases):
+        if p_idx < progress["phase"]:
+            continue
+        model.begin_phase(phase)
+        params = [p for p in model.parameters() if p.requires_grad]
+        net = model
+        if world > 1:
+            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+        if opt_state is not None:
+            opt.load_state_dict(opt_state)
+            opt_state = None
+        max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
+        bar = Progress(
+            max_epochs, f"{spec.model} {phase}", enabled=show, initial=progress["epoch"], unit="epochs"
+        )
+        while progress["epoch"] < max_epochs and progress["bad"] < spec.patience:
+            epoch = progress["epoch"]
+            sampler.set_epoch(1000 * p_idx + epoch)
+            torch.manual_seed(spec.seed * 1_000_003 + 10_000 * p_idx + epoch * world + rank)  # dropout stream
+            net.train()
+            t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+            for batch in loader:
+                batch = _to(batch, device)
+                opt.zero_grad(set_to_none=True)
+                loss = model.loss(net(batch, phase=phase), batch["target"], phase)
+                loss.backward()
+                opt.step()
+                k = batch["target"].shape[0]
+                seen += k
+                loss_sum += loss.item() * k
+            epoch_s = time.perf_counter() - t0
+            train_time += epoch_s
+            train_samples += seen * world
+            val = mean_loss(model, data.validation, phase, device, spec.batch_size)
+            improved = val < progress["best"]
+            if improved:
+                progress["best"], progress["bad"] = val, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                progress["bad"] += 1
+            progress["epoch"] = epoch + 1
+            row = {
+                "phase": phase,
+                "epoch": epoch + 1,
+                "train_loss": loss_sum / max(seen, 1),
+                "val_loss": val,
+                "train_seconds": epoch_s,
+                "train_samples": seen * world,
+            }
+            progress["history"].append(row)
+            if rank == 0:
+                ck = {
+                    **identity,
+                    "options": spec.options,
+                    "model_state": model.state_dict(),
+                    "best_state": best_state,
+                    "optimizer": opt.state_dict(),
+                    "progress": progress,
+                    "normaliser": data.normaliser.state(),
+                }
+                save_checkpoint(run / "last.pt", ck)
+                if improved:
+                    save_checkpoint(run / "best.pt", {**ck, "model_state": best_state})
+            if report is not None:
+                report({"rank": rank, **row})
+            bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}")
+            bar.update()
+        bar.close()
+        model.load_state_dict(best_state)
+        progress.update(phase=p_idx + 1, epoch=0, best=math.inf, bad=0)
+
+    digest = weights_digest(model)
+    if rank != 0:
+        return {"rank": rank, "digest": digest}
+    result = _evaluate(spec, model, data, device)
+    result.update(
+        digest=digest,
+        ranks=world,
+        epochs=len(progress["history"]),
+        history=progress["history"],
+        train_samples_per_s=train_samples / max(train_time, 1e-9),
+        seconds=time.perf_counter() - t_start,
+        resumed=resumed,
+    )
+    _write_outputs(spec, result)
+    return result
+
+
+def split_result(
+    spec: TrainSpec, data: SplitData, pred: np.ndarray, val_pred: np.ndarray, rate: float
+) -> dict[str, Any]:
+    """What every trained model reports: identity, test and validation metrics, split sizes and
+    the test predictions (networks and trees alike)."""
+    return {
+        "model": spec.model,
+        "image_zoom": spec.image_zoom,
+        "spectrum_zoom": spec.spectrum_zoom,
+        "target": spec.target,
+        **resolution(spec),
+        "metrics": regression_metrics(data.test.y, pred),
+        "val_metrics": regression_metrics(data.validation.y, val_pred),
+        "inference_samples_per_s": rate,
+        "n_train": len(data.train),
+        "n_val": len(data.validation),
+        "n_test": len(data.test),
+        "test_objects": data.test.objects,
+        "test_pred": pred,
+        "test_true": data.test.y,
+        "extra_rows": [],
+    }
+
+
+def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.device) -> dict[str, Any]:
+    """Test-split metrics (and validation, and kNN on an embedding when the model has one)."""
+    pred, rate = predict(model, data.test, device)
+    val_pred, _ = predict(model, data.validation, device)
+    out = split_result(spec, data, pred, val_pred, rate)
+    if hasattr(model, "embed"):
+        from sklearn.neighbors import KNeighborsRegressor
+
+        from sfrdask import config
+
+        k = int(config.get("train.knn-neighbours"))
+        knn = KNeighborsRegressor(n_neighbors=min(k, len(data.train)))
+        knn.fit(embeddings(model, data.train, device), data.train.y)
+        t0 = time.perf_counter()
+        kpred = knn.predict(embeddings(model, data.test, device))
+        out["extra_rows"].append(
+            {
+                "model": f"{spec.model}-knn",
+                "metrics": regression_metrics(data.test.y, kpred),
+                "inference_samples_per_s": len(data.test) / max(time.perf_counter() - t0, 1e-9),
+            }
+        )
+    return out
+
+
+def _write_outputs(spec: TrainSpec, result: dict[str, Any]) -> None:
+    """metrics.json, predictions.csv, history.csv and the predicted-vs-true PNG in the run dir."""
+    run = spec.run_dir
+    run.mkdir(parents=True, exist_ok=True)
+    table = {"object": result["test_objects"], "true": result["test_true"], "predicted": result["test_pred"]}
+    write_text(run / "predictions.csv", pd.DataFrame(table).to_csv(index=False))
+    write_text(run / "history.csv", pd.DataFrame(result.get("history", [])).to_csv(index=False))
+    keep = {k: v for k, v in result.items() if not k.startswith("test_") and k != "history"}
+    family = spec.model_spec.family
+    manifest = {"family": family, "model_file": MODEL_FILES[family]}  # how load_run reads the run back
+    record = {**keep, **manifest, "spec": spec.as_dict(), "sfrdask_version": __version__}
+    write_text(run / "metrics.json", json.dumps(record, indent=1, default=str))
+    res = resolution(spec)
+    where = ", ".join(
+        f"{v} {unit}"
+        for v, unit in ((res["image_px"], "px images"), (res["spectrum_samples"], "spectrum samples"))
+        if v
+    )
+    plot_predictions(
+        result["test_true"],
+        result["test_pred"],
+        run / "pred_vs_true.png",
+        f"{spec.model} ({where})",
+        AXIS_LABELS[spec.target],
+    )

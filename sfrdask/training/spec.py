@@ -1,0 +1,155 @@
+"""What one training run is: the model, the data it reads, and the optimisation settings."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sfrdask import config
+from sfrdask.errors import SfrdaskError
+from sfrdask.models import ModelSpec, get_model
+from sfrdask.preprocessing.split import SPLITS
+from sfrdask.training.data import (
+    Normaliser,
+    StoreDataset,
+    input_sources,
+    resolve_target,
+    split_objects,
+    target_values,
+)
+
+
+@dataclass
+class TrainSpec:
+    """Everything a rank needs to train one model; plain data, so it travels to Dask workers."""
+
+    store: str
+    model: str
+    # from sfrdask.train in dask.config (``from_config``): one home for each default
+    target: str
+    epochs: int
+    pretrain_epochs: int
+    patience: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    seed: int
+    device: str
+    image_zoom: int | None = None
+    spectrum_zoom: int | None = None
+    out: str = "runs"
+    options: dict[str, Any] = field(default_factory=dict)
+    resume: bool = False
+    threads: int | None = None
+    progress: bool = True
+
+    @classmethod
+    def from_config(cls, store: str | Path, model: str, **overrides: Any) -> TrainSpec:
+        """Defaults from ``sfrdask.train`` in dask.config; ``None`` overrides are ignored."""
+        keys = (
+            "target",
+            "epochs",
+            "pretrain-epochs",
+            "patience",
+            "batch-size",
+            "learning-rate",
+            "weight-decay",
+            "seed",
+            "device",
+        )
+        base = {k.replace("-", "_"): config.get(f"train.{k}") for k in keys}
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        spec = cls(store=str(store), model=model, **base)
+        spec.target = resolve_target(spec.target)
+        mspec = get_model(model)  # unknown names fail here, listing the known ones (and where Scene's are)
+        # a zoom the model does not read is not part of its identity (nor of its results row)
+        if not mspec.uses_images:
+            spec.image_zoom = None
+        if not mspec.uses_spectra:
+            spec.spectrum_zoom = None
+        return spec
+
+    @property
+    def model_spec(self) -> ModelSpec:
+        return get_model(self.model)
+
+    @property
+    def run_dir(self) -> Path:
+        """``OUT/MODEL/image{z}-spectrum{z}-{target}`` (unused levels left out): one per trained model."""
+        parts = [
+            f"{m}{z}"
+            for m, z in (("image", self.image_zoom), ("spectrum", self.spectrum_zoom))
+            if z is not None
+        ]
+        return Path(self.out) / self.model / "-".join([*parts, self.target])
+
+    def identity(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed or evaluated with this spec."""
+        return {
+            "model": self.model,
+            "image_zoom": self.image_zoom,
+            "spectrum_zoom": self.spectrum_zoom,
+            "target": self.target,
+            "shapes": {k: list(v) for k, v in sorted(shapes.items())},
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SplitData:
+    """The three splits of the selection as datasets sharing one training-split normaliser."""
+
+    train: StoreDataset
+    validation: StoreDataset
+    test: StoreDataset
+    normaliser: Normaliser
+
+    @property
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        return self.train.shapes
+
+    def __getitem__(self, split: str) -> StoreDataset:
+        return getattr(self, split)
+
+
+def load_splits(spec: TrainSpec, normaliser: Normaliser | None = None) -> SplitData:
+    """Open the train/validation/test datasets a model needs; fit the normaliser on train."""
+    mspec = spec.model_spec
+    sources = input_sources(
+        spec.store, mspec.inputs, spec.image_zoom, spec.spectrum_zoom, who=f"model {mspec.name}"
+    )
+    y = target_values(spec.store, spec.target)
+    sets = {}
+    for s in SPLITS:
+        objs = split_objects(spec.store, s, y)
+        if objs.size < (2 if s == "train" else 1):
+            raise SfrdaskError(
+                f"{spec.store}: the {s} split holds {objs.size} objects with a known {spec.target}"
+            )
+        sets[s] = StoreDataset(spec.store, objs, sources, y[objs])
+    mspec.check_shapes(sets["train"].shapes)
+    if normaliser is None:
+        normaliser = Normaliser.fit(sets["train"].sample(), sets["train"].y)
+    for d in sets.values():
+        d.normaliser = normaliser
+    return SplitData(**sets, normaliser=normaliser)
+
+
+def resolution(spec: TrainSpec) -> dict[str, int | None]:
+    """Image side in pixels and spectrum samples of the levels a model reads (None if unused)."""
+    from sfrdask.io.levels import image_size, spectrum_samples
+
+    return {
+        "image_px": None if spec.image_zoom is None else image_size(spec.image_zoom),
+        "spectrum_samples": None if spec.spectrum_zoom is None else spectrum_samples(spec.spectrum_zoom),
+    }
+
+
+def as_matrix(arrays: dict[str, np.ndarray], inputs: tuple[str, ...]) -> np.ndarray:
+    """Inputs side by side as one (objects, features) matrix, in the model's declared order."""
+    return np.concatenate([arrays[i].reshape(arrays[i].shape[0], -1) for i in inputs], axis=1)
