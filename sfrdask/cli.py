@@ -96,9 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(_command(argv)).parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(message)s")
+    for handler in logging.getLogger().handlers:  # Dask's INFO lines only with --verbose
+        handler.setLevel(level)
     try:
         config.validate()
         return _run_file(args) if args.command == "run" else _run_stage(args)

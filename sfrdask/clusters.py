@@ -41,19 +41,28 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
     config.validate()
     kind = kind or config.get("cluster.kind")
     if kind == "slurm":
-        with _slurm_client(**overrides) as client:
-            yield client
+        with _quiet_after_an_error() as failed, _slurm_client(**overrides) as client:
+            try:
+                yield client
+            except BaseException:
+                failed()
+                raise
     elif kind == "local":
         opts = {k.replace("-", "_"): v for k, v in config.get("cluster.local").items()}
         opts.update(overrides)
         with (
+            _quiet_after_an_error() as failed,
             _worker_environ(),
             LocalCluster(processes=True, worker_class=_PatientNanny, **opts) as lc,
             Client(lc) as client,
         ):
             log.info("Dask dashboard: %s", client.dashboard_link)
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
-            yield client
+            try:
+                yield client
+            except BaseException:
+                failed()
+                raise
     elif "://" in str(kind):  # an existing scheduler (e.g. one a SLURMRunner or a colleague started)
         timeout = float(config.get("cluster.connect-timeout"))
         try:
@@ -74,6 +83,26 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
             f"unknown cluster kind {kind!r}: expected local, slurm, threads, synchronous "
             "or a scheduler address"
         )
+
+
+@contextlib.contextmanager
+def _quiet_after_an_error() -> Iterator[Callable[[], None]]:
+    """Yield a switch that silences Dask's loggers until this block ends. A stage that failed is
+    reported in one line; tearing its cluster down mid-computation then makes Dask log connection
+    errors with tracebacks (a batched send to a closing worker, a cancelled heartbeat), which tell
+    the user nothing and bury that line."""
+    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    saved = [lg.level for lg in loggers]
+
+    def failed() -> None:
+        for lg in loggers:
+            lg.setLevel(logging.CRITICAL)
+
+    try:
+        yield failed
+    finally:
+        for lg, level in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
 
 
 class _PatientNanny(Nanny):

@@ -15,7 +15,6 @@ whole run exceeds ``train.ddp.timeout``. Surviving ranks give up on a dead peer 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import os
@@ -26,7 +25,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dask
-from distributed import Client, get_worker, wait
+from distributed import Client, get_worker
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
@@ -79,6 +78,14 @@ def _rank_main(
         dist.destroy_process_group()
 
 
+def _wait_any(futures: list[Any], timeout: float) -> None:
+    """Return when one of ``futures`` is done, or after ``timeout`` s. (``distributed.wait`` would
+    look up Dask's default client; these futures belong to the client passed in.)"""
+    end = time.monotonic() + timeout
+    while futures and time.monotonic() < end and not any(f.done() for f in futures):
+        time.sleep(0.05)
+
+
 def pick_workers(client: Client, ranks: int) -> list[str]:
     """``ranks`` worker addresses (sorted, so reruns use the same ones), or a clear error."""
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
@@ -124,8 +131,7 @@ def train_ddp(spec: TrainSpec, ranks: int, client: Client, poll: float = 1.0) ->
     seen_events = 0
     try:
         while True:
-            with contextlib.suppress(TimeoutError):
-                wait([f for f in futures if not f.done()], timeout=poll, return_when="FIRST_COMPLETED")
+            _wait_any([f for f in futures if not f.done()], poll)
             now = time.monotonic()
             done = [f for f in futures if f.done()]
             for f in done:

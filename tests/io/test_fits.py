@@ -95,6 +95,24 @@ def test_star_is_the_brightest_source_at_the_centre(built):
 
 
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
+def test_cutouts_are_the_frame_pixels_hisscube_cuts(built):
+    """Every plane is the frame's 64 x 64 block from int(x) - 32, int(y) - 32 (HiSS-Cube's
+    process_cutout_bounds on the WCS position, 0-based), in the cube unit: pixel for pixel."""
+    from sfrdask.io.fits import frame_wcs
+    from sfrdask.io.levels import nmgy_to_stored
+
+    out, _ = built
+    ds = open_hisscube(out, 0, 0)
+    img = ds.image.values[0]
+    for p, band in enumerate(BANDS):
+        flux, _, header = read_frame(FRAMES / f"frame-{band}-002820-3-0122.fits.bz2")
+        x, y = frame_wcs(header, "frame").world_to_pixel_values(float(ds.RA[0]), float(ds.DEC[0]))
+        x0, y0 = int(x) - 32, int(y) - 32
+        expected = flux[y0 : y0 + 64, x0 : x0 + 64] * np.float32(nmgy_to_stored(band))
+        np.testing.assert_allclose(img[p], expected, rtol=1e-6, err_msg=band)
+
+
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_all_zoom_levels_are_written(built):
     out, _ = built
     for z, (s, n) in enumerate(((64, 4620), (32, 2310), (16, 1155), (8, 577))):
