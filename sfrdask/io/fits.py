@@ -335,19 +335,42 @@ def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], -1)
 
 
-def group_targets(ra: Sequence[float], dec: Sequence[float], match_arcsec: float = 3.0) -> np.ndarray:
-    """Target label of each spectrum: positions linked within ``match_arcsec`` (friends of friends)
-    are one target, numbered in order of their first spectrum."""
-    xyz = _unit(np.asarray(ra, float), np.asarray(dec, float))
-    n = len(xyz)
-    if n == 0:
+GROUPINGS = ("healpix", "fof")
+
+
+def group_targets(
+    ra: Sequence[float],
+    dec: Sequence[float],
+    grouping: str = "healpix",
+    healpix_order: int = 15,
+    match_arcsec: float = 3.0,
+) -> np.ndarray:
+    """Target label of each spectrum, numbered in order of their first spectrum.
+
+    ``healpix`` (HiSS-Cube's rule): spectra whose plug positions fall in the same nested HEALPix
+    cell of ``healpix_order`` (15: cells about 6.4" across) are one target. ``fof``: positions
+    linked within ``match_arcsec`` (friends of friends) are one target, whatever cell they are in.
+    """
+    ra, dec = np.asarray(ra, float), np.asarray(dec, float)
+    if ra.size == 0:
         return np.zeros(0, dtype=int)
+    if grouping == "healpix":
+        import astropy.units as u
+        from astropy_healpix import HEALPix
+
+        cells = HEALPix(nside=2**healpix_order, order="nested").lonlat_to_healpix(ra * u.deg, dec * u.deg)
+        first: dict[int, int] = {}
+        return np.array([first.setdefault(int(c), len(first)) for c in cells])
+    if grouping != "fof":
+        raise ValueError(f"unknown target grouping {grouping!r}: expected one of {GROUPINGS}")
+    xyz = _unit(ra, dec)
+    n = len(xyz)
     chord = 2 * np.sin(np.radians(match_arcsec / 3600) / 2)
     pairs = np.array(sorted(cKDTree(xyz).query_pairs(chord)), dtype=int).reshape(-1, 2)
     graph = sparse.coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
     _, labels = connected_components(graph, directed=False)
-    first = {}
-    return np.array([first.setdefault(lab, len(first)) for lab in labels])
+    order: dict[int, int] = {}
+    return np.array([order.setdefault(lab, len(order)) for lab in labels])
 
 
 def _centres(ra: np.ndarray, dec: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -360,10 +383,11 @@ def _centres(ra: np.ndarray, dec: np.ndarray, labels: np.ndarray) -> tuple[np.nd
 
 
 def plan_targets(
-    spectra: list[dict], frames: list[dict], match_arcsec: float = 3.0, placement: str = "hisscube"
+    spectra: list[dict], frames: list[dict], placement: str = "hisscube", **grouping: Any
 ) -> dict[str, Any]:
-    """Targets from the usable spectra, and the frames that hold a whole cutout of each, per band."""
-    labels = group_targets([s["ra"] for s in spectra], [s["dec"] for s in spectra], match_arcsec)
+    """Targets from the usable spectra (``grouping``: see :func:`group_targets`), and the frames
+    that hold a whole cutout of each, per band."""
+    labels = group_targets([s["ra"] for s in spectra], [s["dec"] for s in spectra], **grouping)
     n_t = int(labels.max()) + 1 if labels.size else 0
     ra, dec = _centres(np.array([s["ra"] for s in spectra]), np.array([s["dec"] for s in spectra]), labels)
     cover: list[dict[str, list[int]]] = [{b: [] for b in BANDS} for _ in range(n_t)]
@@ -431,6 +455,8 @@ def build_cube(
     progress: bool = True,
     client: Any = None,
     placement: str | None = None,
+    grouping: str | None = None,
+    healpix_order: int | None = None,
 ) -> dict[str, Any]:
     """Turn a directory of SDSS frames and one of spectra into a HiSS-Cube file; return the report.
 
@@ -439,8 +465,12 @@ def build_cube(
     """
     out = Path(out)
     placement = placement or config.get("io.cutout-placement")
+    grouping = grouping or config.get("io.target-grouping")
+    healpix_order = int(config.get("io.healpix-order") if healpix_order is None else healpix_order)
     if placement not in PLACEMENTS:
         raise FitsError(f"unknown cutout placement {placement!r}: expected one of {PLACEMENTS}")
+    if grouping not in GROUPINGS:
+        raise FitsError(f"unknown target grouping {grouping!r}: expected one of {GROUPINGS}")
     if out.exists() and not overwrite:
         raise FitsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
     frame_files, frames_skipped = _files(Path(frames), FRAME_PATTERNS, "SDSS frames")
@@ -463,7 +493,8 @@ def build_cube(
     )
     good_f = [f for f in f_scan if f["ok"]]
     good_s = [s for s in s_scan if s["ok"]]
-    plan = plan_targets(good_s, good_f, match_arcsec, placement)
+    plan = plan_targets(good_s, good_f, placement, grouping=grouping, healpix_order=healpix_order,
+                        match_arcsec=match_arcsec)  # fmt: skip
     report: dict[str, Any] = {
         "frames": {"found": len(frame_files), "usable": len(good_f),
                    "rejected": {f["path"]: f["reason"] for f in f_scan if not f["ok"]},
@@ -474,6 +505,7 @@ def build_cube(
         "targets": {"found": len(plan["cover"]), "written": len(plan["complete"]),
                     "outside_every_frame": len(plan["outside"]), "missing_bands": len(plan["incomplete"])},
         "cutout_placement": placement,
+        "target_grouping": grouping if grouping == "fof" else f"healpix order {healpix_order} (nested)",
     }  # fmt: skip
     keep = plan["complete"]
     if not keep:

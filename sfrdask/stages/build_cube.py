@@ -16,7 +16,14 @@ class Params:
     frames: Path = required("directory of frame-*.fits[.bz2]")
     spectra: Path = required("directory of SDSS spectra (*.fits, *.fit, *.fits.gz; read by their headers)")
     out: Path = required("the HiSS-Cube file to write")
-    match_arcsec: float = option(3.0, "spectra this close are one target")
+    grouping: str = setting(
+        "io.target-grouping",
+        "spectra in one HEALPix cell are one target (healpix, as "
+        "HiSS-Cube), or spectra within --match-arcsec (fof)",
+        choices=["healpix", "fof"],
+    )
+    healpix_order: int = setting("io.healpix-order", "HEALPix order of the cells (nested)")
+    match_arcsec: float = option(3.0, "with --grouping fof: spectra this close are one target")
     batch: int = option(256, "targets extracted per batch (bounds memory)")
     placement: str = setting(
         "io.cutout-placement",
@@ -43,6 +50,8 @@ def run(rt: Runtime, p: Params) -> Result:
             p.spectra,
             p.out,
             match_arcsec=p.match_arcsec,
+            grouping=p.grouping,
+            healpix_order=p.healpix_order,
             batch=p.batch,
             overwrite=p.overwrite,
             client=rt.client,

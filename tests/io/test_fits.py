@@ -263,3 +263,22 @@ def test_cutouts_start_where_hisscube_starts_them(placement, expected):
     assert (int(x0[0]), int(y0[0])) == expected and inside.tolist() == [True, False]
     with pytest.raises(ValueError, match="unknown cutout placement"):
         cutout_origin(w, ra, dec, (1489, 2048), "middle")
+
+
+def test_targets_are_healpix_cells_as_in_hisscube():
+    """HiSS-Cube groups spectra by nested HEALPix order-15 cells: two spectra 0.1" apart on either
+    side of a cell edge are two targets there (friends of friends would make them one)."""
+    import astropy.units as u
+    from astropy_healpix import HEALPix
+
+    hp = HEALPix(nside=2**15, order="nested")
+    ra0, dec0 = 38.3018, -0.1339
+    c0 = hp.lonlat_to_healpix(ra0 * u.deg, dec0 * u.deg)
+    step = 0.05 / 3600  # walk east in 0.05" steps to the cell's edge
+    k = next(k for k in range(1, 1000) if hp.lonlat_to_healpix((ra0 + k * step) * u.deg, dec0 * u.deg) != c0)
+    ra = [ra0, ra0 + (k - 1) * step, ra0 + (k + 1) * step, 200.0]
+    dec = [dec0, dec0, dec0, 10.0]
+    assert group_targets(ra, dec).tolist() == [0, 0, 1, 2]
+    assert group_targets(ra, dec, grouping="fof").tolist() == [0, 0, 0, 1]
+    with pytest.raises(ValueError, match="unknown target grouping"):
+        group_targets(ra, dec, grouping="nearest")
