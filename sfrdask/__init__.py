@@ -19,29 +19,13 @@ Readers for the data stay available on their own: :func:`open_hisscube`, :func:`
 
 __version__ = "0.2.0"
 
+from sfrdask import api as _api
 from sfrdask import config
 
 # Everything else is imported when first used, so `import sfrdask` and `sfrdask --help` stay quick
 # (and `sfrdask synth` never loads torch). No name here may be a submodule's (sfrdask/NAME.py or
-# sfrdask/NAME/): importing the submodule would replace the attribute; the Scene experiment's stage
-# is sfrdask.api.scene for that reason.
+# sfrdask/NAME/): importing the submodule would replace the attribute.
 _LAZY = {
-    **{
-        name: ("sfrdask.api", name)
-        for name in (
-            "build_cube",
-            "deblend",
-            "evaluate",
-            "filter",
-            "ingest",
-            "pca",
-            "predict",
-            "preprocess",
-            "stats",
-            "synth",
-            "train",
-        )
-    },
     "cluster": ("sfrdask.clusters", "cluster"),
     "join_labels": ("sfrdask.io.catalog", "join_labels"),
     "label_coverage": ("sfrdask.io.catalog", "label_coverage"),
@@ -53,6 +37,10 @@ _LAZY = {
     "make_survey": ("sfrdask.synthetic", "make_survey"),
     "list_models": ("sfrdask.models", "list_models"),
 }
+
+
+# one function per stage (sfrdask.api): cheap to import, the stages' modules load when called
+globals().update({name: getattr(_api, name) for name in _api.STAGE_FUNCTIONS})
 
 
 def __getattr__(name: str):
@@ -70,4 +58,4 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["__version__", "config", *sorted(_LAZY)]
+__all__ = ["__version__", "config", *sorted([*_api.STAGE_FUNCTIONS, *_LAZY])]

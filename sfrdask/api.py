@@ -113,8 +113,9 @@ evaluate = StageFunction("evaluate")
 predict = StageFunction("predict")
 scene = StageFunction("scene")
 
-__all__ = [
-    "StageFunction",
+# what ``import sfrdask`` offers; the Scene experiment's stage stays sfrdask.api.scene, because
+# sfrdask.scene is the experiment's package
+STAGE_FUNCTIONS = (
     "build_cube",
     "deblend",
     "evaluate",
@@ -123,8 +124,8 @@ __all__ = [
     "pca",
     "predict",
     "preprocess",
-    "scene",
     "stats",
     "synth",
     "train",
-]
+)
+__all__ = ["STAGE_FUNCTIONS", "StageFunction", "scene", *STAGE_FUNCTIONS]
