@@ -29,7 +29,7 @@ import typing
 from typing import Any
 
 from sfrdask.stages import get_stage, help_of
-from sfrdask.stages.base import _base, coerce, fields_of
+from sfrdask.stages.base import base_type, coerce, fields_of
 
 
 class StageFunction:
@@ -97,7 +97,7 @@ class StageFunction:
 
 
 def _optional(hint: Any) -> bool:
-    return _base(hint)[1]
+    return base_type(hint)[1]
 
 
 synth = StageFunction("synth")

@@ -71,7 +71,7 @@ def fields_of(params: type) -> list[tuple[dataclasses.Field, Any]]:
     return [(f, hints[f.name]) for f in dataclasses.fields(params)]
 
 
-def _base(hint: Any) -> tuple[Any, bool]:
+def base_type(hint: Any) -> tuple[Any, bool]:
     """(the type inside ``X | None``, whether None is allowed)."""
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -90,7 +90,7 @@ def _parse_list(inner: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]
 
 
 def _converter(hint: Any) -> Callable[[str], Any]:
-    base, _ = _base(hint)
+    base, _ = base_type(hint)
     if typing.get_origin(base) is tuple:
         return _parse_list(typing.get_args(base)[0])
     return base
@@ -104,7 +104,7 @@ def add_arguments(p: argparse.ArgumentParser, params: type) -> None:
         meta = f.metadata
         if meta.get("cli") is False:
             continue
-        base, _ = _base(hint)
+        base, _ = base_type(hint)
         kw: dict[str, Any] = {"help": meta.get("help") or None}
         if "setting" in meta:
             value = config.get(meta["setting"])
@@ -160,7 +160,7 @@ def from_mapping(params: type, section: Mapping[str, Any] | None, where: str, **
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """``value`` as the field type ``hint`` wants (lists to tuples, text to paths, "a,b" to a
     tuple); a value of the wrong kind is refused, naming ``where``."""
-    base, optional = _base(hint)
+    base, optional = base_type(hint)
     if value is None:
         if optional:
             return None
