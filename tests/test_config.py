@@ -41,7 +41,7 @@ def test_underscored_environment_variable_reaches_hyphenated_key():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["5", "7200"]
     env = dict(os.environ, DASK_SFRDASK__SYNTH__FLAG0_FRACTION="0.3")
-    code = "from sfrdask.synthetic.survey import params_from_config as p; print(p().flag0_fraction)"
+    code = "from sfrdask.synthetic import SynthParams as p; print(p().flag0_fraction)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0.3"
 

@@ -227,8 +227,6 @@ def execute(stage: Stage, params: Any, where: Any = None) -> Any:
     kind = where or config.get("cluster.kind")
     overrides = stage.cluster_overrides(params, kind) if stage.cluster_overrides else {}
     if overrides is None:  # these params need no cluster: the stage runs in this process
-        rt = Runtime(None, kind if kind in ("threads", "synchronous") else "threads")
-        with rt.active():
-            return stage.run(rt, params)
+        return stage.run(Runtime(None, kind if kind in ("threads", "synchronous") else "threads"), params)
     with open_runtime(kind, **overrides) as rt:
         return stage.run(rt, params)

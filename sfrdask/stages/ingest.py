@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -16,22 +17,9 @@ from sfrdask.stages.base import Stage, option, required
 LEVELS = (0, 1, 2, 3)
 
 
-def catalog_option() -> Path | None:
-    return option(None, "directory holding the MPA-JHU DR7 FITS tables (standard names)")
-
-
-@dataclass(frozen=True)
-class Catalogs:
-    """Where a stage's MPA-JHU tables are: a directory, or single files that override it."""
-
-    catalog: Path | None = None
-    gal_info: Path | None = None
-    totsfr: Path | None = None
-    totlgm: Path | None = None
-
-
-def read_catalogs(p: Catalogs | Params) -> pd.DataFrame | None:
-    """The joined gal_info/gal_totsfr(/totlgm) table the parameters name, or None."""
+def read_catalogs(p: Any) -> pd.DataFrame | None:
+    """The joined gal_info/gal_totsfr(/totlgm) table that ``p``'s ``catalog`` directory and
+    ``gal_info``/``totsfr``/``totlgm`` files (which override it) name, or None."""
     from sfrdask.io.catalog import find_catalogs, read_mpajhu
 
     paths: dict[str, Path | None] = {"gal_info": None, "totsfr": None, "totlgm": None}
@@ -53,7 +41,7 @@ def read_catalogs(p: Catalogs | Params) -> pd.DataFrame | None:
 class Params:
     cube: Path = required("HiSS-Cube file", positional=True)
     out: Path = required("the zarr store to write")
-    catalog: Path | None = catalog_option()
+    catalog: Path | None = option(None, "directory holding the MPA-JHU DR7 FITS tables (standard names)")
     gal_info: Path | None = option(None, "gal_info table (overrides --catalog)")
     totsfr: Path | None = option(None, "gal_totsfr table (overrides --catalog)")
     totlgm: Path | None = option(None, "totlgm (stellar mass) table, optional")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from dataclasses import dataclass
@@ -34,10 +33,9 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.synthetic import make_survey
-    from sfrdask.synthetic.survey import params_from_config
+    from sfrdask.synthetic import SynthParams, make_survey
 
-    params = dataclasses.replace(params_from_config(), flag0_fraction=p.flag0_fraction)
+    params = SynthParams(flag0_fraction=p.flag0_fraction)  # the rest from sfrdask.synth.*
     t0 = time.perf_counter()
     with rt.active():
         cube = make_survey(

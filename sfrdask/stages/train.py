@@ -9,7 +9,7 @@ from typing import Any
 from sfrdask import config
 from sfrdask.io.levels import parse_zoom
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, option, required, setting
+from sfrdask.stages.base import Stage, fields_of, option, required, setting
 
 
 @dataclass(frozen=True)
@@ -40,20 +40,6 @@ class Result:
     results: Path  # OUT/results.csv (and .json, .md)
 
 
-SPEC_KEYS = (
-    "target",
-    "epochs",
-    "pretrain_epochs",
-    "patience",
-    "batch_size",
-    "learning_rate",
-    "weight_decay",
-    "seed",
-    "device",
-    "resume",
-)
-
-
 def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.models import get_model
     from sfrdask.training import train
@@ -71,7 +57,8 @@ def run(rt: Runtime, p: Params) -> Result:
                 ranks=p.ranks,
                 out=p.out,
                 client=rt.client,
-                **{k: getattr(p, k) for k in SPEC_KEYS},
+                resume=p.resume,
+                **{f.name: getattr(p, f.name) for f, _ in fields_of(Params) if "setting" in f.metadata},
             )
             out.append(
                 {"model": name, "run_dir": r["run_dir"], "metrics": r["metrics"], "seconds": r["seconds"]}

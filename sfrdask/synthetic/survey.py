@@ -40,11 +40,6 @@ FIELD_TARGETS = 64  # targets sharing one synthetic SDSS field (5 frames)
 CUBE_NAME = "survey.h5"
 
 
-def params_from_config() -> SynthParams:
-    """The synthetic survey's parameters as set in ``sfrdask.synth`` (dask.config)."""
-    return SynthParams()
-
-
 def _rng(seed: int, chunk: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, chunk, stream])
 
@@ -377,7 +372,7 @@ def make_survey(
     objects = int(objects if objects is not None else config.get("synth.objects"))
     seed = int(seed if seed is not None else config.get("synth.seed"))
     chunk_objects = int(chunk_objects or config.get("synth.chunk-objects"))
-    params = params or params_from_config()
+    params = params or SynthParams()  # sfrdask.synth.* from dask.config
     if objects < 1:
         raise ValueError(f"objects must be at least 1, got {objects}")
     if chunk_objects % FIELD_TARGETS:
