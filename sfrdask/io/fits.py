@@ -477,7 +477,11 @@ def build_cube(
     spec_files, spectra_skipped = _files(Path(spectra), SPECTRUM_PATTERNS, "SDSS spectra")
     f_scan = list(
         map_ordered(
-            scan_frame, [str(p) for p in frame_files], client, len(frame_files), desc="scan frames",
+            scan_frame,
+            [str(p) for p in frame_files],
+            client,
+            len(frame_files),
+            desc="scan frames",
             progress=progress,
         )
     )

@@ -1,4 +1,4 @@
-"""Read the dense cube of a HiSS-Cube file (DATASET layout) as a lazy ``xarray.Dataset``.
+"""Read the dense cube of a HiSS-Cube file (DATASET or TREE layout) as a lazy ``xarray.Dataset``.
 
 ``open_hisscube(path, image_zoom, spectrum_zoom)`` gives::
 
@@ -32,6 +32,7 @@ from xarray.backends import BackendEntrypoint
 from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
+from sfrdask.io.hisscube_tree import is_tree, read_tree_metadata
 from sfrdask.io.levels import BANDS, N_ZOOM, check_zoom, stored_wavelengths, wavelength_grid
 
 _BATCH = 4096  # targets per metadata read
@@ -167,12 +168,20 @@ def read_target_metadata(
 ) -> dict[str, np.ndarray]:
     """Per-target keys from the spectra headers and the band of each stored image plane.
 
-    Returns arrays: ``plane_of_band (n, 5)`` (stored plane holding u, g, r, i, z), ``spec_*`` keys
-    ``(n, n_spec)`` (-1 where absent), ``RA``, ``DEC``, ``Z`` (NaN where absent), ``CLASS``.
+    Returns arrays: ``plane_of_band (n, 5)`` (stored plane holding u, g, r, i, z; -1: none), ``spec_*``
+    keys ``(n, n_spec)`` (-1 where absent), ``RA``, ``DEC``, ``Z`` (NaN where absent), ``CLASS``, and
+    ``layout`` ("DATASET" or "TREE", found by :func:`layout_of`).
     """
     path = Path(path)
     with open_h5(path) as f:
         check_layout(f, path, image_zoom, spectrum_zoom)
+        if layout_of(f, path, spectrum_zoom) == "TREE":
+            n = f[L.spectrum_dataset(spectrum_zoom)].shape[0]
+            out = read_tree_metadata(f, path, n, image_zoom, spectrum_zoom, SPEC_KEYS)
+            out["layout"] = "TREE"
+            if band_order:
+                out["plane_of_band"] = _fixed_order(band_order, n)
+            return out
         spec_refs_ds = _require_refs(f, path, f"{L.spectrum_group(spectrum_zoom)}/spec_metadata_refs", 2)
         img_refs_ds = (
             None
@@ -222,13 +231,10 @@ def read_target_metadata(
                         first = False
                 t += 1
         out.update({f"spec_{k.lower()}": v for k, v in keys.items()})
-        out.update(RA=ra, DEC=dec, Z=z, CLASS=cls.astype(str))
+        out.update(RA=ra, DEC=dec, Z=z, CLASS=cls.astype(str), layout="DATASET")
 
         if band_order:
-            order = band_order.lower()
-            if sorted(order) != sorted(BANDS):
-                raise ValueError(f"band_order must be a permutation of 'ugriz', got {band_order!r}")
-            out["plane_of_band"] = np.tile([order.index(b) for b in BANDS], (n, 1))
+            out["plane_of_band"] = _fixed_order(band_order, n)
             return out
         plane_of_band = np.full((n, 5), -1, dtype=np.int64)
         t = 0
@@ -246,12 +252,41 @@ def read_target_metadata(
         if bad.size:
             raise _fail(
                 path,
-                f"{bad.size} target(s) (first: {bad[0]}) lack one FILTER per band in the frame "
-                "headers behind image_metadata_refs; pass band_order='ugriz' (or the stored "
+                f"DATASET layout: {bad.size} target(s) (first: {bad[0]}) lack one FILTER per band in the "
+                "frame headers behind image_metadata_refs; pass band_order='ugriz' (or the stored "
                 "order) to open_hisscube if the planes are known",
             )
         out["plane_of_band"] = plane_of_band
         return out
+
+
+def _fixed_order(band_order: str, n: int) -> np.ndarray:
+    order = band_order.lower()
+    if sorted(order) != sorted(BANDS):
+        raise ValueError(f"band_order must be a permutation of 'ugriz', got {band_order!r}")
+    return np.tile([order.index(b) for b in BANDS], (n, 1))
+
+
+def layout_of(f: h5py.File, path: Path, spectrum_zoom: int = 0) -> str:
+    """``"DATASET"`` when the dense cube's spectrum references lead somewhere, ``"TREE"`` when they
+    are empty and ``/semi_sparse_cube`` is a HEALPix tree; otherwise a clear error."""
+    name = f"{L.spectrum_group(spectrum_zoom)}/spec_metadata_refs"
+    refs = f.get(name)
+    filled = False
+    if isinstance(refs, h5py.Dataset) and refs.dtype.names and "ds_path" in refs.dtype.names:
+        head = refs[: min(refs.shape[0], 64)]
+        filled = bool((head["ds_path"] != b"").any()) or refs.shape[0] == 0
+    if filled:
+        return "DATASET"
+    if is_tree(f):
+        return "TREE"
+    if refs is None:
+        _require_refs(f, path, name, 2)  # the DATASET layout's own message
+    raise _fail(
+        path,
+        f"neither HiSS-Cube layout: /{name} holds no references (DATASET layout) and /{L.SPARSE} "
+        "holds no HEALPix 'spatial' groups (TREE layout), so targets cannot be tied to their headers",
+    )
 
 
 class _H5Pair:
@@ -296,7 +331,10 @@ def _lazy_pair(path: Path, data: str, errors: str, shape: tuple, k: int, token: 
 
 
 def _reorder(block: np.ndarray, plane_of_band: np.ndarray) -> np.ndarray:
-    return np.take_along_axis(block, plane_of_band, axis=2)
+    """Planes into u, g, r, i, z; a band without a stored plane (-1) reads as NaN."""
+    out = np.take_along_axis(block, np.maximum(plane_of_band, 0), axis=2)
+    missing = plane_of_band < 0
+    return np.where(missing, np.float32(np.nan), out) if missing.any() else out
 
 
 def objects_per_chunk(chunks: int | str | dict | None, bytes_per_object: int) -> int:
@@ -376,7 +414,8 @@ def open_hisscube(
     spec_bad = da.isnan(spec_pair).any(axis=1).mean(axis=1)
 
     stored_orders = Counter(
-        "".join(BANDS[list(r).index(p)] for p in range(5)) for r in meta["plane_of_band"][: min(n, 10_000)]
+        "".join(BANDS[list(r).index(p)] if p in r else "-" for p in range(5))
+        for r in meta["plane_of_band"][: min(n, 10_000)]
     )
     unit = "erg s-1 cm-2 Angstrom-1"
     dims_i, dims_s = ("object", "band", "y", "x"), ("object", "wavelength")
@@ -418,7 +457,7 @@ def open_hisscube(
         },
         attrs={
             "source": str(path),
-            "format": "HiSS-Cube DATASET layout, dense cube",
+            "format": f"HiSS-Cube {meta.get('layout', 'DATASET')} layout, dense cube",
             "image_zoom": image_zoom,
             "spectrum_zoom": spectrum_zoom,
             "zoom_levels_present": available,
@@ -431,7 +470,7 @@ def open_hisscube(
 class HissCubeBackendEntrypoint(BackendEntrypoint):
     """``xr.open_dataset(path, engine="hisscube", image_zoom=..., spectrum_zoom=...)``."""
 
-    description = "Dense cube of a HiSS-Cube HDF5 file (DATASET layout), via sfrdask"
+    description = "Dense cube of a HiSS-Cube HDF5 file (DATASET or TREE layout), via sfrdask"
     url = "https://github.com/nadvornikjiri/HiSS-Cube"
     open_dataset_parameters = (
         "filename_or_obj",
@@ -494,6 +533,7 @@ def describe(path: str | Path, metadata: dict[str, np.ndarray] | None = None) ->
             "spectrum_nan_fraction": round(float(sb), 6),
         }
         if z == levels[0]:
+            info["layout"] = metadata.get("layout", "DATASET")
             info["stored_band_order"] = ds.attrs["stored_band_order"]
             info["spectra_per_target_max"] = int(ds.sizes["visit"])
     return info

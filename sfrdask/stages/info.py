@@ -46,7 +46,7 @@ def report(r: Result) -> list[str]:
     if r.as_json:
         return [json.dumps(info, indent=2)]
     lines = [
-        f"{info['file']}  ({info['size_mb']} MB)",
+        f"{info['file']}  ({info['size_mb']} MB, HiSS-Cube {info.get('layout', '?')} layout)",
         f"  targets {info['targets']}, spectra {info['spectrum_count']}, frames {info['image_count']}, "
         f"up to {info.get('spectra_per_target_max', '?')} spectra per target",
         f"  zoom levels {info['zoom_levels']}; stored band order {info.get('stored_band_order', '?')} "

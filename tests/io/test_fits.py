@@ -113,6 +113,23 @@ def test_cutouts_are_the_frame_pixels_hisscube_cuts(built):
 
 
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
+def test_real_field_in_the_tree_layout_reads_the_same(built, tmp_path):
+    """The real F star's cube rewritten in HiSS-Cube's TREE layout: same keys, position, pixels."""
+    from sfrdask.io.hisscube_tree import write_tree
+
+    out, _ = built
+    tree = write_tree(out, tmp_path / "tree.h5")
+    for z in range(4):
+        a, b = open_hisscube(out, z, z), open_hisscube(tree, z, z)
+        assert b.attrs["format"] == "HiSS-Cube TREE layout, dense cube"
+        for k in ("spec_plateid", "spec_mjd", "spec_fiberid", "RA", "DEC"):
+            np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=k)
+        np.testing.assert_array_equal(a.image.values, b.image.values)
+        np.testing.assert_array_equal(a.spectrum.values, b.spectrum.values)
+    assert sorted(b.spec_plateid.values[0]) == [3126, 3127, 7330]
+
+
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_all_zoom_levels_are_written(built):
     out, _ = built
     for z, (s, n) in enumerate(((64, 4620), (32, 2310), (16, 1155), (8, 577))):
