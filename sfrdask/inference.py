@@ -242,8 +242,9 @@ def predict_block(
 
     ``raw`` holds the block's arrays as stored: ``image`` (k, 5, s, s) at the runs' image zoom,
     ``spectrum`` and ``spectrum_error`` (k, L) at their spectrum zoom, ``Z`` (k,). Returns
-    ``pred_{i}`` per run (target units), ``central_found`` (k,) (True where nothing was deblended)
-    and ``snr`` (median spectral S/N, NaN without spectra).
+    ``pred_{i}`` per run (target units), ``central_found`` (k,) (True where nothing was deblended),
+    ``snr`` (median spectral S/N, NaN without spectra), and for physics runs ``class_{i}`` (the
+    spectrum's class, e.g. SF or AGN) and ``upper_{i}`` (the SFR is an upper limit).
     """
     from sfrdask.families import FAMILIES
     from sfrdask.preprocessing.deblend import deblend_cutouts
@@ -268,7 +269,12 @@ def predict_block(
             continue
         x = {} if run.family == "physics" else model_inputs(run, prep, raw, clean)
         own_clean = clean if prep.deblend is not None else None
-        out[f"pred_{i}"] = FAMILIES[run.family].predict(run, run.build(), x, raw, own_clean)
+        model = run.build()
+        out[f"pred_{i}"] = FAMILIES[run.family].predict(run, model, x, raw, own_clean)
+        details = getattr(model, "details", None) or {}
+        if "bpt_class" in details:  # a physics estimate says what kind of object it saw
+            out[f"class_{i}"] = np.asarray(details["bpt_class"], dtype=str)
+            out[f"upper_{i}"] = np.asarray(details["upper_limit"], dtype=bool)
     return out
 
 

@@ -3,9 +3,10 @@
 Columns: PLATEID, MJD, FIBERID (the spectrum the MPA-JHU row matched, else the target's first),
 RA, DEC, Z, CLASS, then the predicted log SFR as MEDIAN, P2P5, P16, P84, P97P5 [log(solMass/yr)],
 FLAGS (a bitmask, :data:`FLAG_BITS`), SPLIT (train / validation / test / none: how the training
-store used the object), OBJECT (its index in the cube) and, when several models were combined,
-one MEDIAN_<MODEL> per model. ``.fits`` (an astropy binary table with TUNIT and the provenance
-and flag meanings in the header), ``.csv`` or ``.parquet``; always written atomically.
+store used the object), OBJECT (its index in the cube), PHYS_CLASS (with a physics run: the class
+of its spectrum, e.g. SF or AGN) and, when several models were combined, one MEDIAN_<MODEL> per
+model. ``.fits`` (an astropy binary table with TUNIT and the provenance and flag meanings in the
+header), ``.csv`` or ``.parquet``; always written atomically.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ FLAG_BITS: dict[int, tuple[str, str]] = {
     16: ("Z_OUTSIDE", "redshift unknown or outside the training split's range"),
     32: ("HAS_LABEL", "the MPA-JHU catalogue holds an estimate for this object"),
     64: ("USED_IN_FIT", "in the training or validation split: not an out-of-sample prediction"),
+    128: ("AGN_LINES", "physics run: BPT composite or AGN, H-alpha lit by the nucleus, no line SFR"),
+    256: ("BROAD_LINE", "physics run: broad H-alpha (a type-1 AGN), no line SFR"),
+    512: ("SFR_UPPER_LIMIT", "physics run: H-alpha below S/N 3, the SFR of its 3-sigma upper limit"),
 }
 BIT = {name: bit for bit, (name, _) in FLAG_BITS.items()}
 UNITS = {"RA": "deg", "DEC": "deg", **dict.fromkeys(SFR_COLUMNS, SFR_UNIT)}

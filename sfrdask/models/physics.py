@@ -2,15 +2,25 @@
 
 No training. For each spectrum (observed frame, erg s^-1 cm^-2 A^-1) and redshift:
 
-1. H-alpha (with the [N II] 6548/6584 doublet beside it) and H-beta are fitted as Gaussians on a
-   linear continuum by weighted least squares in a rest-frame window around each line, for a
-   grid of line widths, keeping the best; the fitted areas are the continuum-subtracted fluxes.
-2. Dust: the Balmer decrement against the case-B ratio 2.86 with the Cardelli et al. (1989)
+1. H-alpha (with the [N II] 6548/6584 doublet beside it) and H-beta (with [O III] 4959/5007) are
+   fitted as Gaussians on a linear continuum by weighted least squares in a rest-frame window
+   around each line, for a grid of line widths, keeping the best; the fitted areas are the
+   continuum-subtracted fluxes.
+2. Classes before conversion, as MPA-JHU does (Brinchmann et al. 2004): with all four lines at
+   S/N >= 3, the BPT diagram (log [N II]/H-alpha against log [O III]/H-beta) splits star-forming
+   galaxies (below Kauffmann et al. 2003), composites (between) and AGN (above Kewley et al. 2001);
+   with H-alpha and [N II] only, [N II]/H-alpha < 0.6 is low-S/N star forming, else low-S/N AGN;
+   H-alpha wider than sigma = 700 km/s, or a broad H-alpha component (1,000-4,000 km/s) beside the
+   narrow lines at S/N >= 10 and brighter than the narrow H-alpha, is a broad-line AGN. Only
+   star-forming classes get an H-alpha SFR: the lines of the others are lit by the nucleus (NaN
+   here; MPA-JHU uses D4000).
+   H-alpha below S/N 3 gives the SFR of its 3-sigma upper limit, flagged as such.
+3. Dust: the Balmer decrement against the case-B ratio 2.86 with the Cardelli et al. (1989)
    curve (k(H-alpha) = 2.53, k(H-beta) = 3.61) gives A(H-alpha); no correction where H-beta has
    S/N < 3 or the ratio is below 2.86.
-3. L(H-alpha) = 4 pi d_L^2 F with flat LambdaCDM (H0 = 70, Om0 = 0.3);
+4. L(H-alpha) = 4 pi d_L^2 F with flat LambdaCDM (H0 = 70, Om0 = 0.3);
    SFR = 7.9e-42 L(H-alpha) [erg/s] Msun/yr (Kennicutt 1998).
-4. Aperture (``physics-halpha-aperture``): the fibre sees only the centre of a galaxy, so the
+5. Aperture (``physics-halpha-aperture``): the fibre sees only the centre of a galaxy, so the
    fibre SFR is scaled by the r-band light of the whole cutout over the light inside the fibre
    (radius 1.5 arcsec), measured on the deblended image (Hopkins et al. 2003).
 """
@@ -22,18 +32,28 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
+from sfrdask.bpt import SFR_CLASSES, kauffmann03, kewley01
 from sfrdask.models.registry import register
 
 HALPHA, HBETA = 6564.61, 4862.68  # vacuum wavelengths (SDSS spectra are in vacuum), Angstrom
 NII = (6585.27, 6549.86)  # [N II] doublet, fixed 3:1 ratio
+OIII = (5008.24, 4960.30)  # [O III] doublet, fixed 2.98:1 ratio
+COMPANION = {"halpha": (NII, 3.0), "hbeta": (OIII, 2.98)}  # (strong, weak) lines, strong/weak ratio
+C_KMS = 299_792.458
 K_HALPHA, K_HBETA = 2.53, 3.61  # Cardelli et al. (1989), R_V = 3.1
 CASE_B = 2.86  # intrinsic H-alpha / H-beta
 KENNICUTT = 7.9e-42  # Msun/yr per erg/s of H-alpha
 FIBRE_ARCSEC, PIXEL_ARCSEC = 1.5, 0.396
-WINDOWS = {"halpha": (6480.0, 6650.0), "hbeta": (4800.0, 4920.0)}  # rest frame
+WINDOWS = {"halpha": (6480.0, 6650.0), "hbeta": (4800.0, 5050.0)}  # rest frame
 MAX_A_HALPHA = 3.0  # magnitudes: larger decrements come from noise or broad lines, not dust
 LOG_SFR_RANGE = (-4.0, 3.0)  # Msun/yr, the range of the MPA-JHU catalogue
-SIGMAS = np.geomspace(0.8, 40.0, 14)  # observed-frame line widths tried, Angstrom
+SIGMAS = np.geomspace(0.8, 80.0, 16)  # observed-frame line widths tried, Angstrom (to ~3,000 km/s)
+MIN_SNR = 3.0  # lines used for classes and detections (Brinchmann et al. 2004)
+BROAD_KMS = 700.0  # H-alpha sigma above this: a broad-line AGN
+BROAD_SIGMAS_KMS = np.geomspace(1000.0, 4000.0, 6)  # widths tried for a broad H-alpha component
+BROAD_SNR = 10.0  # a broad component at this S/N, brighter than the narrow H-alpha: a broad-line AGN
+BROAD_WINDOW = (6350.0, 6800.0)  # rest frame
+LOW_SN_NII_HA = 0.6  # [N II]/H-alpha that splits low-S/N star forming from low-S/N AGN
 
 
 def _profile(edges: np.ndarray, centre: float, sigma: float) -> np.ndarray:
@@ -47,37 +67,113 @@ def _edges(wl: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * wl[0] - mid[0]], mid, [2 * wl[-1] - mid[-1]]])
 
 
-def fit_line(
+def fit_lines(
     wl: np.ndarray,
     flux: np.ndarray,
     err: np.ndarray,
     z: float,
     line: str,
     sigmas: np.ndarray = SIGMAS,
-) -> tuple[float, float, float]:
-    """Continuum-subtracted flux (erg s^-1 cm^-2) of ``line`` ('halpha' or 'hbeta'), its error and
-    the line width (observed Angstrom) chosen from ``sigmas``; NaN where the window is not covered
-    by enough good samples."""
+) -> tuple[float, float, float, float, float]:
+    """Continuum-subtracted flux (erg s^-1 cm^-2) of ``line`` ('halpha' or 'hbeta') and its error,
+    the line width (observed Angstrom) chosen from ``sigmas``, and the flux and error of the strong
+    line of its doublet ([N II] 6584 or [O III] 5007), fitted with the same width; NaN where the
+    window is not covered by enough good samples."""
     lo, hi = (w * (1 + z) for w in WINDOWS[line])
     m = (wl > lo) & (wl < hi) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
     if m.sum() < 8:
-        return np.nan, np.nan, np.nan
+        return (np.nan,) * 5
     edges = _edges(wl)
     x, f, wgt = wl[m], flux[m], 1.0 / err[m]
     lam = HALPHA if line == "halpha" else HBETA
-    best = (np.inf, np.nan, np.nan, np.nan)
+    (strong, weak), ratio = COMPANION[line]
+    best = (np.inf, *(np.nan,) * 5)
     for s in sigmas:
-        cols = [np.ones_like(x), (x - lam * (1 + z)) / 100.0, _profile(edges, lam * (1 + z), s)[m]]
-        if line == "halpha":
-            nii = _profile(edges, NII[0] * (1 + z), s) + _profile(edges, NII[1] * (1 + z), s) / 3
-            cols.append(nii[m])
+        doublet = _profile(edges, strong * (1 + z), s) + _profile(edges, weak * (1 + z), s) / ratio
+        cols = [
+            np.ones_like(x),
+            (x - lam * (1 + z)) / 100.0,
+            _profile(edges, lam * (1 + z), s)[m],
+            doublet[m],
+        ]
         a = np.stack(cols, 1) * wgt[:, None]
         coef, *_ = np.linalg.lstsq(a, f * wgt, rcond=None)
         chi2 = float(np.sum((a @ coef - f * wgt) ** 2))
         if chi2 < best[0]:
-            cov = np.linalg.pinv(a.T @ a)
-            best = (chi2, float(coef[2]), float(np.sqrt(max(cov[2, 2], 0.0))), float(s))
+            sd = np.sqrt(np.clip(np.diag(np.linalg.pinv(a.T @ a)), 0.0, None))
+            best = (chi2, float(coef[2]), float(sd[2]), float(s), float(coef[3]), float(sd[3]))
     return best[1:]
+
+
+def fit_broad_halpha(
+    wl: np.ndarray, flux: np.ndarray, err: np.ndarray, z: float, sigma: float
+) -> tuple[float, float, float]:
+    """Flux, error and width (km/s) of a broad H-alpha component fitted beside the narrow H-alpha
+    and [N II] (observed width ``sigma``), in a window wide enough for its wings."""
+    lo, hi = (w * (1 + z) for w in BROAD_WINDOW)
+    m = (wl > lo) & (wl < hi) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    if m.sum() < 16 or not np.isfinite(sigma):
+        return np.nan, np.nan, np.nan
+    edges = _edges(wl)
+    x, f, wgt = wl[m], flux[m], 1.0 / err[m]
+    centre = HALPHA * (1 + z)
+    narrow = [_profile(edges, centre, sigma)[m], (_profile(edges, NII[0] * (1 + z), sigma)
+              + _profile(edges, NII[1] * (1 + z), sigma) / 3)[m]]  # fmt: skip
+    best = (np.inf, np.nan, np.nan, np.nan)
+    for v in BROAD_SIGMAS_KMS:
+        cols = [
+            np.ones_like(x),
+            (x - centre) / 100.0,
+            *narrow,
+            _profile(edges, centre, centre * v / C_KMS)[m],
+        ]
+        a = np.stack(cols, 1) * wgt[:, None]
+        coef, *_ = np.linalg.lstsq(a, f * wgt, rcond=None)
+        chi2 = float(np.sum((a @ coef - f * wgt) ** 2))
+        if chi2 < best[0]:
+            sd = float(np.sqrt(max(np.linalg.pinv(a.T @ a)[4, 4], 0.0)))
+            best = (chi2, float(coef[4]), sd, float(v))
+    return best[1:]
+
+
+def fit_line(
+    wl: np.ndarray, flux: np.ndarray, err: np.ndarray, z: float, line: str, sigmas: np.ndarray = SIGMAS
+) -> tuple[float, float, float]:
+    """Flux, error and width of ``line`` alone (see :func:`fit_lines`)."""
+    return fit_lines(wl, flux, err, z, line, sigmas)[:3]
+
+
+def classify(lines: dict[str, np.ndarray], z: np.ndarray, min_snr: float = MIN_SNR) -> np.ndarray:
+    """The class of each spectrum (one of :data:`CLASSES`) from its fitted lines.
+
+    ``lines`` holds ``halpha, nii, hbeta, oiii`` fluxes, their ``*_err`` and ``sigma_kms`` (the
+    H-alpha width, rest frame), optionally ``broad_halpha`` and its ``_err`` (a broad component)."""
+    snr = {k: lines[k] / lines[f"{k}_err"] for k in ("halpha", "nii", "hbeta", "oiii")}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ok = {k: np.nan_to_num(v, nan=0.0) >= min_snr for k, v in snr.items()}
+        x = np.log10(lines["nii"] / lines["halpha"])
+        y = np.log10(lines["oiii"] / lines["hbeta"])
+    out = np.full(z.shape, "NO_HALPHA", dtype=object)
+    full = ok["halpha"] & ok["nii"] & ok["hbeta"] & ok["oiii"]
+    below_k03 = full & (y < kauffmann03(x))
+    below_k01 = full & (y < kewley01(x))
+    out[full] = "AGN"
+    out[below_k01] = "COMPOSITE"
+    out[below_k03] = "SF"
+    partial = ok["halpha"] & ~full
+    with np.errstate(invalid="ignore"):
+        low_sf = partial & (~ok["nii"] | (x < np.log10(LOW_SN_NII_HA)))
+    out[partial] = "AGN_LOW_SN"
+    out[low_sf] = "SF_LOW_SN"
+    broad = np.nan_to_num(lines["sigma_kms"]) > BROAD_KMS
+    if "broad_halpha" in lines:  # a significant broad component that outshines the narrow H-alpha
+        b = np.nan_to_num(lines["broad_halpha"])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            strong = np.nan_to_num(b / lines["broad_halpha_err"]) >= BROAD_SNR
+        broad |= strong & ok["halpha"] & (b > lines["halpha"])
+    out[broad] = "BROAD_LINE"
+    out[~(np.isfinite(z) & (z > 0)) | ~np.isfinite(lines["halpha"])] = "NO_COVERAGE"
+    return out.astype(str)
 
 
 def balmer_attenuation(
@@ -113,7 +209,8 @@ def luminosity_distance_cm(z: np.ndarray) -> np.ndarray:
 
 class HalphaSFR:
     """The estimator: ``predict(...)`` -> log10 SFR [Msun/yr], NaN where H-alpha is not in the
-    spectrum (no redshift, or redshifted beyond the red end); ``details`` keeps the line fits."""
+    spectrum (no redshift, or redshifted beyond the red end) or is lit by an AGN; ``details`` keeps
+    the line fits, the class (``bpt_class``) and ``upper_limit``."""
 
     def __init__(self, aperture: bool = False):
         self.aperture = aperture
@@ -124,18 +221,27 @@ class HalphaSFR:
         r_images: np.ndarray | None = None, image_zoom: int = 0,
     ) -> np.ndarray:  # fmt: skip
         n = spectra.shape[0]
-        fits = np.full((n, 4), np.nan)
+        fits = np.full((n, 12), np.nan)  # halpha, err, width, nii, err, hbeta, err, oiii, err, broad x 3
         for i in range(n):
             if np.isfinite(z[i]) and z[i] > 0:
-                ha, ha_err, width = fit_line(wl, spectra[i], errors[i], float(z[i]), "halpha")
-                fits[i, :2] = ha, ha_err
+                fits[i, :5] = fit_lines(wl, spectra[i], errors[i], float(z[i]), "halpha")
+                width = fits[i, 2]
+                fits[i, 9:] = fit_broad_halpha(wl, spectra[i], errors[i], float(z[i]), width)
                 if np.isfinite(width):  # H-beta: the same velocity width as H-alpha (robust when weak)
                     w_hb = np.array([width * HBETA / HALPHA])
-                    fits[i, 2:] = fit_line(wl, spectra[i], errors[i], float(z[i]), "hbeta", w_hb)[:2]
-        ha, ha_err, hb, hb_err = fits.T
+                    hb = fit_lines(wl, spectra[i], errors[i], float(z[i]), "hbeta", w_hb)
+                    fits[i, 5:9] = hb[0], hb[1], hb[3], hb[4]
+        ha, ha_err, width, nii, nii_err, hb, hb_err, oiii, oiii_err, broad, broad_err, broad_kms = fits.T
+        lines = {"halpha": ha, "halpha_err": ha_err, "nii": nii, "nii_err": nii_err, "hbeta": hb,
+                 "hbeta_err": hb_err, "oiii": oiii, "oiii_err": oiii_err,
+                 "sigma_kms": width / (HALPHA * (1 + np.asarray(z, float))) * C_KMS,
+                 "broad_halpha": broad, "broad_halpha_err": broad_err, "broad_kms": broad_kms}  # fmt: skip
+        classes = classify(lines, np.asarray(z, float))
         a_ha = balmer_attenuation(ha, hb, hb_err)
-        # a line fitted as absent (<= 1 sigma) counts as its 1-sigma upper limit
-        ha_used = np.where(ha > ha_err, ha, ha_err)
+        # H-alpha below MIN_SNR: the SFR of its 3-sigma upper limit
+        upper = classes == "NO_HALPHA"
+        ha_used = np.where(upper, np.maximum(ha, 0.0) + MIN_SNR * ha_err, ha)
+        ha_used = np.where(np.isin(classes, SFR_CLASSES), ha_used, np.nan)
         with np.errstate(invalid="ignore", divide="ignore"):
             lum = (
                 4 * np.pi * luminosity_distance_cm(np.clip(z, 1e-4, None)) ** 2 * ha_used * 10 ** (0.4 * a_ha)
@@ -147,8 +253,7 @@ class HalphaSFR:
                 raise ValueError("the aperture correction needs the r-band cutouts")
             ap = aperture_factor(r_images, image_zoom)
             log_sfr = log_sfr + np.log10(ap)
-        self.details = {"halpha": ha, "halpha_err": ha_err, "hbeta": hb, "hbeta_err": hb_err,
-                        "a_halpha": a_ha, "aperture": ap}  # fmt: skip
+        self.details = {**lines, "a_halpha": a_ha, "aperture": ap, "bpt_class": classes, "upper_limit": upper}
         return np.clip(log_sfr, *LOG_SFR_RANGE)
 
 

@@ -30,6 +30,7 @@ import pandas as pd
 import xarray as xr
 
 from sfrdask import __version__, config
+from sfrdask.bpt import AGN_CLASSES
 from sfrdask.calibration import (
     Calibration,
     coverage_table,
@@ -132,7 +133,8 @@ def predictions(
 ) -> pd.DataFrame:
     """Every run's prediction for every object of ``ds``, computed chunk by chunk on the cluster.
 
-    Columns: ``object``, ``pred_{i}`` per run, ``central_found``, ``snr``.
+    Columns: ``object``, ``pred_{i}`` per run, ``central_found``, ``snr`` (and ``class_{i}``,
+    ``upper_{i}`` for physics runs).
     """
     zi, zs = levels(runs)
     arrays = {}
@@ -156,6 +158,7 @@ def predictions(
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "256MB"}):
         parts = compute_tasks(tasks, client, desc) if tasks else []
     cols = ["central_found", "snr", *[f"pred_{i}" for i in range(len(runs))]]
+    cols += [c for c in (parts[0] if parts else {}) if c not in cols]  # physics classes
     table = {c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0) for c in cols}
     return pd.DataFrame({"object": objects, **table})
 
@@ -331,6 +334,18 @@ def _flags(
     return flags, missing
 
 
+def _physics_flags(table: pd.DataFrame, runs: list[TrainedRun], flags: np.ndarray) -> np.ndarray | None:
+    """The first physics run's class per object (None without one); sets its FLAGS bits."""
+    i = next((i for i in range(len(runs)) if f"class_{i}" in table), None)
+    if i is None:
+        return None
+    cls = table[f"class_{i}"].to_numpy(str)
+    flags[np.isin(cls, AGN_CLASSES)] |= BIT["AGN_LINES"]
+    flags[cls == "BROAD_LINE"] |= BIT["BROAD_LINE"]
+    flags[table[f"upper_{i}"].to_numpy(bool)] |= BIT["SFR_UPPER_LIMIT"]
+    return cls
+
+
 def main_sequence_plot(cat: pd.DataFrame, mass: np.ndarray, flag: np.ndarray, out: Path) -> Path:
     """Predicted log SFR against catalogue stellar mass for every galaxy; FLAG == 0 and the rest
     drawn apart, each with its count."""
@@ -378,6 +393,7 @@ def _run(client: Any, params: Params) -> Result:
     same = params.store is not None and Path(params.store).resolve() == runs[0].store.resolve()
     split = _match_training(ds, runs[0].store, same)
     flags, missing = _flags(ds, table, split, preps[0], runs)
+    phys_class = _physics_flags(table, runs, flags)
     for m in missing:
         print(f"sfrdask predict: warning: flag {m} is unavailable; the bit stays 0", file=sys.stderr)
 
@@ -399,6 +415,8 @@ def _run(client: Any, params: Params) -> Result:
             "OBJECT": table["object"].to_numpy(np.int64),
         }
     )
+    if phys_class is not None:
+        cat["PHYS_CLASS"] = phys_class
     if len(runs) > 1:
         for i, r in enumerate(runs):
             cat[f"MEDIAN_{r.model.upper().replace('-', '_')}"] = table[f"pred_{i}"].to_numpy(np.float32)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import erf
 
+from sfrdask.bpt import kauffmann03
 from sfrdask.io.levels import BAND_MIDPOINTS, combine_ivw, wavelength_grid
 from sfrdask.synthetic.cosmology import luminosity_distance_cm
 from sfrdask.synthetic.population import KENNICUTT
@@ -42,6 +43,11 @@ ABSORPTION = (
     (4862.7, 8.0, 0.04),
 )
 SKY_LINES = (5578.5, 6301.7, 7605.0)
+# LINER emission of old populations: [N II] 6584 rest equivalent width x q_old^4 (Angstrom), and
+# each line's flux over it ([N II]/H-alpha 2, H-alpha/H-beta 3.1, [O III]/H-beta 1.5: above Kewley 2001)
+LINER_EW = 2.0
+LINER_LINES = {6585.3: 1.0, 6549.9: 1 / 3, 6564.6: 0.5, 4862.7: 0.5 / 3.1, 5008.2: 0.75 / 3.1}
+LINER_LINES[4960.3] = LINER_LINES[5008.2] / 2.98
 
 
 def fnu_to_flambda(nmgy: np.ndarray, wavelength: np.ndarray | float) -> np.ndarray:
@@ -97,8 +103,10 @@ def galaxy_spectra(
     ebv = t["a_halpha"] / CARDELLI_K[6564.6]
     hb = ha / 2.86
     logm = np.nan_to_num(t["logm"], nan=10.0)
-    o3_hb = np.clip(10 ** (0.5 - 0.45 * (logm - 9.0)), 0.1, 5.0)
-    n2_ha = 0.3 + 0.2 * np.clip((logm - 9.0) / 2.5, 0, 1) + 0.6 * t["q_old"] ** 2
+    # star formation puts the galaxy on the BPT star-forming locus: [N II]/H-alpha 0.15-0.5 rising
+    # with mass (metallicity), [O III]/H-beta 0.25 dex below Kauffmann et al. (2003), so falling with it
+    n2_sf = np.log10(0.15 + 0.35 * np.clip((logm - 9.0) / 2.5, 0, 1))
+    n2_ha, o3_hb = 10**n2_sf, 10 ** (kauffmann03(n2_sf) - 0.25)
     intrinsic = {
         6564.6: ha,
         4862.7: hb,
@@ -111,6 +119,12 @@ def galaxy_spectra(
         6718.3: 0.15 * ha,
         6732.7: 0.11 * ha,
     }
+    # old stars ionise LINER-like emission (Hα, strong [N II] and [O III]), set by the continuum
+    # (an equivalent width growing with the old population), not by the star formation
+    at = np.clip(np.searchsorted(wl, 6585.3 * (1 + z)), 0, wl.size - 1)
+    liner_nii = LINER_EW * t["q_old"] ** 4 * (1 + z) * model[np.arange(len(z)), at]
+    for c, share in LINER_LINES.items():
+        intrinsic[c] = intrinsic[c] + share * liner_nii
     rest_c = np.array(list(intrinsic))
     obs = np.stack([intrinsic[c] * 10 ** (-0.4 * CARDELLI_K[c] * ebv) for c in rest_c], 1)
     centres = rest_c[None, :] * (1 + z[:, None])

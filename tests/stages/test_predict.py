@@ -45,6 +45,23 @@ def catalogue(trained, tmp_path_factory):
     )
 
 
+def test_physics_classes_and_their_flags(catalogue, trained):
+    """The physics member classifies every spectrum; its classes set the AGN, broad-line and
+    upper-limit bits, and star formation dominates the synthetic galaxies."""
+    from sfrdask.bpt import AGN_CLASSES, CLASSES
+
+    cat = read_catalogue(catalogue.catalogue)
+    cls = cat["PHYS_CLASS"].to_numpy(str)
+    assert set(cls) <= set(CLASSES)
+    flags = cat["FLAGS"].to_numpy()
+    assert ((flags & BIT["AGN_LINES"]) > 0).tolist() == np.isin(cls, AGN_CLASSES).tolist()
+    assert ((flags & BIT["BROAD_LINE"]) > 0).tolist() == (cls == "BROAD_LINE").tolist()
+    assert ((flags & BIT["SFR_UPPER_LIMIT"]) > 0).tolist() == (cls == "NO_HALPHA").tolist()
+    gal = (cat["CLASS"] == "GALAXY").to_numpy()
+    assert np.isin(cls[gal], ["SF", "SF_LOW_SN"]).mean() > 0.5
+    assert (cls[(cat["CLASS"] == "STAR").to_numpy()] != "SF").all()
+
+
 def test_one_row_per_cube_object_with_the_documented_columns(catalogue, trained):
     cat = read_catalogue(catalogue.catalogue)
     with h5py.File(trained["cube"], "r") as f:
