@@ -41,7 +41,11 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
     config.validate()
     kind = kind or config.get("cluster.kind")
     if kind == "slurm":
-        with _quiet_after_an_error() as failed, _slurm_client(**overrides) as client:
+        with (
+            dask.config.set(distributed_timeouts()),
+            _quiet_after_an_error() as failed,
+            _slurm_client(**overrides) as client,
+        ):
             try:
                 yield client
             except BaseException:
@@ -51,6 +55,7 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
         opts = {k.replace("-", "_"): v for k, v in config.get("cluster.local").items()}
         opts.update(overrides)
         with (
+            dask.config.set(distributed_timeouts()),
             _quiet_after_an_error() as failed,
             _worker_environ(),
             LocalCluster(processes=True, worker_class=_PatientNanny, **opts) as lc,
@@ -66,7 +71,8 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
     elif "://" in str(kind):  # an existing scheduler (e.g. one a SLURMRunner or a colleague started)
         timeout = float(config.get("cluster.connect-timeout"))
         try:
-            client = Client(kind, timeout=f"{timeout}s")
+            with dask.config.set(distributed_timeouts()):  # the client's own side of the connections
+                client = Client(kind, timeout=f"{timeout}s")
         except (OSError, TimeoutError) as e:
             raise SfrdaskError(
                 f"could not reach the Dask scheduler at {kind} within {timeout:g} s "
@@ -83,6 +89,20 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
             f"unknown cluster kind {kind!r}: expected local, slurm, threads, synchronous "
             "or a scheduler address"
         )
+
+
+TIMEOUT_KEYS = {
+    "connect": "distributed.comm.timeouts.connect",
+    "tcp": "distributed.comm.timeouts.tcp",
+    "worker-ttl": "distributed.scheduler.worker-ttl",
+}
+
+
+def distributed_timeouts() -> dict[str, str]:
+    """Dask's settings for ``sfrdask.cluster.timeouts``: scheduler, client and LocalCluster workers
+    get them through dask.config, SLURM worker jobs as ``DASK_*`` variables (:func:`slurm_options`)."""
+    t = config.get("cluster.timeouts")
+    return {TIMEOUT_KEYS[k]: str(v) for k, v in t.items() if v is not None}
 
 
 @contextlib.contextmanager
@@ -118,7 +138,8 @@ class _PatientNanny(Nanny):
 def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(SLURMCluster keyword arguments, sfrdask's own settings)`` from ``sfrdask.cluster.slurm``.
 
-    The worker environment (``cluster.worker-env``) is exported in the job script; with
+    The worker environment (``cluster.worker-env``) and the timeouts (``cluster.timeouts``) are
+    exported in the job script; with
     ``security`` the scheduler, workers and client speak TLS with temporary credentials written
     (mode 0600) under ``shared-temp-directory``, which must be visible to the worker nodes.
     """
@@ -131,6 +152,10 @@ def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     env = {
         k: v for k, v in config.get("cluster.worker-env").items() if v is not None
     }  # None: LocalCluster only
+    env |= {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): f'"{v}"'
+        for key, v in distributed_timeouts().items()
+    }
     kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in env.items()), *cf["job-script-prologue"]]
     kwargs["scheduler_options"] = {"dashboard_address": own["dashboard-address"]}
     kwargs.setdefault("python", sys.executable)

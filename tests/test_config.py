@@ -52,8 +52,16 @@ def test_local_cluster_workers_get_the_configured_environment(client):
 
     os.environ["MALLOC_TRIM_THRESHOLD_"] = "65536"  # as a default LocalCluster's nanny leaves it
     with cluster("local", n_workers=1) as client:
-        env = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
-    assert list(env.values()) == ["67108864"]
+        env = client.run(
+            lambda: [os.environ.get(k) for k in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_")]
+        )
+        # a loaded node keeps its workers: heartbeats and connections as patient as configured
+        timeouts = client.run(
+            lambda: [dask.config.get(f"distributed.comm.timeouts.{k}") for k in ("connect", "tcp")]
+        )
+        ttl = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.worker_ttl)
+    assert list(env.values()) == [["67108864", "33554432"]]  # glibc's mmap threshold fixed at 32 MiB
+    assert list(timeouts.values()) == [["60s", "120s"]] and ttl == 600
     # None leaves the variable unset in the workers (glibc's dynamic thresholds), from process start
     with (
         dask.config.set({"sfrdask.cluster.worker-env.MALLOC_TRIM_THRESHOLD_": None}),
@@ -126,3 +134,23 @@ def test_a_task_whose_workers_keep_dying_ends_the_cli_with_one_line(tmp_path):
     p = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 2, p.stderr[-2000:]
     assert "died 1 times" in p.stderr and "walltime" in p.stderr and "Traceback (most recent" not in p.stderr
+
+
+def test_slurm_jobs_export_the_worker_environment_and_timeouts():
+    from sfrdask.clusters import slurm_options
+
+    with dask.config.set({"sfrdask.cluster.timeouts.tcp": "300s"}):
+        kwargs, _ = slurm_options(security=False, job_script_prologue=["module load python"])
+    prologue = kwargs["job_script_prologue"]
+    assert "export MALLOC_TRIM_THRESHOLD_=67108864" in prologue
+    assert "export MALLOC_MMAP_THRESHOLD_=33554432" in prologue
+    assert 'export DASK_DISTRIBUTED__COMM__TIMEOUTS__TCP="300s"' in prologue
+    assert 'export DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL="10 minutes"' in prologue
+    assert prologue[-1] == "module load python"  # the user's lines run after sfrdask's
+    code = "import dask, distributed; print(dask.config.get('distributed.scheduler.worker-ttl'))"
+    out = subprocess.run(  # what a worker job's Dask makes of those variables
+        [sys.executable, "-c", code],
+        env=dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__WORKER_TTL="10 minutes"),
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert out.stdout.strip() == "10 minutes"
