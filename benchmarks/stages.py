@@ -20,13 +20,14 @@ import shutil
 import time
 from pathlib import Path
 
+import dask
 from common import drop_page_cache, machine, markdown, write_json
 from ingest import raw_read
 from preprocess import bench_pca, deblend_speed
 from train import bench_ddp
 
 import sfrdask
-from sfrdask.preprocessing import fit_pca_store, select_objects
+from sfrdask.preprocessing import fit_pca_store, select_objects, write_compact
 from sfrdask.synthetic import SynthParams
 
 
@@ -41,7 +42,16 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=64, help="global batch of the DDP comparison")
     p.add_argument("--out", type=Path, default=Path("bench-output"))
     p.add_argument("--quick", action="store_true", help="tiny survey: checks the script runs")
+    p.add_argument("--no-compact", action="store_true", help="no compact copy of the selection")
+    p.add_argument(
+        "--worker-env", action="append", default=[], metavar="KEY=VALUE",
+        help="override one variable of sfrdask.cluster.worker-env (VALUE null: unset), e.g. "
+        "MALLOC_MMAP_THRESHOLD_=null to measure the allocator without the fixed mmap threshold",
+    )  # fmt: skip
     args = p.parse_args()
+    for item in args.worker_env:
+        key, _, value = item.partition("=")
+        dask.config.set({f"sfrdask.cluster.worker-env.{key}": None if value == "null" else value})
     if args.quick:
         args.objects, args.deblend_zoom, args.ddp_zoom, args.ddp_model, args.batch_size = (
             64,
@@ -54,6 +64,7 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     res: dict = {"objects": args.objects, "seed": args.seed, "workers": args.workers}
+    res["worker_env"] = dict(sfrdask.config.get("cluster.worker-env"))
     kind = "threads" if args.quick else "local"
     with sfrdask.cluster(
         kind, **({} if args.quick else {"n_workers": args.workers, "threads_per_worker": 1})
@@ -76,6 +87,9 @@ def main() -> None:
             "ratio": round(t_raw / t_ingest, 3),
         }
         select_objects(store)
+        if not args.no_compact:  # as the filter stage does: later stages read only the selection
+            write_compact(store)
+        res["compact"] = not args.no_compact
         res["deblend"] = deblend_speed(store, args.deblend_zoom, 1 if args.quick else args.workers)[0]
         res["pca"] = bench_pca(store, n_components=min(100, args.objects // 4))
         if args.ddp_model == "early-fusion":  # works on PCA features
@@ -94,6 +108,8 @@ def main() -> None:
         row("ingest vs raw h5py read", ing["ingest_mb_per_s"], ing["raw_mb_per_s"], "MB/s", ing["ratio"]),
         row(f"deblend ({deb['workers']} workers) vs bare sep loop", deb["dask_per_s"], deb["bare_loop_per_s"],
             "cutouts/s", deb["speedup"]),
+        row("the same per worker (efficiency)", deb["dask_per_s"] / deb["workers"], deb["bare_loop_per_s"],
+            "cutouts/s", deb["speedup"] / deb["workers"]),
         row("incremental PCA vs sklearn PCA: time", pca["incremental_s"], pca["sklearn_pca_s"], "s",
             pca["sklearn_pca_s"] / pca["incremental_s"]),
         row("incremental PCA vs sklearn PCA: peak memory", pca["incremental_peak_mb"], pca["sklearn_peak_mb"],

@@ -40,6 +40,7 @@ def _hyphenate(value: Any) -> Any:
     return value
 
 
+NULLABLE = ("io.reference-compression", "cluster.timeouts.")  # null: off / Dask's own default
 FREE_FORM = ("cluster.worker-env",)  # sections whose keys are the user's (environment variable names)
 
 
@@ -64,7 +65,10 @@ def validate(cfg: dict[str, Any] | None = None) -> None:
 
 
 def _check(value: Any, default: Any, path: str) -> None:
-    if path.removeprefix("sfrdask.") in FREE_FORM or default is None:
+    key = path.removeprefix("sfrdask.")
+    if key in FREE_FORM or default is None:
+        return
+    if value is None and any(key == n or (n.endswith(".") and key.startswith(n)) for n in NULLABLE):
         return
     if isinstance(default, dict):
         if not isinstance(value, dict):

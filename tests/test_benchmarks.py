@@ -111,3 +111,16 @@ def test_predict_benchmark_quick(tmp_path):
     assert all(
         t["objects_per_s_2_workers"] > 0 and t["objects_per_s_1_process"] > 0 for t in res["throughput"]
     )
+
+
+def test_open_cube_benchmark_quick(tmp_path):
+    """The reference-layout cube (uncompressed reference tables) is written and read both ways."""
+    res = _quick("open_cube", tmp_path)
+    assert [r["how"] for r in res["rows"]] == ["sfrdask", "whole rows"]
+    assert all(r["targets"] == 64 and r["seconds"] > 0 for r in res["rows"])
+    assert not (tmp_path / "open-cube-work").exists()
+
+
+def test_deblend_profile_benchmark_quick(tmp_path):
+    res = _quick("deblend_profile", tmp_path)
+    assert res["wall_s"] > 0 and res["bare_loop_s"] > 0 and res["rows"][-1]["what"].startswith("idle")

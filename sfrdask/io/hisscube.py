@@ -65,15 +65,18 @@ def _fail(path: Path, msg: str) -> HissCubeFormatError:
     return HissCubeFormatError(f"{path}: {msg}")
 
 
-def open_h5(path: str | Path) -> h5py.File:
-    """Open a file for reading, or say clearly why it is not a readable HDF5 file."""
+def open_h5(path: str | Path, chunk_cache: int | None = None) -> h5py.File:
+    """Open a file for reading, or say clearly why it is not a readable HDF5 file.
+
+    ``chunk_cache`` sets HDF5's chunk cache (bytes per dataset); 0 makes reads of a few bytes
+    from uncompressed chunks read just those bytes instead of whole chunks."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir() or not h5py.is_hdf5(path):
         raise _fail(path, "not an HDF5 file (expected a HiSS-Cube .h5 file)")
     try:
-        return h5py.File(path, "r")
+        return h5py.File(path, "r", **({} if chunk_cache is None else {"rdcc_nbytes": chunk_cache}))
     except OSError as e:  # truncated or corrupt
         raise _fail(path, f"cannot be opened as HDF5 ({e})") from e
 
@@ -131,6 +134,27 @@ def check_layout(f: h5py.File, path: Path, image_zoom: int, spectrum_zoom: int) 
     return {"image": img.shape, "spectrum": spec.shape}
 
 
+_REF_FIELDS = ("ds_path", "ds_slice_idx")
+_FIRST_SLOTS = 4  # spectra per target read at first; more only for rows that fill them all
+
+
+def _used_refs(ds: h5py.Dataset, a: int, b: int) -> np.ndarray:
+    """Rows ``a:b`` of a (targets, 200) reference table, trimmed to the slots any row uses. Only
+    the first few slots are read, then the rest for rows that fill them (rarely any)."""
+    fields = ds.fields(list(_REF_FIELDS))
+    width = min(_FIRST_SLOTS, ds.shape[1])
+    refs = fields[a:b, :width]
+    full = np.flatnonzero(refs["ds_path"][:, -1] != b"") if width < ds.shape[1] else np.zeros(0, int)
+    if full.size:
+        more = np.stack([fields[a + i] for i in full])
+        wide = np.zeros((b - a, ds.shape[1]), dtype=refs.dtype)
+        wide[:, :width] = refs
+        wide[full] = more
+        refs = wide
+    used = int((refs["ds_path"] != b"").sum(axis=1).max(initial=0))
+    return refs[:, : max(used, 1)]
+
+
 class _HeaderCache:
     """Headers read through region refs, parsed once per (dataset, row)."""
 
@@ -173,7 +197,9 @@ def read_target_metadata(
     ``layout`` ("DATASET" or "TREE", found by :func:`layout_of`).
     """
     path = Path(path)
-    with open_h5(path) as f:
+    # no chunk cache: HiSS-Cube's reference tables are uncompressed chunks of 88 kB per target and
+    # level of which only slot 0 (and the few slots a target uses) are read
+    with open_h5(path, chunk_cache=0) as f:
         check_layout(f, path, image_zoom, spectrum_zoom)
         if layout_of(f, path, spectrum_zoom) == "TREE":
             n = f[L.spectrum_dataset(spectrum_zoom)].shape[0]
@@ -195,13 +221,11 @@ def read_target_metadata(
         planes: list[np.ndarray] = []
         for a in range(0, n, _BATCH):
             b = min(n, a + _BATCH)
-            refs = spec_refs_ds[a:b]
-            used = int((refs["ds_path"] != b"").sum(axis=1).max(initial=0))
-            refs = refs[:, : max(used, 1)]
+            refs = _used_refs(spec_refs_ds, a, b)
             specs.fetch(refs)
             spec_rows.append(refs)
             if img_refs_ds is not None:
-                first = img_refs_ds[a:b, :, 0]
+                first = img_refs_ds.fields(list(_REF_FIELDS))[a:b, :, 0]
                 frames.fetch(first)
                 planes.append(first)
 

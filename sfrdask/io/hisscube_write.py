@@ -4,7 +4,8 @@ The synthetic survey uses this writer, and so will the FITS builder. Rows are wr
 batches at fixed offsets, so a file of any size is written without holding it in memory.
 A file without whole frames (the synthetic survey) keeps the semi-sparse *metadata* that
 the dense cube's references point at, and leaves ``image_cutout_refs`` empty. Reference tables
-(200 slots per row, nearly all empty) are gzip-compressed; data are not, unless asked.
+(200 slots per row, nearly all empty) are gzip-compressed unless ``io.reference-compression`` is
+null (HiSS-Cube's own, uncompressed layout); data are not compressed, unless asked.
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import h5py
 import numpy as np
 
+from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
 from sfrdask.io.levels import N_ZOOM, image_size, spectrum_samples, stored_wavelengths
@@ -64,8 +66,12 @@ class HissCubeWriter:
         n_spectra: int,
         n_images: int,
         compression: str | None = None,
+        reference_compression: str | Literal["config"] | None = "config",
     ) -> None:
         self.path = Path(path)
+        if reference_compression == "config":
+            reference_compression = config.get("io.reference-compression")
+        self.reference_compression = reference_compression
         self.n_targets, self.n_spectra, self.n_images = n_targets, n_spectra, n_images
         self._kw: dict[str, Any] = {"track_times": False}
         if compression:
@@ -77,7 +83,11 @@ class HissCubeWriter:
     def _ds(self, grp: h5py.Group, name: str, shape: tuple, dtype: Any, chunks: Any = None) -> h5py.Dataset:
         kw = dict(self._kw) if chunks is not None else {"track_times": False}
         if dtype is L.REF_DTYPE:  # 200 slots per row, nearly all empty: gzip makes them ~100x smaller
-            kw.update(compression="gzip", compression_opts=1, shuffle=True)
+            kw = {"track_times": False}
+            if self.reference_compression:
+                kw.update(compression=self.reference_compression, shuffle=True)
+                if self.reference_compression == "gzip":
+                    kw["compression_opts"] = 1
         return grp.create_dataset(name, shape=shape, dtype=dtype, chunks=chunks, **kw)
 
     def _create(self) -> None:

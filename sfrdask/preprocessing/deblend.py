@@ -23,7 +23,6 @@ be separated; the scores in docs/benchmarks.md show what that costs.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,7 @@ from scipy import ndimage
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.store import open_group, open_store, write_group
-from sfrdask.preprocessing.quality import selected_objects
+from sfrdask.preprocessing.quality import selected_objects, selection_digest
 
 STRATEGIES = ("none", "crop", "mask", "noise")
 NEIGHBOUR, WAS_NAN = 1, 2
@@ -197,28 +196,32 @@ def _block(images: np.ndarray, keep: np.ndarray, ids: np.ndarray, params: dict[s
     return out
 
 
-def selection_digest(idx: np.ndarray) -> str:
-    """A short fingerprint of a selection, to tell later stages which one a group was made from."""
-    return hashlib.blake2b(np.asarray(idx, np.int64).tobytes(), digest_size=8).hexdigest()
-
-
 def deblend_store(store: str | Path, zoom: int = 0, **overrides: Any) -> xr.Dataset:
     """Deblend the selected objects at one image zoom level; write group ``clean/{zoom}``.
 
-    The work follows the store's own chunks (each task reads one chunk and deblends its selected
-    rows), so no rows are gathered across workers; the group keeps the store's object axis, with
-    NaN images and ``central_found = False`` for objects outside the selection.
+    With a compact copy of the selection (``selected/image/{zoom}``, :mod:`.compact`) the stage reads
+    only that and the group holds the selected objects (``object`` coordinate: their store
+    indices). Without one, the work follows the store's own chunks (each task reads one chunk and
+    deblends its selected rows) and the group keeps the store's object axis, with NaN images and
+    ``central_found = False`` for objects outside the selection. Either way no rows are gathered
+    across workers.
     """
+    from sfrdask.preprocessing.compact import compact_group, open_compact
+
     p = params_from_config(**overrides)
     idx = selected_objects(store)
-    ds = open_store(store, image_zoom=zoom, spectrum_zoom=None)
+    compact = compact_group(store, "image", zoom, idx)
+    if compact:
+        ds = open_compact(store, compact)
+    else:
+        ds = open_store(store, image_zoom=zoom, spectrum_zoom=None)
     s = ds.sizes["x"]
     if s < 4:
         raise SfrdaskError(f"{store}: image zoom {zoom} cutouts are {s} px, too small for detection")
     images = ds.image.data
     n, nb = images.shape[:2]
     keep = np.zeros(n, bool)
-    keep[idx] = True
+    keep[np.arange(n) if compact else idx] = True
     per_row = (images.chunks[0], 1, 1, 1)
     keep_da = da.from_array(keep[:, None, None, None], chunks=per_row)
     ids = da.from_array(ds.object.values[:, None, None, None], chunks=per_row)

@@ -24,8 +24,8 @@ from sklearn.decomposition import IncrementalPCA
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.store import open_store, store_levels, write_group
-from sfrdask.preprocessing.deblend import selection_digest
-from sfrdask.preprocessing.quality import fill_nan, selected_objects
+from sfrdask.preprocessing.compact import compact_group, open_compact
+from sfrdask.preprocessing.quality import fill_nan, selected_objects, selection_digest
 from sfrdask.preprocessing.split import SPLITS
 from sfrdask.progress import track
 
@@ -35,27 +35,34 @@ MODALITIES = ("image", "spectrum")
 def _inputs(store: Path, modality: str, zoom: int, source: str) -> tuple[da.Array, np.ndarray, str]:
     """The (objects, features) dask array of the selection, its object ids, and where it came from."""
     idx = selected_objects(store)
-    if modality == "image":
-        clean = store / "clean" / str(zoom) / "zarr.json"
-        if source in ("auto", "clean") and clean.exists():
-            g = xr.open_zarr(store, group=f"clean/{zoom}", zarr_format=3, consolidated=False)
-            if g.attrs.get("selection") != selection_digest(idx):
-                raise SfrdaskError(f"{store}: clean/{zoom} was made from another selection; rerun deblend")
-            arr, src = g.image.data[idx], f"clean/{zoom}"
-        elif source == "clean":
-            raise SfrdaskError(
-                f"{store}: no clean/{zoom} group; run `sfrdask deblend` first or use --source raw"
-            )
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    clean = store / "clean" / str(zoom) / "zarr.json"
+    if modality == "image" and source in ("auto", "clean") and clean.exists():
+        g = xr.open_zarr(store, group=f"clean/{zoom}", zarr_format=3, consolidated=False)
+        if g.attrs.get("selection") != selection_digest(idx):
+            raise SfrdaskError(f"{store}: clean/{zoom} was made from another selection; rerun deblend")
+        arr, src = _selected_rows(g.image, idx), f"clean/{zoom}"
+    elif modality == "image" and source == "clean":
+        raise SfrdaskError(f"{store}: no clean/{zoom} group; run `sfrdask deblend` first or use --source raw")
+    else:
+        compact = compact_group(store, modality, zoom, idx)
+        if compact:
+            arr, src = open_compact(store, compact)[modality].data, f"{modality}/{zoom}"  # the raw data
         else:
-            arr, src = open_store(store, image_zoom=zoom, spectrum_zoom=None).image.data[idx], f"image/{zoom}"
+            kw = {"image_zoom": None, "spectrum_zoom": None, f"{modality}_zoom": zoom}
+            arr, src = open_store(store, **kw)[modality].data[idx], f"{modality}/{zoom}"
+    if modality == "image":
         arr = arr.rechunk({1: -1, 2: -1, 3: -1})
         arr = arr.reshape(arr.shape[0], -1)
-    elif modality == "spectrum":
-        arr = open_store(store, image_zoom=None, spectrum_zoom=zoom).spectrum.data[idx]
-        src = f"spectrum/{zoom}"
-    else:
-        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     return arr.astype(np.float64), idx, src
+
+
+def _selected_rows(var: xr.DataArray, idx: np.ndarray) -> da.Array:
+    """The rows of ``idx`` from a group over all objects, or the whole of a group over just them."""
+    if var.sizes["object"] == idx.size and np.array_equal(var["object"].values, idx):
+        return var.data
+    return var.data[idx]
 
 
 def _batches(n: int, rows: int, minimum: int) -> list[tuple[int, int]]:

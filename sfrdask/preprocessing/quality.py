@@ -11,6 +11,7 @@ Bad-pixel policy (one rule, used by every later stage):
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,11 @@ def select_objects(
     )
     write_group(store, "selection", out)
     return out
+
+
+def selection_digest(idx: np.ndarray) -> str:
+    """A short fingerprint of a selection, to tell later stages which one a group was made from."""
+    return hashlib.blake2b(np.asarray(idx, np.int64).tobytes(), digest_size=8).hexdigest()
 
 
 def selected_objects(store: str | Path, split: str | None = None) -> np.ndarray:

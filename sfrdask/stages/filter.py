@@ -17,26 +17,34 @@ class Params:
     flag: int = setting("preprocess.flag", "keep catalogue rows with this FLAG")
     max_bad_fraction: float = setting("preprocess.max-bad-fraction", "drop objects with more NaN than this")
     classes: tuple[str, ...] = setting("preprocess.classes", "comma-separated classes kept, e.g. GALAXY,QSO")
+    compact: bool = setting(
+        "preprocess.compact", "copy the selected objects contiguously, so later stages read only them"
+    )
 
 
 @dataclass(frozen=True)
 class Result:
     store: Path
     counts: dict[str, Any]
+    compact: tuple[str, ...] = ()  # groups holding the selected objects' data
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.preprocessing import select_objects
+    from sfrdask.preprocessing import select_objects, write_compact
 
     with rt.active():
         sel = select_objects(
             p.store, flag=p.flag, max_bad_fraction=p.max_bad_fraction, classes=list(p.classes)
         )
-    return Result(p.store, json.loads(sel.attrs["counts"]))
+        compact = tuple(write_compact(p.store)) if p.compact else ()
+    return Result(p.store, json.loads(sel.attrs["counts"]), compact)
 
 
 def report(r: Result) -> list[str]:
-    return [f"selection written to {r.store}/selection: {r.counts}"]
+    lines = [f"selection written to {r.store}/selection: {r.counts}"]
+    if r.compact:
+        lines.append(f"selected objects copied contiguously to {', '.join(r.compact)}")
+    return lines
 
 
 STAGE = Stage(Params, run, report)

@@ -32,8 +32,8 @@ from sfrdask import config
 from sfrdask.errors import StoreError
 from sfrdask.io.catalog import resolve_label
 from sfrdask.io.store import open_store, store_levels
-from sfrdask.preprocessing.deblend import selection_digest
-from sfrdask.preprocessing.quality import selected_objects
+from sfrdask.preprocessing.compact import compact_group
+from sfrdask.preprocessing.quality import selected_objects, selection_digest
 
 TARGETS = {
     "AVG": "log10 SFR [Msun/yr] (MPA-JHU AVG, 'AVR')",
@@ -77,7 +77,8 @@ class Source:
     name: str
     group: str
     var: str
-    pca_objects: np.ndarray | None = None  # rows of a PCA group are these object indices
+    objects: np.ndarray | None = None  # store index of each row, for groups of some objects only
+    # (PCA features, the compact selection, a deblended compact selection); None: row = object
 
     def array(self, store: Path) -> zarr.Array:
         return zarr.open_array(store / self.group / self.var, mode="r", zarr_format=3)
@@ -108,18 +109,25 @@ def input_sources(
             group = f"pca/{modality}/{zoom}"
             if not (store / group / "zarr.json").exists():
                 raise StoreError(f"{store}: no '{group}' group{who}; run `sfrdask pca` on this store first")
-            objs = zarr.open_array(store / group / "object", mode="r", zarr_format=3)[:]
-            out[name] = Source(name, group, "features", np.asarray(objs))
+            out[name] = Source(name, group, "features", _group_objects(store, group))
         elif name == "image" and (store / f"clean/{zoom}" / "zarr.json").exists():
             g = zarr.open_group(store / f"clean/{zoom}", mode="r", zarr_format=3)
             if g.attrs.get("selection") != selection_digest(selected_objects(store)):
                 raise StoreError(
                     f"{store}: clean/{zoom} was made from another selection; rerun `sfrdask deblend`"
                 )
-            out[name] = Source(name, f"clean/{zoom}", "image")
+            objs = _group_objects(store, f"clean/{zoom}")
+            full = objs.size == zarr.open_array(store / "object", mode="r", zarr_format=3).shape[0]
+            out[name] = Source(name, f"clean/{zoom}", "image", None if full else objs)
+        elif compact := compact_group(store, modality, zoom):
+            out[name] = Source(name, compact, modality, _group_objects(store, compact))
         else:
             out[name] = Source(name, f"{modality}/{zoom}", modality)
     return out
+
+
+def _group_objects(store: Path, group: str) -> np.ndarray:
+    return np.asarray(zarr.open_array(store / group / "object", mode="r", zarr_format=3)[:])
 
 
 def split_objects(store: str | Path, split: str, y: np.ndarray) -> np.ndarray:
@@ -224,13 +232,10 @@ class StoreDataset(Dataset):
 
     def _blocking(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Positions grouped by the store chunk (of the largest input) that holds them."""
-        full = [n for n, s in self.sources.items() if s.pca_objects is None]
-        if full:
-            big = max(full, key=lambda n: math.prod(self.shapes[n]))
-            step = self._arrays[big].chunks[0]
-        else:
-            step = 4096
-        key = self.objects // step
+        big = max(self.sources, key=lambda n: math.prod(self.shapes[n]))
+        step = self._arrays[big].chunks[0]
+        rows = self.objects if self.sources[big].objects is None else self._rows(self.sources[big])
+        key = rows // step
         _, first = np.unique(key, return_index=True)
         edges = [*first.tolist(), self.objects.size]
         blocks = [np.arange(a, b) for a, b in itertools.pairwise(edges)]
@@ -240,16 +245,22 @@ class StoreDataset(Dataset):
     def __len__(self) -> int:
         return self.objects.size
 
+    def _rows(self, src: Source, objs: np.ndarray | None = None) -> np.ndarray:
+        """Rows of ``src``'s group holding ``objs`` (default: all of this dataset's objects)."""
+        objs = self.objects if objs is None else objs
+        rows = np.searchsorted(src.objects, objs)
+        if rows.size and (rows.max() >= src.objects.size or not np.array_equal(src.objects[rows], objs)):
+            raise StoreError(
+                f"{self.store}: {src.group} lacks some of the objects; rerun the stage that writes it"
+            )
+        return rows
+
     def raw_block(self, k: int) -> dict[str, np.ndarray]:
         """Inputs of block ``k`` as stored (one contiguous read per input)."""
         objs = self.objects[self.blocks[k]]
         out = {}
         for name, src in self.sources.items():
-            rows = objs if src.pca_objects is None else np.searchsorted(src.pca_objects, objs)
-            if src.pca_objects is not None and not np.array_equal(src.pca_objects[rows], objs):
-                raise StoreError(
-                    f"{self.store}: {src.group} lacks features of some objects; rerun `sfrdask pca`"
-                )
+            rows = objs if src.objects is None else self._rows(src, objs)
             a, b = int(rows[0]), int(rows[-1]) + 1
             out[name] = np.asarray(self._arrays[name][a:b])[rows - a]
         return out

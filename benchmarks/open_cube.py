@@ -1,0 +1,124 @@
+"""Opening a cube in HiSS-Cube's own byte layout: the per-target metadata and band map at scale.
+
+    python benchmarks/open_cube.py --out bench-output                  # 10,000 and 20,000 objects
+    python benchmarks/open_cube.py --quick --out /tmp/b                # seconds; run by the test suite
+
+HiSS-Cube writes its reference tables uncompressed, in chunks of (1, 5, 200) rows of 88 bytes: 88 kB
+per target and level for the image tables and 17.6 kB for the spectrum table. sfrdask's synthetic
+cubes compress them (~100x smaller), which hides that cost; here the survey is written with
+``io.reference-compression: null``, the reference layout. Each size is read twice, each time in a
+fresh process with the page cache emptied:
+
+- ``sfrdask``: :func:`sfrdask.io.hisscube.read_target_metadata` as shipped (no chunk cache, so only
+  slot 0 of the image tables and the first slots of the spectrum table are read) + ``open_hisscube``;
+- ``whole rows``: the same tables read as whole rows through HDF5's default chunk cache (what the
+  reader did before), for comparison.
+
+Seconds and peak client RSS per 1,000 targets give a linear projection to 150,000 (the model: cost =
+a + b x targets, fitted over the sizes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dask
+from common import drop_page_cache, machine, markdown, write_json
+
+import sfrdask
+from sfrdask.synthetic import SynthParams
+
+READ = """
+import json, resource, sys, time
+import numpy as np
+path, how = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+if how == "sfrdask":
+    from sfrdask.io.hisscube import open_hisscube, read_target_metadata
+    meta = read_target_metadata(path)
+    ds = open_hisscube(path, metadata=meta)
+    n = ds.sizes["object"]
+else:
+    import h5py
+    with h5py.File(path, "r") as f:
+        s = f["dense_cube/0/ml_spectrum/spec_metadata_refs"]
+        i = f["dense_cube/0/ml_image/image_metadata_refs"]
+        n = s.shape[0]
+        for a in range(0, n, 4096):
+            s[a:a + 4096]
+            i[a:a + 4096, :, 0]
+print(json.dumps({"seconds": time.perf_counter() - t0, "targets": n,
+                  "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def measure(cube: Path, how: str) -> dict:
+    cold = drop_page_cache()
+    out = subprocess.run(
+        [sys.executable, "-c", READ, str(cube), how], capture_output=True, text=True, check=True
+    )
+    return {**json.loads(out.stdout), "page_cache_dropped": cold}
+
+
+def projection(how: str, raw: list[dict]) -> dict:
+    """cost = a + b x targets through the smallest and largest size, extended to 150,000."""
+    pts = [(r["objects"], r["seconds"], r["peak_mb"]) for r in raw if r["how"] == how]
+    (n0, t0, m0), (n1, t1, m1) = pts[0], pts[-1]
+    bt, bm = (t1 - t0) / (n1 - n0), (m1 - m0) / (n1 - n0)
+    at150 = f"{t1 + bt * (150_000 - n1):.0f} s, {m1 + bm * (150_000 - n1):,.0f} MB"
+    return {"reader": how, "s per 1,000 targets": round(1000 * bt, 3),
+            "MB per 1,000 targets": round(1000 * bm, 1), "150,000 targets": at150}  # fmt: skip
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[10_000, 20_000])
+    p.add_argument("--seed", type=int, default=5)
+    p.add_argument("--out", type=Path, default=Path("bench-output"))
+    p.add_argument("--quick", action="store_true", help="tiny survey: checks the script runs")
+    args = p.parse_args()
+    sizes = [64] if args.quick else args.sizes
+    work = args.out / "open-cube-work"
+    rows, raw = [], []
+    for n in sizes:
+        shutil.rmtree(work, ignore_errors=True)
+        with (
+            dask.config.set({"sfrdask.io.reference-compression": None}),
+            sfrdask.cluster("threads" if args.quick else "local"),
+        ):
+            t0 = time.perf_counter()
+            cube = sfrdask.make_survey(work / "survey", objects=n, seed=args.seed, params=SynthParams(),
+                                       progress=not args.quick)  # fmt: skip
+            t_write = time.perf_counter() - t0
+        size_gb = cube.stat().st_size / 1e9
+        for how in ("sfrdask", "whole rows"):
+            r = measure(cube, how)
+            raw.append({"objects": n, "how": how, "file_gb": round(size_gb, 2), "write_s": round(t_write, 1)})
+            raw[-1].update(r)
+            rows.append(
+                {
+                    "targets": f"{n:,}",
+                    "file": f"{size_gb:.1f} GB",
+                    "reader": how,
+                    "seconds": round(r["seconds"], 2),
+                    "peak client MB": round(r["peak_mb"]),
+                    "s per 1,000": round(1000 * r["seconds"] / n, 3),
+                }
+            )
+        shutil.rmtree(work, ignore_errors=True)
+    proj = [projection(how, raw) for how in ("sfrdask", "whole rows") if len(sizes) >= 2]
+    res = {"rows": raw, "projection": proj, "machine": machine()}
+    write_json(args.out / "open_cube.json", res)
+    text = markdown(rows) + ("\n\n" + markdown(proj) if proj else "")
+    (args.out / "open_cube.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
