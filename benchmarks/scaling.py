@@ -10,7 +10,10 @@ deblend (the selected cutouts at --image-zoom) and PCA (images and spectra, fitt
 split). Peak memory is the resident set of the client and its workers, sampled every 0.2 s.
 Expected: time linear in the number of objects, peak memory flat (everything is out of core). The
 fitted slope (seconds per 1,000 objects) and the log-log exponent of each stage are reported,
-with a PNG of both curves. Each survey is deleted before the next one is made.
+with a PNG of both curves. Each survey is deleted before the next one is made. With
+``--workers 1,2`` every stage after generation runs on both cluster sizes (same survey), and a
+projection for the user's 150,000 objects (11,000 selected) on N workers follows from the measured
+per-object cost and per-worker efficiency (model in :func:`projection`).
 """
 
 from __future__ import annotations
@@ -24,37 +27,63 @@ from common import machine, markdown, measured, write_json
 
 import sfrdask
 from sfrdask.plots import save_figure
-from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects, write_compact
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.synthetic import SynthParams
 
 STAGES = ("generate", "ingest", "filter", "deblend", "pca")
 
 
-def run_size(work: Path, n: int, seed: int, image_zoom: int, spectrum_zoom: int) -> dict:
-    """Every stage on a fresh survey of ``n`` objects: seconds, peak MB and objects/s per stage."""
-    rec: dict = {}
-    d = work / f"survey-{n}"
+def generate(work: Path, n: int, seed: int, rec: dict) -> Path:
     with measured(rec, "generate", n):
         cube = sfrdask.make_survey(
-            d, objects=n, seed=seed, params=SynthParams(flag0_fraction=0.5), progress=False
+            work / f"survey-{n}", objects=n, seed=seed, params=SynthParams(flag0_fraction=0.5), progress=False
         )
+    return cube
+
+
+def run_stages(work: Path, cube: Path, n: int, image_zoom: int, spectrum_zoom: int, rec: dict) -> dict:
+    """The stages after generation on survey ``cube``: seconds, peak MB and objects/s per stage."""
     with measured(rec, "ingest", n):
         store = sfrdask.write_store(
-            cube, work / f"store-{n}.zarr", catalog=sfrdask.read_catalog_dir(d),
+            cube, work / f"store-{n}.zarr", catalog=sfrdask.read_catalog_dir(cube.parent),
             image_zooms=(image_zoom,), spectrum_zooms=(spectrum_zoom,),
         )  # fmt: skip
-    with measured(rec, "filter", n):
+    with measured(rec, "filter", n):  # as the filter stage: the selection and its compact copy
         select_objects(store)
+        write_compact(store)
     selected = len(selected_objects(store))
     with measured(rec, "deblend", selected):
         deblend_store(store, image_zoom)
     with measured(rec, "pca", selected):
         fit_pca_store(store, "image", image_zoom, progress=False)
         fit_pca_store(store, "spectrum", spectrum_zoom, progress=False)
-    shutil.rmtree(d)
     shutil.rmtree(store)
     return {"objects": n, "selected": selected, **rec}
+
+
+def projection(
+    rows: list[dict], workers: list[int], n_user: int = 150_000, n_selected: int = 11_000
+) -> list[dict]:
+    """Per stage: seconds per object on the fewest workers measured and the per-worker efficiency of
+    the most, at the largest size; and the time for the user's cube on N workers, assuming that
+    efficiency holds: t = n x s_1 / (N x e), with n = ``n_user`` objects for ingest and filter and
+    ``n_selected`` for deblending and PCA, s_1 one worker's seconds per object."""
+    big = rows[-1]
+    lo, hi = min(workers), max(workers)
+    out = []
+    for stage in STAGES[1:]:
+        wall = {w: big["by_workers"][w][stage] for w in workers}
+        per_obj = {w: r["seconds"] / r.get("objects", big["objects"]) for w, r in wall.items()}
+        s1 = per_obj[lo] * lo
+        eff = s1 / (per_obj[hi] * hi)
+        n = n_selected if stage in ("deblend", "pca") else n_user
+        row = {"stage": stage, f"s per 1,000 objects, {lo} worker": round(1000 * s1, 2),
+               f"per-worker efficiency, {hi} workers": round(eff, 2)}  # fmt: skip
+        for nw in (2, 16, 64):
+            row[f"{nw} workers"] = f"{n * s1 / (nw * eff) / 60:.1f} min"
+        out.append(row)
+    return out
 
 
 def fit_slopes(rows: list[dict]) -> dict:
@@ -107,32 +136,45 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", default="5000,10000,20000,40000")
     p.add_argument("--seed", type=int, default=11)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", default="2", help="worker counts, e.g. 1,2: the stages run on each")
     p.add_argument("--image-zoom", type=int, default=1)
     p.add_argument("--spectrum-zoom", type=int, default=2)
     p.add_argument("--out", type=Path, default=Path("bench-output"))
     p.add_argument("--quick", action="store_true", help="two tiny surveys on threads: checks the script runs")
     args = p.parse_args()
     sizes = [48, 96] if args.quick else [int(s) for s in args.sizes.split(",")]
+    workers = [1, 2] if args.quick else sorted(int(w) for w in args.workers.split(","))
     work = args.out / "scaling-work"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     rows = []
     kind = "threads" if args.quick else "local"
-    with sfrdask.cluster(
-        kind, **({} if args.quick else {"n_workers": args.workers, "threads_per_worker": 1})
-    ):
-        for n in sizes:
-            r = run_size(work, n, args.seed, args.image_zoom, args.spectrum_zoom)
-            r["total"] = {
-                "seconds": round(sum(r[s]["seconds"] for s in STAGES), 3),
-                "peak_mb": max(r[s]["peak_mb"] for s in STAGES),
-            }
-            rows.append(r)
-            print({s: r[s]["seconds"] for s in (*STAGES, "total")}, flush=True)
+
+    def on(w: int):
+        return sfrdask.cluster(kind, **({} if args.quick else {"n_workers": w, "threads_per_worker": 1}))
+
+    for n in sizes:
+        gen: dict = {}
+        with on(workers[-1]):
+            cube = generate(work, n, args.seed, gen)
+        by_workers = {}
+        for w in workers:
+            with on(w):
+                by_workers[w] = run_stages(work, cube, n, args.image_zoom, args.spectrum_zoom, dict(gen))
+        shutil.rmtree(cube.parent)
+        r = {**by_workers[workers[-1]], "by_workers": by_workers}
+        r["total"] = {
+            "seconds": round(sum(r[s]["seconds"] for s in STAGES), 3),
+            "peak_mb": max(r[s]["peak_mb"] for s in STAGES),
+        }
+        rows.append(r)
+        print({s: r[s]["seconds"] for s in (*STAGES, "total")}, flush=True)
     fits = fit_slopes(rows)
+    proj = projection(rows, workers) if len(workers) > 1 else []
     res = {
         "sizes": sizes,
+        "workers": workers,
+        "projection": proj,
         "seed": args.seed,
         "image_zoom": args.image_zoom,
         "spectrum_zoom": args.spectrum_zoom,
@@ -148,7 +190,9 @@ def main() -> None:
         for r in rows
     ]
     fit_rows = [{"stage": s, **f} for s, f in fits.items()]
-    (args.out / "scaling.md").write_text(markdown(table) + "\n" + markdown(fit_rows))
+    (args.out / "scaling.md").write_text(
+        markdown(table) + "\n" + markdown(fit_rows) + ("\n" + markdown(proj) if proj else "")
+    )
     plot(rows, fits, args.out / "scaling.png")
     print(markdown(fit_rows))
     shutil.rmtree(work)

@@ -72,6 +72,7 @@ def test_scaling_benchmark_quick(tmp_path):
     assert [r["objects"] for r in res["rows"]] == [48, 96]
     assert all(r[s]["seconds"] > 0 and r[s]["peak_mb"] > 0 for r in res["rows"] for s in ("generate", "pca"))
     assert set(res["fits"]) == {"generate", "ingest", "filter", "deblend", "pca", "total"}
+    assert [p["stage"] for p in res["projection"]] == ["ingest", "filter", "deblend", "pca"]
     assert (tmp_path / "scaling.png").stat().st_size > 0
 
 

@@ -180,6 +180,24 @@ def test_truncated_json_headers_and_several_spectra_per_target(tmp_path):
     assert ds.PLATEID.values[1] == 303 and ds.RA.values[1] == 13.0  # first spectrum's PLUG_RA
 
 
+@pytest.mark.parametrize("compression", ["gzip", None])
+def test_hisscube_byte_layout_and_targets_with_many_spectra(tmp_path, compression):
+    """Uncompressed reference tables (HiSS-Cube's own layout) read like compressed ones, and a
+    target with more spectra than the reader first looks at (4) keeps all of them."""
+    import dask
+
+    with dask.config.set({"sfrdask.io.reference-compression": compression}):
+        path = write_small_cube(tmp_path / "c.h5", ["urizg", "ugriz"], spectra_per_target=6)
+    with h5py.File(path, "r") as f:
+        refs = f[f"{L.spectrum_group(0)}/spec_metadata_refs"]
+        assert refs.compression == compression and refs.chunks == (1, L.MAX_REFS)
+        assert f[f"{L.image_group(0)}/image_metadata_refs"].chunks == (1, 5, L.MAX_REFS)
+    ds = open_hisscube(path)
+    assert ds.sizes["visit"] == 6
+    np.testing.assert_array_equal(ds.spec_plateid.values[1], np.arange(306, 312))
+    np.testing.assert_array_equal(ds.image.values[:, :, 0, 0], [[1, 2, 3, 4, 5]] * 2)
+
+
 def test_describe(cube):
     info = describe(cube)
     assert info["targets"] == 192 and info["zoom_levels"] == [0, 1, 2, 3]
