@@ -77,7 +77,11 @@ def main() -> None:
         count[kind] += 1
     busy = sum(by_kind.values())
     total = args.workers * wall
-    rows = [_row(k, v, total) for k, v in sorted(by_kind.items(), key=lambda kv: -kv[1])]
+    ranked = sorted(by_kind.items(), key=lambda kv: -kv[1])
+    rows = [_row(k, v, total) for k, v in ranked if v >= 0.01 * total]
+    small = [v for _, v in ranked if v < 0.01 * total]
+    if small:
+        rows.append(_row(f"{len(small)} other kinds of task, each < 1%", sum(small), total))
     rows.append(_row("idle (workers' time in no task)", total - busy, total))
     res = {
         "objects": args.objects, "selected": int(ids.size), "zoom": args.zoom, "workers": args.workers,

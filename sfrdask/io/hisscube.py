@@ -65,18 +65,15 @@ def _fail(path: Path, msg: str) -> HissCubeFormatError:
     return HissCubeFormatError(f"{path}: {msg}")
 
 
-def open_h5(path: str | Path, chunk_cache: int | None = None) -> h5py.File:
-    """Open a file for reading, or say clearly why it is not a readable HDF5 file.
-
-    ``chunk_cache`` sets HDF5's chunk cache (bytes per dataset); 0 makes reads of a few bytes
-    from uncompressed chunks read just those bytes instead of whole chunks."""
+def open_h5(path: str | Path) -> h5py.File:
+    """Open a file for reading, or say clearly why it is not a readable HDF5 file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file")
     if path.is_dir() or not h5py.is_hdf5(path):
         raise _fail(path, "not an HDF5 file (expected a HiSS-Cube .h5 file)")
     try:
-        return h5py.File(path, "r", **({} if chunk_cache is None else {"rdcc_nbytes": chunk_cache}))
+        return h5py.File(path, "r")
     except OSError as e:  # truncated or corrupt
         raise _fail(path, f"cannot be opened as HDF5 ({e})") from e
 
@@ -197,9 +194,10 @@ def read_target_metadata(
     ``layout`` ("DATASET" or "TREE", found by :func:`layout_of`).
     """
     path = Path(path)
-    # no chunk cache: HiSS-Cube's reference tables are uncompressed chunks of 88 kB per target and
-    # level of which only slot 0 (and the few slots a target uses) are read
-    with open_h5(path, chunk_cache=0) as f:
+    # HiSS-Cube's reference tables are chunks of 88 kB per target and level of which only slot 0 (and
+    # the few slots a target uses) are kept: HDF5 still reads whole chunks, in file order (reading
+    # just the slots without a chunk cache was slower cold: many tiny reads; docs/benchmarks.md)
+    with open_h5(path) as f:
         check_layout(f, path, image_zoom, spectrum_zoom)
         if layout_of(f, path, spectrum_zoom) == "TREE":
             n = f[L.spectrum_dataset(spectrum_zoom)].shape[0]

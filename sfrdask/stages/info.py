@@ -41,13 +41,18 @@ def run(rt: Runtime, p: Params) -> Result:
     return Result(info, p.json)
 
 
+def _count(n: int) -> str:
+    return str(n) if n >= 0 else "? (not recorded in this layout)"
+
+
 def report(r: Result) -> list[str]:
     info = r.info
     if r.as_json:
         return [json.dumps(info, indent=2)]
     lines = [
         f"{info['file']}  ({info['size_mb']} MB, HiSS-Cube {info.get('layout', '?')} layout)",
-        f"  targets {info['targets']}, spectra {info['spectrum_count']}, frames {info['image_count']}, "
+        f"  targets {info['targets']}, spectra {_count(info['spectrum_count'])}, "
+        f"frames {_count(info['image_count'])}, "
         f"up to {info.get('spectra_per_target_max', '?')} spectra per target",
         f"  zoom levels {info['zoom_levels']}; stored band order {info.get('stored_band_order', '?')} "
         "(mapped to u,g,r,i,z through the frame FILTER headers)",
