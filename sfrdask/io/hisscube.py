@@ -201,7 +201,7 @@ def read_target_metadata(
         check_layout(f, path, image_zoom, spectrum_zoom)
         if layout_of(f, path, spectrum_zoom) == "TREE":
             n = f[L.spectrum_dataset(spectrum_zoom)].shape[0]
-            out = read_tree_metadata(f, path, n, image_zoom, spectrum_zoom, SPEC_KEYS)
+            out = read_tree_metadata(f, path, n, image_zoom, spectrum_zoom)
             out["layout"] = "TREE"
             if band_order:
                 out["plane_of_band"] = _fixed_order(band_order, n)

@@ -90,7 +90,7 @@ def _spectrum_dataset(time: h5py.Group, zoom: int) -> h5py.Dataset | None:
 
 
 def read_tree_metadata(
-    f: h5py.File, path: Path, n: int, image_zoom: int, spectrum_zoom: int, spec_keys: tuple[str, ...]
+    f: h5py.File, path: Path, n: int, image_zoom: int, spectrum_zoom: int
 ) -> dict[str, Any]:
     """The per-target metadata of a TREE-layout file, in the dense cube's row order.
 
@@ -141,7 +141,7 @@ def read_tree_metadata(
     for t, (headers, filters) in enumerate(rows):
         for j, h in enumerate(headers):
             for k in keys:
-                if k in h and k in spec_keys:
+                if k in h:
                     keys[k][t, j] = int(h[k])
         if headers:
             for k in first:
