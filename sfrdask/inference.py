@@ -266,6 +266,8 @@ def predict_block(
     for i, (run, prep) in enumerate(zip(runs, preps, strict=True)):
         if k == 0:
             out[f"pred_{i}"] = np.zeros(0)
+            if run.family == "physics":  # the same columns as a block with objects
+                out[f"class_{i}"], out[f"upper_{i}"] = np.zeros(0, str), np.zeros(0, bool)
             continue
         x = {} if run.family == "physics" else model_inputs(run, prep, raw, clean)
         own_clean = clean if prep.deblend is not None else None
