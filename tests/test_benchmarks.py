@@ -59,6 +59,7 @@ def test_stages_benchmark_quick(tmp_path):
     assert [r["stage"].split(" ")[0] for r in res["table"]] == [
         "ingest",
         "deblend",
+        "the",  # the same per worker: the efficiency
         "incremental",
         "incremental",
         "DDP",
