@@ -67,6 +67,26 @@ def _edges(wl: np.ndarray) -> np.ndarray:
     return np.concatenate([[2 * wl[0] - mid[0]], mid, [2 * wl[-1] - mid[-1]]])
 
 
+def _window(
+    wl: np.ndarray, flux: np.ndarray, err: np.ndarray, z: float, rest: tuple[float, float]
+) -> np.ndarray:
+    """Good samples inside a rest-frame window."""
+    lo, hi = (w * (1 + z) for w in rest)
+    return (wl > lo) & (wl < hi) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+
+
+def _wls(cols: list[np.ndarray], f: np.ndarray, wgt: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Weighted least squares of ``f`` on ``cols``: chi^2, coefficients, the weighted design matrix."""
+    a = np.stack(cols, 1) * wgt[:, None]
+    coef, *_ = np.linalg.lstsq(a, f * wgt, rcond=None)
+    return float(np.sum((a @ coef - f * wgt) ** 2)), coef, a
+
+
+def _sd(a: np.ndarray) -> np.ndarray:
+    """Standard errors of the coefficients of a weighted design matrix."""
+    return np.sqrt(np.clip(np.diag(np.linalg.pinv(a.T @ a)), 0.0, None))
+
+
 def fit_lines(
     wl: np.ndarray,
     flux: np.ndarray,
@@ -79,8 +99,7 @@ def fit_lines(
     the line width (observed Angstrom) chosen from ``sigmas``, and the flux and error of the strong
     line of its doublet ([N II] 6584 or [O III] 5007), fitted with the same width; NaN where the
     window is not covered by enough good samples."""
-    lo, hi = (w * (1 + z) for w in WINDOWS[line])
-    m = (wl > lo) & (wl < hi) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    m = _window(wl, flux, err, z, WINDOWS[line])
     if m.sum() < 8:
         return (np.nan,) * 5
     edges = _edges(wl)
@@ -90,17 +109,10 @@ def fit_lines(
     best = (np.inf, *(np.nan,) * 5)
     for s in sigmas:
         doublet = _profile(edges, strong * (1 + z), s) + _profile(edges, weak * (1 + z), s) / ratio
-        cols = [
-            np.ones_like(x),
-            (x - lam * (1 + z)) / 100.0,
-            _profile(edges, lam * (1 + z), s)[m],
-            doublet[m],
-        ]
-        a = np.stack(cols, 1) * wgt[:, None]
-        coef, *_ = np.linalg.lstsq(a, f * wgt, rcond=None)
-        chi2 = float(np.sum((a @ coef - f * wgt) ** 2))
+        centre = _profile(edges, lam * (1 + z), s)
+        chi2, coef, a = _wls([np.ones_like(x), (x - lam * (1 + z)) / 100.0, centre[m], doublet[m]], f, wgt)
         if chi2 < best[0]:
-            sd = np.sqrt(np.clip(np.diag(np.linalg.pinv(a.T @ a)), 0.0, None))
+            sd = _sd(a)
             best = (chi2, float(coef[2]), float(sd[2]), float(s), float(coef[3]), float(sd[3]))
     return best[1:]
 
@@ -110,29 +122,19 @@ def fit_broad_halpha(
 ) -> tuple[float, float, float]:
     """Flux, error and width (km/s) of a broad H-alpha component fitted beside the narrow H-alpha
     and [N II] (observed width ``sigma``), in a window wide enough for its wings."""
-    lo, hi = (w * (1 + z) for w in BROAD_WINDOW)
-    m = (wl > lo) & (wl < hi) & np.isfinite(flux) & np.isfinite(err) & (err > 0)
+    m = _window(wl, flux, err, z, BROAD_WINDOW)
     if m.sum() < 16 or not np.isfinite(sigma):
         return np.nan, np.nan, np.nan
     edges = _edges(wl)
     x, f, wgt = wl[m], flux[m], 1.0 / err[m]
     centre = HALPHA * (1 + z)
-    narrow = [_profile(edges, centre, sigma)[m], (_profile(edges, NII[0] * (1 + z), sigma)
-              + _profile(edges, NII[1] * (1 + z), sigma) / 3)[m]]  # fmt: skip
+    nii = _profile(edges, NII[0] * (1 + z), sigma) + _profile(edges, NII[1] * (1 + z), sigma) / 3
+    fixed = [np.ones_like(x), (x - centre) / 100.0, _profile(edges, centre, sigma)[m], nii[m]]
     best = (np.inf, np.nan, np.nan, np.nan)
     for v in BROAD_SIGMAS_KMS:
-        cols = [
-            np.ones_like(x),
-            (x - centre) / 100.0,
-            *narrow,
-            _profile(edges, centre, centre * v / C_KMS)[m],
-        ]
-        a = np.stack(cols, 1) * wgt[:, None]
-        coef, *_ = np.linalg.lstsq(a, f * wgt, rcond=None)
-        chi2 = float(np.sum((a @ coef - f * wgt) ** 2))
+        chi2, coef, a = _wls([*fixed, _profile(edges, centre, centre * v / C_KMS)[m]], f, wgt)
         if chi2 < best[0]:
-            sd = float(np.sqrt(max(np.linalg.pinv(a.T @ a)[4, 4], 0.0)))
-            best = (chi2, float(coef[4]), sd, float(v))
+            best = (chi2, float(coef[4]), float(_sd(a)[4]), float(v))
     return best[1:]
 
 

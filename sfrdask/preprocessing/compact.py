@@ -18,7 +18,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
 import zarr
 
 from sfrdask.io.store import chunk_objects, open_store, store_levels, write_group
@@ -67,7 +66,3 @@ def compact_group(store: str | Path, modality: str, zoom: int, idx: np.ndarray |
     idx = selected_objects(store) if idx is None else idx
     attrs = zarr.open_group(store / group, mode="r", zarr_format=3).attrs
     return group if attrs.get("selection") == selection_digest(idx) else None
-
-
-def open_compact(store: str | Path, group: str) -> xr.Dataset:
-    return xr.open_zarr(store, group=group, zarr_format=3, consolidated=False)

@@ -206,13 +206,13 @@ def deblend_store(store: str | Path, zoom: int = 0, **overrides: Any) -> xr.Data
     ``central_found = False`` for objects outside the selection. Either way no rows are gathered
     across workers.
     """
-    from sfrdask.preprocessing.compact import compact_group, open_compact
+    from sfrdask.preprocessing.compact import compact_group
 
     p = params_from_config(**overrides)
     idx = selected_objects(store)
     compact = compact_group(store, "image", zoom, idx)
     if compact:
-        ds = open_compact(store, compact)
+        ds = open_group(store, compact)
     else:
         ds = open_store(store, image_zoom=zoom, spectrum_zoom=None)
     s = ds.sizes["x"]

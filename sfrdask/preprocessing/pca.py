@@ -23,8 +23,8 @@ from sklearn.decomposition import IncrementalPCA
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
-from sfrdask.io.store import open_store, store_levels, write_group
-from sfrdask.preprocessing.compact import compact_group, open_compact
+from sfrdask.io.store import open_group, open_store, store_levels, write_group
+from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.quality import fill_nan, selected_objects, selection_digest
 from sfrdask.preprocessing.split import SPLITS
 from sfrdask.progress import track
@@ -48,7 +48,7 @@ def _inputs(store: Path, modality: str, zoom: int, source: str) -> tuple[da.Arra
     else:
         compact = compact_group(store, modality, zoom, idx)
         if compact:
-            arr, src = open_compact(store, compact)[modality].data, f"{modality}/{zoom}"  # the raw data
+            arr, src = open_group(store, compact)[modality].data, f"{modality}/{zoom}"  # the raw data
         else:
             kw = {"image_zoom": None, "spectrum_zoom": None, f"{modality}_zoom": zoom}
             arr, src = open_store(store, **kw)[modality].data[idx], f"{modality}/{zoom}"

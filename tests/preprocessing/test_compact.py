@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 import zarr
 
-from sfrdask.io.store import open_store
+from sfrdask.io.store import open_group, open_store
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects, write_compact
-from sfrdask.preprocessing.compact import compact_group, open_compact
+from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.training.data import StoreDataset, input_sources
 
@@ -34,7 +34,7 @@ def test_compact_groups_hold_exactly_the_selected_rows(pair):
     _, store = pair
     idx = selected_objects(store)
     for modality, z, names in (("image", 0, ["image"]), ("spectrum", 1, ["spectrum", "spectrum_error"])):
-        g = open_compact(store, compact_group(store, modality, z))
+        g = open_group(store, compact_group(store, modality, z))
         np.testing.assert_array_equal(g.object.values, idx)
         kw = {"image_zoom": None, "spectrum_zoom": None, f"{modality}_zoom": z}
         full = open_store(store, **kw).isel(object=idx)
