@@ -1,6 +1,6 @@
 """Resolution study: processing speed against prediction accuracy at every image and spectrum level.
 
-    python benchmarks/resolution_study.py --objects 8000 --epochs 15 --out bench-output/resolution
+    python benchmarks/resolution_study.py --objects 8000 --out bench-output/resolution   # 3 seeds each
     python benchmarks/resolution_study.py --cube CUBE.h5 --catalog MPAJHU_DIR --out study   # your data
     python benchmarks/resolution_study.py --quick --out /tmp/b                # seconds; the test suite
 
@@ -19,8 +19,11 @@ PCA (models on PCA features) and training including the test predictions.
 
 Outputs in --out: study.csv / study.json (one row per model and levels), study.md (tables),
 stages.csv, r2_heatmap.png (R^2 over the grid, one panel per model) and pareto.png (end-to-end
-objects/s and inference samples/s against R^2, with the Pareto front). Finished trainings are
-recorded in work/done.jsonl, so an interrupted study resumes where it stopped (--fresh restarts).
+objects/s and inference samples/s against R^2, with the Pareto front). Every network trains to
+early stopping (converged: at most sfrdask.train.epochs) once per seed of --train-seeds; the tables
+give the mean +- standard deviation over the seeds, beside the survey's ceilings (synthetic data).
+Finished trainings are recorded in work/done.jsonl, so an interrupted study resumes where it
+stopped (--fresh restarts).
 The cluster comes from sfrdask's config (``sfrdask.cluster.kind``; DASK_SFRDASK__... variables or
 ~/.config/dask/*.yaml), or --cluster local|slurm|tls://host:port.
 """
@@ -46,6 +49,7 @@ from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.synthetic import SynthParams
 from sfrdask.training import train
+from sfrdask.training.ceilings import ceilings
 
 DEFAULT_MODELS = "gbt,image-cnn,spectrum-hybrid,early-fusion,intermediate-fusion,late-fusion"
 METRICS = ("r2", "rmse", "mae", "mse")
@@ -131,20 +135,22 @@ def run_grid(
     if done_file.exists():
         for line in done_file.read_text().splitlines():
             r = json.loads(line)
-            done[(r["model"], r["image_zoom"], r["spectrum_zoom"])] = r
+            done[(r["model"], r["image_zoom"], r["spectrum_zoom"], r.get("seed", 0))] = r
     selected = len(selected_objects(store))
-    todo = [(m, zi, zs) for m in models for zi, zs in pairs[m]]
+    seeds = [int(x) for x in str(args.train_seeds).split(",")]
+    todo = [(m, zi, zs, seed) for m in models for zi, zs in pairs[m] for seed in seeds]
     rows = []
-    for k, (m, zi, zs) in enumerate(todo, 1):
-        if (m, zi, zs) in done:
-            rows.append(done[(m, zi, zs)])
+    for k, (m, zi, zs, seed) in enumerate(todo, 1):
+        if (m, zi, zs, seed) in done:
+            rows.append(done[(m, zi, zs, seed)])
             continue
         rec: dict = {}
         with measured(rec, "train"):
             r = train(store, m, zi, zs, ranks=args.ranks, out=work / "runs", epochs=args.epochs,
-                      batch_size=args.batch_size, progress=False)  # fmt: skip
+                      batch_size=args.batch_size, seed=seed, progress=False)  # fmt: skip
         row = {
             "model": m,
+            "seed": seed,
             "image_zoom": zi,
             "spectrum_zoom": zs,
             "image_px": image_size(zi) if zi is not None else None,
@@ -162,7 +168,7 @@ def run_grid(
         rows.append(row)
         with done_file.open("a") as f:
             f.write(json.dumps(row) + "\n")
-        print(f"[{k}/{len(todo)}] {m} image {zi} spectrum {zs}: R^2 {row['r2']:.3f}, "
+        print(f"[{k}/{len(todo)}] {m} image {zi} spectrum {zs} seed {seed}: R^2 {row['r2']:.3f}, "
               f"{row['train_samples_per_s']:.0f} train samples/s", flush=True)  # fmt: skip
     return rows
 
@@ -215,7 +221,8 @@ def plot_heatmaps(df: pd.DataFrame, image_levels: list[int], spectrum_levels: li
 
 
 def plot_pareto(df: pd.DataFrame, out: Path) -> Path:
-    """R^2 against end-to-end objects/s and against inference samples/s, Pareto fronts marked."""
+    """Mean R^2 over seeds (``over_seeds``; error bars: their standard deviation) against end-to-end
+    objects/s and against inference samples/s, Pareto fronts marked."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
@@ -223,15 +230,26 @@ def plot_pareto(df: pd.DataFrame, out: Path) -> Path:
                           (axes[1], "inference_samples_per_s", "inference samples/s")):  # fmt: skip
         for m in dict.fromkeys(df.model):
             sub = df[df.model == m]
-            ax.scatter(sub[col], sub.r2, s=22, label=m)
+            ax.errorbar(sub[col], sub.r2, yerr=sub.r2_std.fillna(0), fmt="o", ms=4, capsize=2, label=m)
         front = df.iloc[pareto_front(df[col].to_numpy(float), df.r2.to_numpy(float))]
         ax.plot(front[col], front.r2, "k--", lw=1, label="Pareto front")
         for _, r in front.iterrows():
             ax.annotate(_label(r), (r[col], r.r2), fontsize=6, xytext=(3, 3), textcoords="offset points")
-        ax.set(xscale="log", xlabel=name, ylabel="R$^2$ (test split)")
+        ax.set(xscale="log", xlabel=name, ylabel="R$^2$ (test split; mean and std over seeds)")
     axes[0].legend(fontsize=7, loc="lower left")
     fig.suptitle("Throughput against accuracy at every resolution level")
     return save_figure(fig, out)
+
+
+def over_seeds(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per model and levels: mean R^2 (and its standard deviation over the seeds), mean
+    MSE, epochs and speeds."""
+    keys = ["model", "image_px", "spectrum_samples"]
+    g = df.groupby(keys, dropna=False, sort=False)
+    out = g.agg(seeds=("r2", "size"), r2=("r2", "mean"), r2_std=("r2", "std"), mse=("mse", "mean"),
+                epochs=("epochs", "mean"), end_to_end_objects_per_s=("end_to_end_objects_per_s", "mean"),
+                inference_samples_per_s=("inference_samples_per_s", "mean"))  # fmt: skip
+    return out.reset_index()
 
 
 def write_report(df: pd.DataFrame, stages: dict, out: Path, head: dict) -> None:
@@ -249,12 +267,17 @@ def write_report(df: pd.DataFrame, stages: dict, out: Path, head: dict) -> None:
                 {"image px": int(i), **{str(int(c)): float(v) for c, v in r.items()}} for i, r in g.iterrows()
             ]
             parts.append(f"## {m}: R^2, image level (rows) x spectrum level (columns)\n\n" + markdown(rows))
-    cols = ["model", "image_px", "spectrum_samples", *METRICS, "epochs", "train_samples_per_s",
-            "inference_samples_per_s", "end_to_end_objects_per_s", "train_peak_mb"]  # fmt: skip
-    parts.append("## Every training\n\n" + markdown(df[cols].to_dict("records")))
-    front = df.iloc[pareto_front(df.end_to_end_objects_per_s.to_numpy(float), df.r2.to_numpy(float))]
+    mean = over_seeds(df)
     parts.append(
-        "## Pareto front: end-to-end objects/s against R^2\n\n" + markdown(front[cols].to_dict("records"))
+        "## Mean +- standard deviation over the seeds (test split)\n\n"
+        + markdown([{**r, "r2": f"{r['r2']:.3f} +- {r['r2_std']:.3f}"} for r in mean.to_dict("records")])
+    )
+    cols = ["model", "seed", "image_px", "spectrum_samples", *METRICS, "epochs", "train_samples_per_s",
+            "inference_samples_per_s", "end_to_end_objects_per_s", "train_peak_mb"]  # fmt: skip
+    parts.append("## Every training\n\n" + markdown(df.reindex(columns=cols).to_dict("records")))
+    front = mean.iloc[pareto_front(mean.end_to_end_objects_per_s.to_numpy(float), mean.r2.to_numpy(float))]
+    parts.append(
+        "## Pareto front: end-to-end objects/s against mean R^2\n\n" + markdown(front.to_dict("records"))
     )
     tmp = out.with_suffix(".tmp")
     tmp.write_text("\n".join(parts))
@@ -274,6 +297,7 @@ def main() -> None:
     p.add_argument("--image-levels", default="0,1,2,3")
     p.add_argument("--spectrum-levels", default="0,1,2,3")
     p.add_argument("--epochs", type=int, default=None, help="default: sfrdask.train.epochs")
+    p.add_argument("--train-seeds", default="0,1,2", help="every model trains once per seed")
     p.add_argument("--batch-size", type=int, default=None, help="default: sfrdask.train.batch-size")
     p.add_argument("--ranks", type=int, default=None, help="DDP ranks on the cluster (default: train here)")
     p.add_argument("--cluster", default=None, help="local, slurm or a scheduler address (default: config)")
@@ -289,6 +313,7 @@ def main() -> None:
     }
     if args.quick:
         args.objects, args.models, args.epochs, args.batch_size = 96, "tree,early-fusion", 2, 16
+        args.train_seeds = "0,1"
         args.image_levels, args.spectrum_levels, args.cluster, pca = (
             "2,3",
             "2,3",
@@ -332,8 +357,10 @@ def main() -> None:
             store, stages = prepare(cube, catalog, work, image_levels, spectrum_levels, pca)
             write_json(stage_file, stages)
         rows = run_grid(store, work, models, pairs, stages, args)
+    limits = {c["model"]: round(c["metrics"]["r2"], 4) for c in ceilings(store, "AVG")}  # R^2 (synthetic)
     head.update(selected=len(selected_objects(store)), epochs=args.epochs or config.get("train.epochs"),
-                machine=machine(), pca_components=pca)  # fmt: skip
+                machine=machine(), pca_components=pca, train_seeds=args.train_seeds,
+                ceilings=limits)  # fmt: skip
     df = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out / "study.csv.tmp", index=False)
@@ -342,7 +369,7 @@ def main() -> None:
     write_json(args.out / "study.json", {**head, "stages": stages, "rows": rows})
     write_report(df, stages, args.out / "study.md", head)
     plot_heatmaps(df, image_levels, spectrum_levels, args.out / "r2_heatmap.png")
-    plot_pareto(df, args.out / "pareto.png")
+    plot_pareto(over_seeds(df), args.out / "pareto.png")
     print((args.out / "study.md").read_text())
     if args.quick:
         shutil.rmtree(work)

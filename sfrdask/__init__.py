@@ -17,7 +17,7 @@ Readers for the data stay available on their own: :func:`open_hisscube`, :func:`
 :func:`read_catalog_dir`, :func:`join_labels`.
 """
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from sfrdask import api as _api
 from sfrdask import config

@@ -111,6 +111,7 @@ preprocess = StageFunction("preprocess")
 train = StageFunction("train")
 evaluate = StageFunction("evaluate")
 predict = StageFunction("predict")
+explain = StageFunction("explain")
 scene = StageFunction("scene")
 
 # what ``import sfrdask`` offers; the Scene experiment's stage stays sfrdask.api.scene, because
@@ -119,6 +120,7 @@ STAGE_FUNCTIONS = (
     "build_cube",
     "deblend",
     "evaluate",
+    "explain",
     "filter",
     "ingest",
     "pca",

@@ -62,7 +62,7 @@ def _predict_tree(run: Any, model: Any, inputs: dict[str, np.ndarray], raw: dict
 def _split_tree(spec: Any, run: Any, model: Any, ds: Any) -> np.ndarray:
     from sfrdask.training.spec import as_matrix
 
-    return model.predict(as_matrix(ds.arrays(), spec.model_spec.inputs))
+    return model.predict(as_matrix(ds.arrays(), spec.inputs))
 
 
 # -- networks: torch modules, checkpoints read with weights_only ------------------------------------
@@ -82,11 +82,11 @@ def _fit_net(spec: Any, ranks: int | None = None, client: Any = None) -> dict[st
 
 
 def _load_net(path: Path) -> dict[str, Any]:
-    from sfrdask.training.checkpoint import load_checkpoint
+    from sfrdask.training.checkpoint import IDENTITY, load_checkpoint
     from sfrdask.training.data import Normaliser
 
     ck = load_checkpoint(path)
-    identity = {k: ck[k] for k in ("model", "image_zoom", "spectrum_zoom", "target", "shapes")}
+    identity = {k: ck[k] for k in IDENTITY if k in ck}
     return {
         "identity": identity,
         "options": ck.get("options", {}),

@@ -66,7 +66,18 @@ class TrainedRun:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        return get_model(self.model).inputs
+        from sfrdask.training.spec import inputs_of
+
+        return inputs_of(self.model, self.context)
+
+    @property
+    def context(self) -> tuple[str, ...]:
+        """What the model sees beside the pixels (``sfrdask.train.context`` when it was trained)."""
+        return tuple(self.identity.get("context", ()))
+
+    @property
+    def rest_frame(self) -> bool:
+        return bool(self.identity.get("rest_frame", False))
 
     def build(self) -> Any:
         """The model object that predicts: a torch module with its weights, tree arrays, or the
@@ -218,6 +229,8 @@ def model_inputs(
     run: TrainedRun, prep: Preparation, raw: dict[str, np.ndarray], clean: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """The normalised inputs of one run for a block of objects (the training path's transforms)."""
+    from sfrdask.io.levels import wavelength_grid
+    from sfrdask.preprocessing.context import context_features, rest_frame
     from sfrdask.preprocessing.pca import transform
 
     norm = run.normaliser
@@ -228,6 +241,10 @@ def model_inputs(
             x = image
         elif name == "spectrum":
             x = raw["spectrum"]
+            if run.rest_frame:
+                x = rest_frame(x, raw["Z"], wavelength_grid(run.spectrum_zoom))
+        elif name == "context":
+            x = context_features(raw["Z"], raw.get("CLASS"), run.context)
         else:
             src = image if name == "image_pca" else raw["spectrum"]
             x = transform(src.reshape(src.shape[0], -1), prep.pca[name])
@@ -241,7 +258,7 @@ def predict_block(
     """Predictions of every run for one block of objects, plus what the catalogue flags need.
 
     ``raw`` holds the block's arrays as stored: ``image`` (k, 5, s, s) at the runs' image zoom,
-    ``spectrum`` and ``spectrum_error`` (k, L) at their spectrum zoom, ``Z`` (k,). Returns
+    ``spectrum`` and ``spectrum_error`` (k, L) at their spectrum zoom, ``Z`` and ``CLASS`` (k,). Returns
     ``pred_{i}`` per run (target units), ``central_found`` (k,) (True where nothing was deblended),
     ``snr`` (median spectral S/N, NaN without spectra), and for physics runs ``class_{i}`` (the
     spectrum's class, e.g. SF or AGN) and ``upper_{i}`` (the SFR is an upper limit).

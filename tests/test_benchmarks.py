@@ -86,10 +86,14 @@ def test_resolution_study_quick(tmp_path):
         text=True,
     )
     res = json.loads((tmp_path / "study.json").read_text())
-    got = {(r["model"], r["image_zoom"], r["spectrum_zoom"]) for r in res["rows"]}
-    want = {("tree-image", z, None) for z in (2, 3)} | {("tree-spectrum", None, z) for z in (2, 3)}
+    got = sorted(
+        (r["model"], r["image_zoom"] or -1, r["spectrum_zoom"] or -1, r["seed"]) for r in res["rows"]
+    )
+    want = {("tree-image", z, -1) for z in (2, 3)} | {("tree-spectrum", -1, z) for z in (2, 3)}
     want |= {(m, i, s) for m in ("tree-both", "early-fusion") for i in (2, 3) for s in (2, 3)}
-    assert got == want
+    assert got == sorted((*w, seed) for w in want for seed in (0, 1))  # every training once per seed
+    assert set(res["ceilings"]) == {"ceiling-label-noise", "ceiling-information"}
+    assert "+-" in (tmp_path / "study.md").read_text()
     assert all(np.isfinite(r["r2"]) and r["end_to_end_objects_per_s"] > 0 for r in res["rows"])
     assert {"read/image/2", "deblend/image/3", "pca/spectrum/2", "filter"} <= set(res["stages"])
     for png in ("r2_heatmap.png", "pareto.png"):

@@ -30,6 +30,18 @@ class SfrNet(nn.Module):
         return out
 
 
+def context_size(shapes: dict[str, tuple[int, ...]]) -> int:
+    """How many context numbers (redshift, class; :mod:`sfrdask.preprocessing.context`) the model
+    is given beside its declared inputs: 0 when none."""
+    return int(shapes.get("context", (0,))[0])
+
+
+def with_context(features: torch.Tensor, batch: Batch, n_context: int) -> torch.Tensor:
+    """``features`` with the batch's context columns appended (unchanged when ``n_context`` is 0):
+    models add the context just before their regression head."""
+    return torch.cat([features, batch["context"]], dim=1) if n_context else features
+
+
 def mlp(sizes: list[int], dropout: list[float] | float = 0.0) -> nn.Sequential:
     """Linear layers with ReLU and dropout between them (none after the last)."""
     n = len(sizes) - 1

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sfrdask.models.base import Batch, SfrNet, mlp
+from sfrdask.models.base import Batch, SfrNet, context_size, mlp, with_context
 from sfrdask.models.fusion import feature_branches
 from sfrdask.models.registry import register
 
@@ -29,13 +29,15 @@ class ContrastiveNet(SfrNet):
         spectrum_shape: tuple[int, ...],
         dim: int = 64,
         dropout: float = 0.2,
+        n_context: int = 0,
     ):
         super().__init__()
+        self.n_context = n_context
         self.image, self.spectrum = feature_branches(image_shape, spectrum_shape)
         self.proj_image = nn.Linear(64, dim)
         self.proj_spectrum = nn.Linear(64, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        self.head = mlp([2 * dim, 64, 1], dropout)
+        self.head = mlp([2 * dim + n_context, 64, 1], dropout)
 
     def _embeddings(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         zi = F.normalize(self.proj_image(self.image.features(batch["image"])), dim=1)
@@ -56,7 +58,7 @@ class ContrastiveNet(SfrNet):
         if phase == "pretrain":
             scale = self.logit_scale.clamp(max=math.log(100)).exp()
             return scale * zi @ zs.T  # (batch, batch) similarity logits
-        return self.head(torch.cat([zi, zs], dim=1)).squeeze(-1)
+        return self.head(with_context(torch.cat([zi, zs], dim=1), batch, self.n_context)).squeeze(-1)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, phase: str = "regress") -> torch.Tensor:
         if phase == "pretrain":
@@ -77,4 +79,4 @@ class ContrastiveNet(SfrNet):
     "CLIP-style InfoNCE pre-training, then a regression head (+ kNN)",
 )
 def _contrastive(shapes: dict, dim: int = 64, dropout: float = 0.2) -> SfrNet:
-    return ContrastiveNet(shapes["image"], shapes["spectrum"], dim, dropout)
+    return ContrastiveNet(shapes["image"], shapes["spectrum"], dim, dropout, n_context=context_size(shapes))

@@ -5,43 +5,48 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sfrdask.models.base import Batch, SfrNet, conv_trunk, mlp
+from sfrdask.models.base import Batch, SfrNet, context_size, conv_trunk, mlp, with_context
 from sfrdask.models.registry import register
 
 
 class ImageCNN(SfrNet):
-    """A CNN on the five bands together; ``features`` gives the 64-d embedding."""
+    """A CNN on the five bands together; ``features`` gives the 64-d embedding; the context
+    (redshift, class), when given, joins it before the linear head."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, width: int = 32):
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, width: int = 32, n_context: int = 0):
         super().__init__()
         bands, size = shape[0], shape[-1]
+        self.n_context = n_context
         self.trunk = conv_trunk(bands, size, (width, 2 * width, 4 * width))
         self.proj = nn.Sequential(nn.Linear(4 * width, 64), nn.ReLU(), nn.Dropout(dropout))
-        self.head = nn.Linear(64, 1)
+        self.head = nn.Linear(64 + n_context, 1)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         return self.proj(self.trunk(image))
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
-        return self.head(self.features(batch["image"])).squeeze(-1)
+        f = with_context(self.features(batch["image"]), batch, self.n_context)
+        return self.head(f).squeeze(-1)
 
 
 class PerBandCNN(SfrNet):
     """Each band through its own convolutions (grouped convs), merged by a 1x1 conv, then a head."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, per_band: int = 8):
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, per_band: int = 8, n_context: int = 0):
         super().__init__()
         bands, size = shape[0], shape[-1]
+        self.n_context = n_context
         w = bands * per_band
         self.bands = conv_trunk(bands, size, (w, 2 * w), groups=bands)[:-2]  # keep the spatial map
         merged = 64
         self.merge = nn.Sequential(
             nn.Conv2d(2 * w, merged, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten()
         )
-        self.head = mlp([merged, 64, 1], dropout)
+        self.head = mlp([merged + n_context, 64, 1], dropout)
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
-        return self.head(self.merge(self.bands(batch["image"]))).squeeze(-1)
+        f = with_context(self.merge(self.bands(batch["image"])), batch, self.n_context)
+        return self.head(f).squeeze(-1)
 
 
 class _Block(nn.Module):
@@ -67,28 +72,32 @@ class _Block(nn.Module):
 class SmallResNet(SfrNet):
     """A ResNet of three residual stages (32, 64, 128 channels; two downsamplings): needs >= 16 px."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3):
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, n_context: int = 0):
         super().__init__()
+        self.n_context = n_context
         self.stem = nn.Sequential(nn.Conv2d(shape[0], 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
         self.stages = nn.Sequential(_Block(32, 32, 1), _Block(32, 64, 2), _Block(64, 128, 2))
-        self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(128, 1)
-        )
+        self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
+        self.head = nn.Linear(128 + n_context, 1)
+
+    def features(self, image: torch.Tensor) -> torch.Tensor:
+        """The 128-d embedding (after pooling and dropout)."""
+        return self.pool(self.stages(self.stem(image)))
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
-        return self.head(self.stages(self.stem(batch["image"]))).squeeze(-1)
+        return self.head(with_context(self.features(batch["image"]), batch, self.n_context)).squeeze(-1)
 
 
 @register("image-cnn", "net", ("image",), "CNN on the five bands together")
 def _image_cnn(shapes: dict, dropout: float = 0.3, width: int = 32) -> SfrNet:
-    return ImageCNN(shapes["image"], dropout, width)
+    return ImageCNN(shapes["image"], dropout, width, n_context=context_size(shapes))
 
 
 @register("image-perband", "net", ("image",), "CNN processing each band separately, merged by a 1x1 conv")
 def _image_perband(shapes: dict, dropout: float = 0.3) -> SfrNet:
-    return PerBandCNN(shapes["image"], dropout)
+    return PerBandCNN(shapes["image"], dropout, n_context=context_size(shapes))
 
 
 @register("image-resnet", "net", ("image",), "small ResNet (3 residual stages, BatchNorm)", min_image_px=16)
 def _image_resnet(shapes: dict, dropout: float = 0.3) -> SfrNet:
-    return SmallResNet(shapes["image"], dropout)
+    return SmallResNet(shapes["image"], dropout, n_context=context_size(shapes))

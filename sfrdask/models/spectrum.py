@@ -5,31 +5,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sfrdask.models.base import Batch, SfrNet, mlp
+from sfrdask.models.base import Batch, SfrNet, context_size, mlp, with_context
 from sfrdask.models.registry import register
 
 
 class SpectrumMLP(SfrNet):
     """Two hidden layers (256, 64) on the whole spectrum; ``features`` gives the 64-d embedding."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, hidden: int = 256):
+    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, hidden: int = 256, n_context: int = 0):
         super().__init__()
+        self.n_context = n_context
         self.body = nn.Sequential(mlp([shape[0], hidden, 64], dropout), nn.ReLU())
-        self.head = nn.Linear(64, 1)
+        self.head = nn.Linear(64 + n_context, 1)
 
     def features(self, spectrum: torch.Tensor) -> torch.Tensor:
         return self.body(spectrum)
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
-        return self.head(self.features(batch["spectrum"])).squeeze(-1)
+        f = with_context(self.features(batch["spectrum"]), batch, self.n_context)
+        return self.head(f).squeeze(-1)
 
 
 class ConvGRU(SfrNet):
-    """1-D convolutions (local line and continuum shapes) then a GRU over the downsampled sequence."""
+    """1-D convolutions (local line and continuum shapes) then a GRU over the downsampled sequence;
+    ``features`` gives the GRU's last hidden state."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.2, hidden: int = 64, steps: int = 64):
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dropout: float = 0.2,
+        hidden: int = 64,
+        steps: int = 64,
+        n_context: int = 0,
+    ):
         super().__init__()
         n = shape[0]
+        self.n_context, self.hidden = n_context, hidden
         self.conv = nn.Sequential(
             nn.Conv1d(1, 16, 9, padding=4),
             nn.ReLU(),
@@ -40,19 +51,23 @@ class ConvGRU(SfrNet):
             nn.AdaptiveAvgPool1d(min(steps, max(n // 4, 1))),
         )
         self.gru = nn.GRU(32, hidden, batch_first=True)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden, 1))
+        self.drop = nn.Dropout(dropout)
+        self.head = nn.Linear(hidden + n_context, 1)
+
+    def features(self, spectrum: torch.Tensor) -> torch.Tensor:
+        _, h = self.gru(self.conv(spectrum.unsqueeze(1)).transpose(1, 2))
+        return h[-1]
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
-        seq = self.conv(batch["spectrum"].unsqueeze(1)).transpose(1, 2)
-        _, h = self.gru(seq)
-        return self.head(h[-1]).squeeze(-1)
+        f = with_context(self.drop(self.features(batch["spectrum"])), batch, self.n_context)
+        return self.head(f).squeeze(-1)
 
 
 @register("spectrum-mlp", "net", ("spectrum",), "2-layer MLP on the spectrum")
 def _spectrum_mlp(shapes: dict, dropout: float = 0.3) -> SfrNet:
-    return SpectrumMLP(shapes["spectrum"], dropout)
+    return SpectrumMLP(shapes["spectrum"], dropout, n_context=context_size(shapes))
 
 
 @register("spectrum-hybrid", "net", ("spectrum",), "1-D convolutions followed by a GRU")
 def _spectrum_hybrid(shapes: dict, dropout: float = 0.2) -> SfrNet:
-    return ConvGRU(shapes["spectrum"], dropout)
+    return ConvGRU(shapes["spectrum"], dropout, n_context=context_size(shapes))

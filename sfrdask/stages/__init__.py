@@ -40,6 +40,11 @@ _WHERE = {
         "STAGE",
         "SFR catalogue with calibrated intervals for every object of a cube (or store)",
     ),
+    "explain": (
+        "explain",
+        "STAGE",
+        "what a trained network looks at: attributions over wavelength and pixels",
+    ),
     "plot-labels": ("tools", "PLOT_LABELS", "plot the label distribution of a store (PNG)"),
     "scene": ("scene", "STAGE", "the Scene experiment: audio (MFCC) + frame classification, fused"),
     "scene-synth": ("tools", "SCENE_SYNTH", "write the synthetic stand-in for the Scene data set"),

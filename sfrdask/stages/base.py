@@ -122,7 +122,7 @@ def add_arguments(p: argparse.ArgumentParser, params: type) -> None:
             continue
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         if base is bool:
-            if f.default is True:
+            if f.default is True or "setting" in meta:  # a setting may be on by default: --no-X
                 kw["action"] = argparse.BooleanOptionalAction
             else:
                 kw["action"] = "store_true"

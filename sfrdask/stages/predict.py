@@ -148,12 +148,13 @@ def predictions(
     n = ds.sizes["object"]
     objects = ds.object.values.astype(np.int64)
     z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
+    classes = _classes(ds)
     models = dask.delayed(runs, traverse=False)
     recipes = dask.delayed(preps, traverse=False)
     tasks = []
     for a, b in _task_bounds(next(iter(arrays.values())).chunks[0], per_object, chunk_mb):
         raw = {name: arr[a:b] for name, arr in arrays.items()}
-        raw |= {"object": objects[a:b], "Z": z[a:b]}
+        raw |= {"object": objects[a:b], "Z": z[a:b], "CLASS": classes[a:b]}
         tasks.append(dask.delayed(predict_block)(dask.delayed(raw), models, recipes))
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "256MB"}):
         parts = compute_tasks(tasks, client, desc) if tasks else []
@@ -185,14 +186,10 @@ def _features(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame, members: in
 
 def _truth(store: Path) -> pd.Series | None:
     """True log SFR per store object, for a store ingested from a synthetic survey."""
-    import zarr
+    from sfrdask.synthetic.truth import store_truth
 
-    source = zarr.open_group(store, mode="r").attrs.get("source", "")
-    path = Path(source).parent / "truth_objects.csv"
-    if not source or not path.exists():
-        return None
-    t = pd.read_csv(path, usecols=["object", "logsfr_true"])
-    return t.set_index("object")["logsfr_true"]
+    t = store_truth(store, ["object", "logsfr_true"])
+    return None if t is None else t["logsfr_true"]
 
 
 def calibrate(

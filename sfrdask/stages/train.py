@@ -12,6 +12,12 @@ from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, fields_of, option, required, setting
 
 
+def _parse_context(text: str) -> tuple[str, ...]:
+    return (
+        () if text.strip().lower() in ("", "none") else tuple(x.strip() for x in text.split(",") if x.strip())
+    )
+
+
 @dataclass(frozen=True)
 class Params:
     store: Path = required("preprocessed zarr store")
@@ -26,7 +32,18 @@ class Params:
     batch_size: int = setting("train.batch-size", "global batch, split over the ranks")
     learning_rate: float = setting("train.learning-rate", "AdamW learning rate")
     weight_decay: float = setting("train.weight-decay", "AdamW weight decay")
-    seed: int = setting("train.seed", "initialisation and shuffling")
+    seed: int = setting("train.seed", "initialisation, shuffling and dropout")
+    seeds: tuple[int, ...] | None = option(
+        None, "train every model once per seed, e.g. 0,1,2 (overrides --seed): mean +- std in results.md"
+    )
+    context: tuple[str, ...] = setting(
+        "train.context", "redshift,class, one of them, or none (the thesis' inputs)", parse=_parse_context
+    )
+    rest_frame: bool = setting("train.rest-frame", "networks: spectra resampled to the rest frame by Z")
+    lr_schedule: str = setting(
+        "train.lr-schedule", "learning-rate schedule", choices=["none", "plateau", "cosine"]
+    )
+    augment: bool = setting("train.augment", "networks: random flips and 90-degree rotations of cutouts")
     device: str = setting(
         "train.device", "auto (cuda when available), cpu or cuda", choices=["auto", "cpu", "cuda"]
     )
@@ -47,23 +64,30 @@ def run(rt: Runtime, p: Params) -> Result:
     for name in p.models:
         get_model(name)  # an unknown name is refused before any work
     out = []
+    settings = {f.name: getattr(p, f.name) for f, _ in fields_of(Params) if "setting" in f.metadata}
     with rt.active():
         for name in p.models:
-            r = train(
-                p.store,
-                name,
-                p.image_zoom,
-                p.spectrum_zoom,
-                ranks=p.ranks,
-                out=p.out,
-                client=rt.client,
-                resume=p.resume,
-                **{f.name: getattr(p, f.name) for f, _ in fields_of(Params) if "setting" in f.metadata},
-            )
-            out.append(
-                {"model": name, "run_dir": r["run_dir"], "metrics": r["metrics"], "seconds": r["seconds"]}
-            )
-            print(_line(out[-1]), flush=True)
+            for seed in p.seeds or (p.seed,):
+                r = train(
+                    p.store,
+                    name,
+                    p.image_zoom,
+                    p.spectrum_zoom,
+                    ranks=p.ranks,
+                    out=p.out,
+                    client=rt.client,
+                    resume=p.resume,
+                    **(settings | {"seed": seed}),
+                )
+                out.append(
+                    {
+                        "model": name if len(p.seeds or ()) < 2 else f"{name} (seed {seed})",
+                        "run_dir": r["run_dir"],
+                        "metrics": r["metrics"],
+                        "seconds": r["seconds"],
+                    }
+                )
+                print(_line(out[-1]), flush=True)
     return Result(tuple(out), p.out / "results.csv")
 
 

@@ -24,6 +24,18 @@ def read_truth(survey_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.read_csv(d / "truth_objects.csv"), pd.read_csv(d / "truth_neighbours.csv")
 
 
+def store_truth(store: str | Path, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """The ground truth of a store ingested from a synthetic survey, indexed by store object (the
+    survey's ``truth_objects.csv`` beside the cube the store was made from); None for real data."""
+    import zarr
+
+    source = zarr.open_group(store, mode="r").attrs.get("source", "")
+    path = Path(source).parent / "truth_objects.csv"
+    if not source or not path.exists():
+        return None
+    return pd.read_csv(path, usecols=columns).set_index("object")
+
+
 def _component(row: pd.Series) -> dict:
     c = {k: row[k] for k in MORPH}
     c["point"] = bool(c["point"])

@@ -16,7 +16,7 @@ import torch
 from sfrdask.errors import SfrdaskError
 
 FORMAT = "sfrdask-checkpoint-1"
-IDENTITY = ("model", "image_zoom", "spectrum_zoom", "target", "shapes")
+IDENTITY = ("model", "image_zoom", "spectrum_zoom", "target", "shapes", "context", "rest_frame")
 
 
 class CheckpointError(SfrdaskError, ValueError):

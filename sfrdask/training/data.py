@@ -16,10 +16,12 @@ NaN left after the bad-pixel cut become 0 (the training mean).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +33,10 @@ from torch.utils.data import Dataset, DistributedSampler
 from sfrdask import config
 from sfrdask.errors import StoreError
 from sfrdask.io.catalog import resolve_label
+from sfrdask.io.levels import wavelength_grid
 from sfrdask.io.store import open_store, store_levels
 from sfrdask.preprocessing.compact import compact_group
+from sfrdask.preprocessing.context import context_features, rest_frame, usable_redshift
 from sfrdask.preprocessing.quality import selected_objects, selection_digest
 
 TARGETS = {
@@ -72,16 +76,35 @@ def target_values(store: str | Path, target: str) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Source:
-    """Where one model input lives in the store."""
+    """Where one model input lives in the store, or its values when computed (the context)."""
 
     name: str
     group: str
     var: str
     objects: np.ndarray | None = None  # store index of each row, for groups of some objects only
     # (PCA features, the compact selection, a deblended compact selection); None: row = object
+    values: np.ndarray | None = None  # computed per store object instead of read (context)
+    transform: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None  # (rows, objects) -> rows
 
-    def array(self, store: Path) -> zarr.Array:
+    def array(self, store: Path) -> zarr.Array | np.ndarray:
+        if self.values is not None:
+            return self.values
         return zarr.open_array(store / self.group / self.var, mode="r", zarr_format=3)
+
+
+def _store_column(store: Path, name: str) -> np.ndarray | None:
+    path = store / name
+    return zarr.open_array(path, mode="r", zarr_format=3)[:] if (path / "zarr.json").exists() else None
+
+
+def store_context(store: str | Path, parts: tuple[str, ...]) -> np.ndarray:
+    """The context matrix of every store object (:mod:`sfrdask.preprocessing.context`)."""
+    store = Path(store)
+    z = _store_column(store, "Z")
+    if z is None:
+        n = zarr.open_array(store / "object", mode="r", zarr_format=3).shape[0]
+        z = np.full(n, np.nan)
+    return context_features(z, _store_column(store, "CLASS"), parts)
 
 
 def input_sources(
@@ -90,13 +113,21 @@ def input_sources(
     image_zoom: int | None,
     spectrum_zoom: int | None,
     who: str = "",
+    context: tuple[str, ...] = (),
+    rest_frame: bool = False,
 ) -> dict[str, Source]:
-    """Locate each input (deblended images when present), or say which stage must run first."""
+    """Locate each input (deblended images when present), or say which stage must run first.
+
+    ``context`` names the parts of the ``context`` input; ``rest_frame`` resamples the spectra
+    to the rest frame as they are read (:mod:`sfrdask.preprocessing.context`)."""
     store = Path(store)
     levels = store_levels(store)
     who = f" (needed by {who})" if who else ""
     out = {}
     for name in inputs:
+        if name == "context":
+            out[name] = Source(name, "", "", values=store_context(store, context))
+            continue
         modality = name.split("_")[0]
         zoom = image_zoom if modality == "image" else spectrum_zoom
         if zoom is None:
@@ -123,7 +154,17 @@ def input_sources(
             out[name] = Source(name, compact, modality, _group_objects(store, compact))
         else:
             out[name] = Source(name, f"{modality}/{zoom}", modality)
+    if rest_frame and "spectrum" in out:
+        z = _store_column(store, "Z")
+        if z is None or not usable_redshift(z).any():
+            raise StoreError(f"{store}: no usable Z column, which rest-frame spectra need")
+        to_rest = functools.partial(_to_rest, z=z, grid=wavelength_grid(spectrum_zoom))
+        out["spectrum"] = dataclasses.replace(out["spectrum"], transform=to_rest)
     return out
+
+
+def _to_rest(x: np.ndarray, objects: np.ndarray, z: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    return rest_frame(x, z[objects], grid)
 
 
 def _group_objects(store: Path, group: str) -> np.ndarray:
@@ -232,8 +273,9 @@ class StoreDataset(Dataset):
 
     def _blocking(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Positions grouped by the store chunk (of the largest input) that holds them."""
-        big = max(self.sources, key=lambda n: math.prod(self.shapes[n]))
-        step = self._arrays[big].chunks[0]
+        stored = [n for n, src in self.sources.items() if src.values is None] or list(self.sources)
+        big = max(stored, key=lambda n: math.prod(self.shapes[n]))
+        step = getattr(self._arrays[big], "chunks", (1024,))[0]
         rows = self.objects if self.sources[big].objects is None else self._rows(self.sources[big])
         key = rows // step
         _, first = np.unique(key, return_index=True)
@@ -263,6 +305,8 @@ class StoreDataset(Dataset):
             rows = objs if src.objects is None else self._rows(src, objs)
             a, b = int(rows[0]), int(rows[-1]) + 1
             out[name] = np.asarray(self._arrays[name][a:b])[rows - a]
+            if src.transform is not None:
+                out[name] = src.transform(out[name], objs)
         return out
 
     def _block(self, k: int) -> dict[str, np.ndarray]:

@@ -29,6 +29,7 @@ from sfrdask.families import MODEL_FILES
 from sfrdask.io.atomic import write_text
 from sfrdask.models import SfrNet
 from sfrdask.progress import Progress
+from sfrdask.training.augment import dihedral
 from sfrdask.training.checkpoint import load_checkpoint, save_checkpoint
 from sfrdask.training.data import AXIS_LABELS, ChunkDistributedSampler, StoreDataset, collate
 from sfrdask.training.metrics import plot_predictions, regression_metrics
@@ -101,6 +102,18 @@ def embeddings(model: SfrNet, ds: StoreDataset, device: torch.device) -> np.ndar
     return torch.cat([model.embed(_to(b, device)) for b in _batches(ds, EVAL_BATCH)]).cpu().numpy()
 
 
+def lr_schedule(opt: torch.optim.Optimizer, kind: str, epochs: int, patience: int) -> Any:
+    """The learning-rate schedule of one phase (``sfrdask.train.lr-schedule``), stepped once per
+    epoch: ``plateau`` halves the rate after ``patience // 2`` epochs without a better validation
+    loss (so it drops before early stopping gives up), ``cosine`` anneals it to zero over the
+    epoch limit, ``none`` keeps it."""
+    if kind == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=max(1, patience // 2))
+    if kind == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs))
+    return None
+
+
 def fit_net(
     spec: TrainSpec,
     rank: int = 0,
@@ -124,11 +137,12 @@ def fit_net(
     progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "history": []}
     best_state = copy.deepcopy(model.state_dict())
     resumed = spec.resume and (run / "last.pt").exists()
-    opt_state = None  # the optimiser state of the phase the checkpoint stopped in
+    opt_state = sched_state = None  # the optimiser and schedule of the phase the checkpoint stopped in
     if resumed:
         ck = load_checkpoint(run / "last.pt", identity)
         model.load_state_dict(ck["model_state"])
         best_state, progress, opt_state = ck["best_state"], ck["progress"], ck["optimizer"]
+        sched_state = ck.get("scheduler")
 
     per_rank = spec.batch_size // world
     sampler = ChunkDistributedSampler(data.train, per_rank, world, rank, seed=spec.seed)
@@ -147,10 +161,15 @@ def fit_net(
         if world > 1:
             net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
         opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+        max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
+        sched = lr_schedule(opt, spec.lr_schedule, max_epochs, spec.patience)
         if opt_state is not None:
             opt.load_state_dict(opt_state)
             opt_state = None
-        max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
+        if sched_state is not None and sched is not None:
+            sched.load_state_dict(sched_state)
+            sched_state = None
+        augment = spec.augment and "image" in data.shapes
         bar = Progress(
             max_epochs, f"{spec.model} {phase}", enabled=show, initial=progress["epoch"], unit="epochs"
         )
@@ -159,8 +178,12 @@ def fit_net(
             sampler.set_epoch(1000 * p_idx + epoch)
             torch.manual_seed(spec.seed * 1_000_003 + 10_000 * p_idx + epoch * world + rank)  # dropout stream
             net.train()
+            flips = torch.Generator().manual_seed(spec.seed * 7919 + 10_000 * p_idx + epoch * world + rank)
             t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+            lr = opt.param_groups[0]["lr"]
             for batch in loader:
+                if augment:
+                    batch["image"] = dihedral(batch["image"], flips)
                 batch = _to(batch, device)
                 opt.zero_grad(set_to_none=True)
                 loss = model.loss(net(batch, phase=phase), batch["target"], phase)
@@ -173,6 +196,10 @@ def fit_net(
             train_time += epoch_s
             train_samples += seen * world
             val = mean_loss(model, data.validation, phase, device, spec.batch_size)
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                sched.step(val)
+            elif sched is not None:
+                sched.step()
             improved = val < progress["best"]
             if improved:
                 progress["best"], progress["bad"] = val, 0
@@ -187,6 +214,7 @@ def fit_net(
                 "val_loss": val,
                 "train_seconds": epoch_s,
                 "train_samples": seen * world,
+                "learning_rate": lr,
             }
             progress["history"].append(row)
             if rank == 0:
@@ -196,6 +224,7 @@ def fit_net(
                     "model_state": model.state_dict(),
                     "best_state": best_state,
                     "optimizer": opt.state_dict(),
+                    "scheduler": None if sched is None else sched.state_dict(),
                     "progress": progress,
                     "normaliser": data.normaliser.state(),
                 }

@@ -11,7 +11,7 @@ import pandas as pd
 
 from sfrdask.io.atomic import write_text
 
-KEY = ["model", "image_zoom", "spectrum_zoom", "target"]
+KEY = ["model", "image_zoom", "spectrum_zoom", "target", "setup", "seed"]
 COLUMNS = [
     *KEY,
     "image_px",
@@ -46,26 +46,82 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def update_results(out_dir: str | Path, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Add or replace rows (keyed by model, zooms and target) in ``results.{csv,json,md}``."""
+    """Add or replace rows (keyed by model, zooms, target, setup and seed) in ``results.{csv,json,md}``.
+
+    ``results.md`` holds every run, then, where a model ran with several seeds, their mean and
+    standard deviation (:func:`seed_summary`), next to the ceilings when the store has truth."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv = out_dir / "results.csv"
     old = pd.read_csv(csv) if csv.exists() else pd.DataFrame(columns=COLUMNS)
+    old = old.reindex(columns=COLUMNS)
     new = pd.DataFrame(rows).reindex(columns=COLUMNS)
     table = pd.concat([old, new], ignore_index=True) if len(old) else new
+    table["setup"] = table["setup"].fillna("").astype(str)  # '' (the default setup) reads back as NaN
+    table["seed"] = table["seed"].fillna(0).astype(int)
     table = table.drop_duplicates(KEY, keep="last").sort_values(
         ["target", "image_zoom", "spectrum_zoom", "mse"]
     )
     write_text(csv, table.to_csv(index=False))
     write_text(out_dir / "results.json", json.dumps(table.to_dict(orient="records"), indent=1, default=str))
-    write_text(out_dir / "results.md", markdown_table(table))
+    md = markdown_table(table)
+    summary = seed_summary(table)
+    if len(summary):
+        md += "\nOver seeds (mean +- standard deviation):\n\n" + markdown_seeds(summary)
+    write_text(out_dir / "results.md", md)
     return table
+
+
+GROUP = ["model", "image_zoom", "spectrum_zoom", "target", "setup"]
+
+
+def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean and standard deviation (ddof 1) of the test metrics over the seeds of each model,
+    levels, target and setup that ran with more than one seed; ``of_ceiling`` is the mean R^2 as
+    a fraction of the information ceiling's (NaN without truth)."""
+    t = table[table["setup"] != "truth"]
+    g = t.groupby(GROUP, dropna=False)
+    out = g.agg(
+        seeds=("seed", "nunique"),
+        r2_mean=("r2", "mean"),
+        r2_std=("r2", "std"),
+        mse_mean=("mse", "mean"),
+        mse_std=("mse", "std"),
+        image_px=("image_px", "first"),
+        spectrum_samples=("spectrum_samples", "first"),
+    ).reset_index()
+    out = out[out["seeds"] > 1]
+    ceiling = dict(table.loc[table["model"] == "ceiling-information", ["target", "r2"]].to_numpy())
+    out["of_ceiling"] = out["r2_mean"].to_numpy(float) / np.array(
+        [float(ceiling.get(t, np.nan)) for t in out["target"]]
+    )
+    return out.sort_values(["target", "image_zoom", "spectrum_zoom", "mse_mean"]).reset_index(drop=True)
+
+
+def markdown_seeds(summary: pd.DataFrame) -> str:
+    cols = ["model", "setup", "image_px", "spectrum_samples", "target", "seeds", "R^2", "MSE", "of ceiling"]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in summary.iterrows():
+
+        def n(v: Any) -> str:
+            return "-" if pd.isna(v) else str(int(v))
+
+        lines.append(
+            f"| {r['model']} | {r['setup'] or '-'} | {n(r['image_px'])} | {n(r['spectrum_samples'])} | "
+            f"{r['target']} | {r['seeds']} | {r['r2_mean']:.3f} +- {r['r2_std']:.3f} | "
+            f"{r['mse_mean']:.3f} +- {r['mse_std']:.3f} | "
+            + ("-" if pd.isna(r["of_ceiling"]) else f"{r['of_ceiling']:.2f}")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def markdown_table(table: pd.DataFrame) -> str:
     """The results as a markdown table, metrics to 3 decimals and rates to 3 significant figures."""
     cols = [
         "model",
+        "setup",
+        "seed",
         "image_px",
         "spectrum_samples",
         "target",
@@ -82,7 +138,7 @@ def markdown_table(table: pd.DataFrame) -> str:
     t = table.reindex(columns=cols)
 
     def fmt(v: Any, col: str) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v == "":
             return "-"
         if col in ("mse", "rmse", "mae", "r2"):
             return f"{v:.3f}"

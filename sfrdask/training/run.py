@@ -17,6 +17,7 @@ from sfrdask.errors import SfrdaskError
 from sfrdask.families import family_of
 from sfrdask.io.atomic import write_text
 from sfrdask.models.trees import TreeArrays, fit_tree
+from sfrdask.training.ceilings import ceilings
 from sfrdask.training.checkpoint import CheckpointError
 from sfrdask.training.data import Normaliser
 from sfrdask.training.loop import _write_outputs, split_result
@@ -45,7 +46,10 @@ def train(
     )
     result = family_of(spec.model_spec.family).fit(spec, ranks=ranks, client=client)
     result["run_dir"] = str(spec.run_dir)
+    result.update(setup=spec.setup, seed=spec.seed)
     rows = [_row(result, result)] + [_row(result, extra) for extra in result.get("extra_rows", [])]
+    truth = {"image_zoom": None, "spectrum_zoom": None, "target": spec.target, "setup": "truth", "seed": 0}
+    rows += [_row(truth, c) for c in ceilings(spec.store, spec.target)]
     update_results(out, rows)
     return result
 
@@ -57,11 +61,13 @@ def _row(result: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:
         "image_zoom": result["image_zoom"],
         "spectrum_zoom": result["spectrum_zoom"],
         "target": result["target"],
+        "setup": result["setup"],
+        "seed": result["seed"],
         "image_px": result.get("image_px"),
         "spectrum_samples": result.get("spectrum_samples"),
         **{k: m[k] for k in ("mse", "rmse", "mae", "r2")},
-        "n_train": result["n_train"],
-        "n_test": result["n_test"],
+        "n_train": part.get("n_train", result.get("n_train")),
+        "n_test": part.get("n_test", result.get("n_test")),
         "train_samples_per_s": result.get("train_samples_per_s"),
         "inference_samples_per_s": part.get("inference_samples_per_s"),
         "epochs": result.get("epochs"),
@@ -74,7 +80,7 @@ def fit_trees(spec: TrainSpec) -> dict[str, Any]:
     """Fit a tree model on the training PCA features; save it as plain arrays (model.npz)."""
     t0 = time.perf_counter()
     data = load_splits(spec)
-    inputs = spec.model_spec.inputs
+    inputs = spec.inputs
     arr = {s: data[s].arrays() for s in ("train", "validation", "test")}
     x = {s: as_matrix(a, inputs) for s, a in arr.items()}
     est = spec.model_spec.build(data.shapes, seed=spec.seed, **spec.options)
@@ -174,6 +180,8 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
         image_zoom=identity["image_zoom"],
         spectrum_zoom=identity["spectrum_zoom"],
         target=identity["target"],
+        context=tuple(identity.get("context", ())),
+        rest_frame=bool(identity.get("rest_frame", False)),
         progress=False,
     )
     data = load_splits(spec, normaliser=trained.normaliser)

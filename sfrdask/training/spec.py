@@ -11,6 +11,7 @@ import numpy as np
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.models import ModelSpec, get_model
+from sfrdask.preprocessing.context import PARTS, check_parts
 from sfrdask.preprocessing.split import SPLITS
 from sfrdask.training.data import (
     Normaliser,
@@ -20,6 +21,15 @@ from sfrdask.training.data import (
     split_objects,
     target_values,
 )
+
+LR_SCHEDULES = ("none", "plateau", "cosine")
+
+
+def inputs_of(model: str, context: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A model's declared inputs, plus ``context`` for a learned model given one (physics models
+    read the redshift themselves)."""
+    mspec = get_model(model)
+    return (*mspec.inputs, "context") if context and mspec.family != "physics" else mspec.inputs
 
 
 @dataclass
@@ -40,6 +50,10 @@ class TrainSpec:
     device: str
     image_zoom: int | None = None
     spectrum_zoom: int | None = None
+    context: tuple[str, ...] = ()  # sfrdask.train.context: redshift and/or class beside the pixels
+    rest_frame: bool = False
+    lr_schedule: str = "none"
+    augment: bool = False
     out: str = "runs"
     options: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
@@ -59,12 +73,22 @@ class TrainSpec:
             "weight-decay",
             "seed",
             "device",
+            "context",
+            "rest-frame",
+            "lr-schedule",
+            "augment",
         )
         base = {k.replace("-", "_"): config.get(f"train.{k}") for k in keys}
         base.update({k: v for k, v in overrides.items() if v is not None})
         spec = cls(store=str(store), model=model, **base)
         spec.target = resolve_target(spec.target)
         mspec = get_model(model)  # unknown names fail here, listing the known ones (and where Scene's are)
+        spec.context = check_parts(spec.context) if mspec.family != "physics" else ()
+        if spec.lr_schedule not in LR_SCHEDULES:
+            raise SfrdaskError(
+                f"unknown lr-schedule {spec.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
+            )
+        spec.rest_frame = bool(spec.rest_frame) and mspec.family == "net" and "spectrum" in mspec.inputs
         # a zoom the model does not read is not part of its identity (nor of its results row)
         if not mspec.uses_images:
             spec.image_zoom = None
@@ -77,14 +101,37 @@ class TrainSpec:
         return get_model(self.model)
 
     @property
+    def inputs(self) -> tuple[str, ...]:
+        """The model's declared inputs, plus ``context`` when the run gives it one."""
+        return inputs_of(self.model, self.context)
+
+    @property
+    def setup(self) -> str:
+        """How this run's inputs differ from the default: no context (``noctx``) or only part of it
+        (``ctx-redshift``), rest-frame spectra (``rest``); '' for the default."""
+        parts = []
+        if self.model_spec.family != "physics" and self.context != tuple(PARTS):
+            parts.append("ctx-" + "-".join(self.context) if self.context else "noctx")
+        if self.rest_frame:
+            parts.append("rest")
+        return "-".join(parts)
+
+    @property
+    def variant(self) -> str:
+        """What sets this run's directory apart from the default one of its model and levels: the
+        seed (other than 0) and the :attr:`setup`."""
+        return "-".join(filter(None, [f"seed{self.seed}" if self.seed else "", self.setup]))
+
+    @property
     def run_dir(self) -> Path:
-        """``OUT/MODEL/image{z}-spectrum{z}-{target}`` (unused levels left out): one per trained model."""
+        """``OUT/MODEL/image{z}-spectrum{z}-{target}[-{variant}]`` (unused levels left out): one per
+        trained model."""
         parts = [
             f"{m}{z}"
             for m, z in (("image", self.image_zoom), ("spectrum", self.spectrum_zoom))
             if z is not None
         ]
-        return Path(self.out) / self.model / "-".join([*parts, self.target])
+        return Path(self.out) / self.model / "-".join([*parts, self.target, *filter(None, [self.variant])])
 
     def identity(self, shapes: dict[str, tuple[int, ...]]) -> dict[str, Any]:
         """What a checkpoint must match to be resumed or evaluated with this spec."""
@@ -94,6 +141,8 @@ class TrainSpec:
             "spectrum_zoom": self.spectrum_zoom,
             "target": self.target,
             "shapes": {k: list(v) for k, v in sorted(shapes.items())},
+            "context": list(self.context),
+            "rest_frame": self.rest_frame,
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -121,7 +170,13 @@ def load_splits(spec: TrainSpec, normaliser: Normaliser | None = None) -> SplitD
     """Open the train/validation/test datasets a model needs; fit the normaliser on train."""
     mspec = spec.model_spec
     sources = input_sources(
-        spec.store, mspec.inputs, spec.image_zoom, spec.spectrum_zoom, who=f"model {mspec.name}"
+        spec.store,
+        spec.inputs,
+        spec.image_zoom,
+        spec.spectrum_zoom,
+        who=f"model {mspec.name}",
+        context=spec.context,
+        rest_frame=spec.rest_frame,
     )
     y = target_values(spec.store, spec.target)
     sets = {}

@@ -64,6 +64,7 @@ def test_every_model_on_both_tasks(results):
     # the stand-in is built so that one audio feature is weak and the full vectors are strong
     assert acc["CLASS2", "scene-nn-audio"] > acc["CLASS2", "scene-tree-audio"] + 0.2
     assert acc["CLASS2", "scene-intermediate-fusion"] >= acc["CLASS2", "scene-nn-audio"]
+    assert acc.loc["CLASS2"].max() < 1.0  # occlusion, motion, lighting and noisy audio: nothing saturates
     for task in ("CLASS1", "CLASS2"):
         assert (out / f"confusion_{task}.png").stat().st_size > 0
     assert "scene-late-fusion" in (out / "results.md").read_text()

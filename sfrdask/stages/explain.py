@@ -1,0 +1,70 @@
+"""The explain stage: what a trained network looks at (captum attributions, :mod:`sfrdask.attributions`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sfrdask.runtime import Runtime
+from sfrdask.stages.base import Stage, option, required
+
+
+@dataclass(frozen=True)
+class Params:
+    run: Path = required("run directory of a trained network (or its best.pt)", positional=True)
+    store: Path = required("the store holding the run's inputs (its training store, or another)")
+    split: str = option("test", "whose objects to explain", choices=["train", "validation", "test"])
+    objects: int = option(256, "objects explained (drawn at random from the split)")
+    steps: int = option(32, "integration steps of integrated gradients")
+    seed: int = option(0, "which objects are drawn")
+    out: Path | None = option(None, "output directory (default: RUN/explain)")
+
+
+@dataclass(frozen=True)
+class Result:
+    model: str
+    out: Path
+    files: tuple[Path, ...]
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+def run(rt: Runtime, p: Params) -> Result:
+    from sfrdask.attributions import explain_run, write_explanation
+    from sfrdask.inference import load_run
+
+    e = explain_run(p.run, p.store, p.split, p.objects, p.steps, p.seed)
+    out = p.out or (load_run(p.run).path / "explain")
+    w = write_explanation(e, out, load_run(p.run).target)
+    return Result(e.model, Path(out), tuple(w.pop("files")), w)
+
+
+def report(r: Result) -> list[str]:
+    lines = [f"{r.model}: attributions written to {r.out}"]
+    if "windows" in r.tables:
+        row = r.tables["windows"].iloc[0]  # all objects
+        parts = [
+            f"{k.removesuffix(' share')} {row[k]:.1%} ({row[k.replace('share', 'enrichment')]:.1f}x)"
+            for k in row.index
+            if k.endswith(" share")
+        ]
+        lines.append(
+            "spectrum attribution in line windows (enrichment over their wavelength share): "
+            + ", ".join(parts)
+        )
+    if "fibre" in r.tables:
+        row = r.tables["fibre"].iloc[0]
+        lines.append(
+            f'image attribution inside the 3" fibre: {row["inside fibre"]:.1%} (the fibre covers '
+            f"{row['fibre area']:.1%} of the cutout)"
+        )
+    if "context" in r.tables:
+        lines.append(
+            "context share of the attribution: "
+            + ", ".join(f"{k} {v:.1%}" for k, v in r.tables["context"].items())
+        )
+    lines += [f"  {f}" for f in r.files]
+    return lines
+
+
+STAGE = Stage(Params, run, report, uses_cluster=False)
