@@ -15,6 +15,7 @@ stopped. The run directory holds::
     survey/ store.zarr     data (synthetic survey, zarr store)
     plots/ runs/           preprocessing plots and tables; trained models and results.{csv,json,md}
     catalogue.fits         the predict stage's SFR catalogue (and its main-sequence PNG)
+    explain/               the explain stage's attributions of one trained network
 """
 
 from __future__ import annotations
@@ -33,8 +34,19 @@ from sfrdask import config
 from sfrdask.config import ConfigError
 from sfrdask.io.atomic import write_text
 
-STAGES = ("synth", "ingest", "preprocess", "train", "predict")
-TOP_KEYS = {"run-dir", "input", "levels", "stages", "preprocess", "train", "predict", "cluster", "settings"}
+STAGES = ("synth", "ingest", "preprocess", "train", "predict", "explain")
+TOP_KEYS = {
+    "run-dir",
+    "input",
+    "levels",
+    "stages",
+    "preprocess",
+    "train",
+    "predict",
+    "explain",
+    "cluster",
+    "settings",
+}
 log = logging.getLogger("sfrdask.run")
 
 
@@ -73,7 +85,7 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
             f"{path}: levels: unknown key(s) {bad}; 'levels' takes 'image' and 'spectrum' "
             "(lists of zoom levels 0..3)"
         )
-    for key in ("settings", "cluster", "levels", "train", "predict", "preprocess"):
+    for key in ("settings", "cluster", "levels", "train", "predict", "preprocess", "explain"):
         if not isinstance(cfg.get(key) or {}, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping")
     return cfg
@@ -153,24 +165,36 @@ def stage_params(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
         unknown = [m for m in names if m not in out["train"].models]
         if unknown:
             raise ConfigError(f"predict.models {unknown} are not trained in this run (train.models)")
-        fixed["runs"] = tuple(_run_dir(out["train"], m) for m in names)
+        fixed["runs"] = tuple(d for m in names for d in _run_dirs(out["train"], m))
         out["predict"] = from_mapping(get_stage("predict").params, pred, "predict", **fixed)
+    ex = dict(cfg.get("explain") or {})
+    if ex:
+        name = ex.pop("model", None)
+        if "train" not in out or name not in out["train"].models:
+            raise ConfigError(f"explain.model {name!r} must be a network trained in this run (train.models)")
+        fixed = dict(run=_run_dirs(out["train"], name)[0], store=store, out=run / "explain")
+        out["explain"] = from_mapping(get_stage("explain").params, ex, "explain", **fixed)
     return out
 
 
-def _run_dir(train: Any, model: str) -> Path:
-    """Where the train stage puts ``model``'s run."""
+def _run_dirs(train: Any, model: str) -> list[Path]:
+    """Where the train stage puts ``model``'s runs (one per seed: with several, a deep ensemble)."""
     from sfrdask.training.spec import TrainSpec
 
-    spec = TrainSpec.from_config(
-        train.store,
-        model,
-        image_zoom=train.image_zoom,
-        spectrum_zoom=train.spectrum_zoom,
-        target=train.target,
-        out=str(train.out),
-    )
-    return spec.run_dir
+    return [
+        TrainSpec.from_config(
+            train.store,
+            model,
+            image_zoom=train.image_zoom,
+            spectrum_zoom=train.spectrum_zoom,
+            target=train.target,
+            seed=seed,
+            context=train.context,
+            rest_frame=train.rest_frame,
+            out=str(train.out),
+        ).run_dir
+        for seed in (train.seeds or (train.seed,))
+    ]
 
 
 def _input_fingerprint(cfg: dict[str, Any]) -> Any:

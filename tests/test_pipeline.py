@@ -97,6 +97,24 @@ def test_the_predict_stage_names_the_trained_runs(tmp_path):
         )
 
 
+def test_seeds_make_predict_a_deep_ensemble_and_explain_names_one_run(tmp_path):
+    cfg = {
+        **TINY,
+        "train": {**TINY["train"], "seeds": [0, 1], "context": "redshift"},
+        "predict": {"models": ["early-fusion"]},
+        "explain": {"model": "early-fusion", "objects": 16},
+    }
+    params = stage_params(load_run_config(_write(tmp_path, cfg)), tmp_path / "r")
+    base = tmp_path / "r" / "runs" / "early-fusion" / "image3-spectrum3-AVG"
+    assert params["predict"].runs == (Path(f"{base}-ctx-redshift"), Path(f"{base}-seed1-ctx-redshift"))
+    ex = params["explain"]
+    assert (
+        ex.run == Path(f"{base}-ctx-redshift") and ex.objects == 16 and ex.out == tmp_path / "r" / "explain"
+    )
+    with pytest.raises(ConfigError, match=r"explain\.model"):
+        stage_params(load_run_config(_write(tmp_path, {**TINY, "explain": {"model": "image-cnn"}})), tmp_path)
+
+
 @pytest.mark.parametrize(
     "section,where,key",
     [

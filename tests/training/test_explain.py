@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sfrdask.cli import main
 from sfrdask.attributions import WINDOWS, Explanation, fibre_table, radius_arcsec, window_table
+from sfrdask.cli import main
 from sfrdask.training import train
 
 
