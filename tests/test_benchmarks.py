@@ -49,6 +49,20 @@ def test_train_benchmark_quick(tmp_path):
     assert res["ddp"]["speedup"] > 0
 
 
+def test_model_study_quick(tmp_path):
+    res = _quick("model_study", tmp_path)
+    models = {(r["model"], r["seeds"]) for r in res["summary"]}
+    assert models == {("gbt-both", 2), ("spectrum-mlp", 2), ("intermediate-fusion", 2)}
+    assert set(res["ceilings"]) == {"ceiling-label-noise", "ceiling-information"}
+    assert res["best"]["single"]["model"] == "spectrum-mlp" and "in_sd" in res["fusion_gain"]
+    assert {e["ensemble"] for e in res["ensembles"]} >= {
+        "gbt-both x 2 seeds",
+        "intermediate-fusion x 2 seeds",
+    }
+    assert (tmp_path / "model_study.md").read_text().count("+-") >= 3
+    assert not (tmp_path / "study-work").exists()
+
+
 def test_ddp_ceiling_benchmark_quick(tmp_path):
     res = _quick("ddp_ceiling", tmp_path)
     assert res["one_process_samples_per_s"] > 0 and res["two_ranks_samples_per_s"] > 0

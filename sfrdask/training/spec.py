@@ -11,7 +11,7 @@ import numpy as np
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.models import ModelSpec, get_model
-from sfrdask.preprocessing.context import PARTS, check_parts
+from sfrdask.preprocessing.context import check_parts
 from sfrdask.preprocessing.split import SPLITS
 from sfrdask.training.data import (
     Normaliser,
@@ -107,13 +107,20 @@ class TrainSpec:
 
     @property
     def setup(self) -> str:
-        """How this run's inputs differ from the default: no context (``noctx``) or only part of it
-        (``ctx-redshift``), rest-frame spectra (``rest``); '' for the default."""
+        """How this run differs from sfrdask's default setup (``sfrdask.yaml``): no context
+        (``noctx``) or part of it (``ctx-redshift``), rest-frame spectra (``rest``), another
+        learning-rate schedule (``lr-none``), augmentation off (``noaug``); '' for the default."""
+        default = config.defaults()["train"]
+        family, inputs = self.model_spec.family, self.model_spec.inputs
         parts = []
-        if self.model_spec.family != "physics" and self.context != tuple(PARTS):
+        if family != "physics" and self.context != check_parts(default["context"]):
             parts.append("ctx-" + "-".join(self.context) if self.context else "noctx")
         if self.rest_frame:
             parts.append("rest")
+        if family == "net" and self.lr_schedule != default["lr-schedule"]:
+            parts.append(f"lr-{self.lr_schedule}")
+        if family == "net" and "image" in inputs and self.augment != default["augment"]:
+            parts.append("aug" if self.augment else "noaug")
         return "-".join(parts)
 
     @property
