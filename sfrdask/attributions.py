@@ -199,7 +199,7 @@ def plot_spectrum(e: Explanation, out: Path, label: str) -> Path:
     """Mean rest-frame attribution per class and per SFR bin, with the line windows shaded."""
     from sfrdask.plots import plt, save_figure
 
-    fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True, layout="constrained")
     for ax, kind in zip(axes, ("class", "sfr_bin"), strict=True):
         for _, v, sel in [g for g in _groups(e) if g[0] == kind]:
             name = f"{v} (n = {sel.sum()})" if kind == "class" else f"{label} {v} (n = {sel.sum()})"
@@ -219,14 +219,14 @@ def plot_image(e: Explanation, out: Path, label: str) -> Path:
 
     size, zoom = e.image.shape[-1], e.image_zoom
     half = size / 2 * PIXEL_ARCSEC * 2**zoom
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4.5))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.8), layout="constrained")
     im = a.imshow(e.image.mean(axis=0), origin="lower", extent=(-half, half, -half, half), cmap="magma")
     a.add_patch(plt.Circle((0, 0), FIBRE_ARCSEC, fill=False, color="cyan", lw=1.2, label='3" fibre'))
     a.set_xlabel("offset [arcsec]")
     a.set_ylabel("offset [arcsec]")
     a.set_title(f'mean |attribution|, all bands ({size} px of {PIXEL_ARCSEC * 2**zoom:.3g}")', fontsize=9)
     a.legend(loc="upper right", fontsize=8)
-    fig.colorbar(im, ax=a, label="share of the object's attribution per pixel")
+    fig.colorbar(im, ax=a, label="share of each object's attribution")
     r = radius_arcsec(size, zoom)
     edges = np.linspace(0, r.max() + 1e-9, min(size // 2, 16) + 1)
     mid = (edges[:-1] + edges[1:]) / 2
