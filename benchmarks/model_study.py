@@ -103,11 +103,14 @@ def runs(store: Path, out: Path, jobs: list[tuple[str, dict]], seeds: list[int],
     return pd.DataFrame(rows)
 
 
-def ensemble(run_dirs: list[Path]) -> dict:
-    """Test metrics of the mean prediction of several runs (same split)."""
-    p = [pd.read_csv(d / "predictions.csv").set_index("object") for d in run_dirs]
-    mean = sum(x["predicted"] for x in p) / len(p)
-    return regression_metrics(p[0]["true"].to_numpy(), mean.to_numpy())
+def ensemble(*members: list[Path]) -> dict:
+    """Test metrics of an ensemble: each member's runs (its seeds) averaged, then the members
+    averaged with equal weights (same split)."""
+    means = []
+    for run_dirs in members:
+        p = [pd.read_csv(d / "predictions.csv").set_index("object") for d in run_dirs]
+        means.append(sum(x["predicted"] for x in p) / len(p))
+    return regression_metrics(p[0]["true"].to_numpy(), (sum(means) / len(means)).to_numpy())
 
 
 def analyse(store: Path, table: pd.DataFrame) -> dict:
@@ -134,7 +137,7 @@ def analyse(store: Path, table: pd.DataFrame) -> dict:
     if len(best) == 2:
         d = best["fusion"]["r2_mean"] - best["single"]["r2_mean"]
         sd = float(np.hypot(best["fusion"]["r2_std"], best["single"]["r2_std"]))
-        gain = {"r2_gain": d, "in_sd": d / sd if sd > 0 else float("inf")}
+        gain = {"r2_gain": d, "in_sd": d / sd if np.isfinite(sd) and sd > 0 else float("nan")}
     dirs = {m: list(t.run_dir) for m, t in table[table.setup == ""].groupby("model", sort=False)}
     ensembles = [{"ensemble": f"{m} x {len(d)} seeds", **ensemble(d)} for m, d in dirs.items() if len(d) > 1]
     nets = mine[~mine.model.str.startswith(("gbt-", "tree-"))]
@@ -142,8 +145,8 @@ def analyse(store: Path, table: pd.DataFrame) -> dict:
         top = nets.sort_values("r2_mean").iloc[-1].model
         ensembles.append(
             {
-                "ensemble": f"{top} x {len(dirs[top])} seeds + gbt-both x {len(dirs['gbt-both'])}",
-                **ensemble(dirs[top] + dirs["gbt-both"]),
+                "ensemble": f"{top} x {len(dirs[top])} seeds + gbt-both (equal weights)",
+                **ensemble(dirs[top], dirs["gbt-both"]),
             }
         )
     for e in ensembles:
@@ -167,14 +170,16 @@ def report(res: dict, head: dict) -> str:
     lines += [
         "",
         "## Mean +- standard deviation over seeds (test split)\n",
-        "| model | setup | seeds | R^2 | MSE | of information ceiling |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | setup | seeds | R^2 | MSE | of information ceiling | epochs (mean; limit 60) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for r in sorted(res["summary"], key=lambda r: -r["r2_mean"]):
         frac = "-" if np.isnan(r["of_ceiling"]) else f"{r['of_ceiling']:.3f}"
         lines.append(
             f"| {r['model']} | {r['setup'] or 'default'} | {r['seeds']} | {r['r2_mean']:.3f} +- "
-            f"{r['r2_std']:.3f} | {r['mse_mean']:.3f} +- {r['mse_std']:.3f} | {frac} |"
+            f"{r['r2_std']:.3f} | {r['mse_mean']:.3f} +- {r['mse_std']:.3f} | {frac} | "
+            + ("-" if pd.isna(r["epochs"]) else f"{r['epochs']:.0f}")
+            + " |"
         )
     lines += [
         "",
@@ -209,6 +214,7 @@ def main() -> None:
     p.add_argument("--zoom", type=int, default=2, help="image and spectrum zoom (2: 16 px / 1155)")
     p.add_argument("--no-thesis", action="store_true", help="skip the thesis' three models in their setup")
     p.add_argument("--quick", action="store_true", help="tiny survey, 3 models, 2 seeds: checks the script")
+    p.add_argument("--report-only", action="store_true", help="train nothing: report the runs that finished")
     args = p.parse_args()
     extra: dict = {}
     work = None
@@ -229,7 +235,8 @@ def main() -> None:
     jobs = [(m, {}) for m in args.models.split(",")]
     if not args.no_thesis and not args.quick:
         jobs += [(m, THESIS_SETUP) for m in THESIS]
-    train_all(args.store, out, jobs, seeds, args.zoom, extra)
+    if not args.report_only:
+        train_all(args.store, out, jobs, seeds, args.zoom, extra)
     res = analyse(args.store, runs(args.store, out, jobs, seeds, args.zoom))
     head = {"store": str(args.store), "zoom": args.zoom, "seeds": seeds, "machine": machine()}
     write_json(args.out / "model_study.json", {**head, **res})
