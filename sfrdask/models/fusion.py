@@ -69,8 +69,9 @@ class FusionNet(SfrNet):
 
 
 class BranchNet(SfrNet):
-    """Late fusion: an image network and a spectrum network, each with its own loss (no gradient
-    passes between them, so they train as two separate models), predictions averaged."""
+    """Late fusion: an image network and a spectrum network (the MLP, or the conv + GRU network),
+    each with its own loss (no gradient passes between them, so they train as two separate models),
+    predictions averaged."""
 
     def __init__(
         self,
@@ -78,10 +79,14 @@ class BranchNet(SfrNet):
         spectrum_shape: tuple[int, ...],
         dropout: float = 0.3,
         n_context: int = 0,
+        spectrum_branch: str = "mlp",
     ):
         super().__init__()
         self.image = ImageCNN(image_shape, dropout, n_context=n_context)
-        self.spectrum = SpectrumMLP(spectrum_shape, dropout, n_context=n_context)
+        if spectrum_branch == "mlp":
+            self.spectrum = SpectrumMLP(spectrum_shape, dropout, n_context=n_context)
+        else:
+            self.spectrum = ConvGRU(spectrum_shape, dropout=min(dropout, 0.2), n_context=n_context)
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
         return torch.stack([self.image(batch), self.spectrum(batch)], dim=1)
@@ -93,7 +98,7 @@ class BranchNet(SfrNet):
         return out.mean(dim=1)
 
 
-class LearnedLateFusion(SfrNet):
+class LearnedLateFusion(BranchNet):
     """Late fusion with learned weights: the image CNN and the conv + GRU spectrum network each
     regress the target with their own loss, and a softmax over two learned logits weighs their
     predictions. The weights learn from the combined prediction's loss with the branch outputs
@@ -106,18 +111,13 @@ class LearnedLateFusion(SfrNet):
         dropout: float = 0.3,
         n_context: int = 0,
     ):
-        super().__init__()
-        self.image = ImageCNN(image_shape, dropout, n_context=n_context)
-        self.spectrum = ConvGRU(spectrum_shape, dropout=min(dropout, 0.2), n_context=n_context)
+        super().__init__(image_shape, spectrum_shape, dropout, n_context, spectrum_branch="conv-gru")
         self.logits = nn.Parameter(torch.zeros(2))
 
     @property
     def weights(self) -> torch.Tensor:
         """The (image, spectrum) weights of the combined prediction."""
         return torch.softmax(self.logits, dim=0)
-
-    def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
-        return torch.stack([self.image(batch), self.spectrum(batch)], dim=1)
 
     def loss(self, out: torch.Tensor, y: torch.Tensor, phase: str = "regress") -> torch.Tensor:
         combined = out.detach() @ self.weights
