@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import dask
 
@@ -91,11 +93,31 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _redeliver_interrupts(hook: Callable[[Any], None]) -> Callable[[Any], None]:
+    """An unraisable-exception hook that delivers an interrupt again when Python swallowed it.
+
+    A signal handler runs between two bytecodes of the main thread; when that moment falls inside
+    a finaliser or a weakref callback, the exception it raises is only printed ("Exception ignored
+    in ...") and the run would go on. The signal is sent again a moment later instead, when the
+    main thread is most likely back in ordinary code."""
+
+    def handle(unraisable: Any) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, KeyboardInterrupt):
+            sig = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
+            threading.Timer(0.05, os.kill, (os.getpid(), sig)).start()
+            return
+        hook(unraisable)
+
+    return handle
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(_command(argv)).parse_args(argv)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _raise_terminated)
+        sys.unraisablehook = _redeliver_interrupts(sys.__unraisablehook__)
     level = logging.INFO if args.verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(message)s")
     for handler in logging.getLogger().handlers:  # Dask's INFO lines only with --verbose

@@ -128,3 +128,24 @@ def test_preprocess_commands(tmp_path, capsys):
     assert (plots / "label_stats.csv").exists()
     assert main(["filter", store, "--flag", "99", "--cluster", "threads"]) == 2
     assert "no object passes the selection" in capsys.readouterr().err
+
+
+def test_an_interrupt_swallowed_by_a_finaliser_is_delivered_again():
+    """SIGTERM raised inside a weakref callback is only printed by Python; sfrdask sends it again."""
+    import signal
+    import threading
+    import types
+
+    from sfrdask.cli import Terminated, _redeliver_interrupts
+
+    got, seen = threading.Event(), []
+    old = signal.signal(signal.SIGTERM, lambda *_: got.set())
+    try:
+        hook = _redeliver_interrupts(seen.append)
+        hook(types.SimpleNamespace(exc_value=Terminated()))
+        assert got.wait(5) and seen == []  # the signal came again; nothing printed
+        other = types.SimpleNamespace(exc_value=ValueError("x"))
+        hook(other)
+        assert seen == [other]  # anything else goes to the usual hook
+    finally:
+        signal.signal(signal.SIGTERM, old)

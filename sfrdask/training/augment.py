@@ -10,9 +10,14 @@ from __future__ import annotations
 import torch
 
 
-def dihedral(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """``images`` (batch, bands, s, s), each turned and flipped by its own random symmetry."""
-    which = torch.randint(0, 8, (images.shape[0],), generator=generator)
+def dihedral(images: torch.Tensor, generator: torch.Generator, world: int = 1, rank: int = 0) -> torch.Tensor:
+    """``images`` (batch, bands, s, s), each turned and flipped by its own random symmetry.
+
+    The symmetries are drawn for the whole global batch (``world`` ranks' slices) and this rank
+    takes its slice, so N DDP ranks transform exactly the cutouts one process would, the same way.
+    """
+    n = images.shape[0]
+    which = torch.randint(0, 8, (n * world,), generator=generator)[rank * n : (rank + 1) * n]
     out = images.clone()
     for t in range(1, 8):
         m = which == t

@@ -178,12 +178,14 @@ def fit_net(
             sampler.set_epoch(1000 * p_idx + epoch)
             torch.manual_seed(spec.seed * 1_000_003 + 10_000 * p_idx + epoch * world + rank)  # dropout stream
             net.train()
-            flips = torch.Generator().manual_seed(spec.seed * 7919 + 10_000 * p_idx + epoch * world + rank)
+            flips = torch.Generator().manual_seed(
+                spec.seed * 7919 + 10_000 * p_idx + epoch
+            )  # same on every rank
             t0, seen, loss_sum = time.perf_counter(), 0, 0.0
             lr = opt.param_groups[0]["lr"]
             for batch in loader:
                 if augment:
-                    batch["image"] = dihedral(batch["image"], flips)
+                    batch["image"] = dihedral(batch["image"], flips, world, rank)
                 batch = _to(batch, device)
                 opt.zero_grad(set_to_none=True)
                 loss = model.loss(net(batch, phase=phase), batch["target"], phase)

@@ -15,3 +15,10 @@ def test_dihedral_moves_pixels_without_changing_them():
     assert len(seen) == 8  # all 8 symmetries of the square turn up in 64 draws
     assert torch.equal(y, dihedral(x, torch.Generator().manual_seed(0)))  # seeded: reproducible
     assert torch.equal(y[:, 1] - y[:, 0], torch.full_like(y[:, 0], 16))  # bands move together
+
+
+def test_ranks_transform_their_slice_of_the_global_batch_as_one_process_would():
+    x = torch.randn(16, 5, 8, 8)
+    one = dihedral(x, torch.Generator().manual_seed(3))
+    halves = [dihedral(x[r * 8 : (r + 1) * 8], torch.Generator().manual_seed(3), 2, r) for r in (0, 1)]
+    assert torch.equal(torch.cat(halves), one)
