@@ -45,6 +45,8 @@ class Explanation:
     """Per-object attributions of one run on some objects of one split."""
 
     model: str
+    run_dir: Path
+    target: str
     objects: np.ndarray  # store indices
     groups: pd.DataFrame  # per object: class, sfr_bin
     spectrum: np.ndarray | None  # (n, L) rest-frame |attribution|, each object's sum 1
@@ -126,7 +128,19 @@ def explain_run(
             / np.maximum(sum(v.sum(axis=tuple(range(1, v.ndim))) for v in a.values()), 1e-30)[:, None]
         )
         context = pd.DataFrame(c, columns=list(columns(trained.context)))
-    return Explanation(trained.model, obj, groups, spectrum, wave, image, bands, ident["image_zoom"], context)
+    return Explanation(
+        trained.model,
+        trained.path,
+        trained.target,
+        obj,
+        groups,
+        spectrum,
+        wave,
+        image,
+        bands,
+        ident["image_zoom"],
+        context,
+    )
 
 
 def sfr_bins(y: np.ndarray) -> np.ndarray:
@@ -253,14 +267,14 @@ def plot_image(e: Explanation, out: Path, label: str) -> Path:
     return save_figure(fig, out)
 
 
-def write_explanation(e: Explanation, out: str | Path, target: str = "AVG") -> dict[str, Any]:
+def write_explanation(e: Explanation, out: str | Path) -> dict[str, Any]:
     """The plots and tables of ``e`` in ``out``; returns the paths and the tables."""
     from sfrdask.io.atomic import write_text
     from sfrdask.training.data import AXIS_LABELS
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    label = AXIS_LABELS[target].split(" [")[0]
+    label = AXIS_LABELS[e.target].split(" [")[0]
     written: dict[str, Any] = {"files": []}
     if e.spectrum is not None:
         written["windows"] = window_table(e)

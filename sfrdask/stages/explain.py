@@ -31,11 +31,10 @@ class Result:
 
 def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.attributions import explain_run, write_explanation
-    from sfrdask.inference import load_run
 
     e = explain_run(p.run, p.store, p.split, p.objects, p.steps, p.seed)
-    out = p.out or (load_run(p.run).path / "explain")
-    w = write_explanation(e, out, load_run(p.run).target)
+    out = p.out or (e.run_dir / "explain")
+    w = write_explanation(e, out)
     return Result(e.model, Path(out), tuple(w.pop("files")), w)
 
 

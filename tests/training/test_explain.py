@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,7 +17,9 @@ def _explanation(spectrum=None, wave=None, image=None, zoom=2):
     n = (spectrum if spectrum is not None else image).shape[0]
     groups = pd.DataFrame({"class": ["GALAXY"] * (n - 1) + ["QSO"], "sfr_bin": ["a"] * n})
     bands = None if image is None else np.full((n, 5), 0.2)
-    return Explanation("m", np.arange(n), groups, spectrum, wave, image, bands, zoom, None)
+    return Explanation(
+        "m", Path("run"), "AVG", np.arange(n), groups, spectrum, wave, image, bands, zoom, None
+    )
 
 
 def test_window_shares_and_enrichment_have_known_answers():
