@@ -273,9 +273,9 @@ class StoreDataset(Dataset):
 
     def _blocking(self) -> tuple[np.ndarray, list[np.ndarray]]:
         """Positions grouped by the store chunk (of the largest input) that holds them."""
-        stored = [n for n, src in self.sources.items() if src.values is None] or list(self.sources)
+        stored = [n for n, src in self.sources.items() if src.values is None]  # not the computed context
         big = max(stored, key=lambda n: math.prod(self.shapes[n]))
-        step = getattr(self._arrays[big], "chunks", (1024,))[0]
+        step = self._arrays[big].chunks[0]
         rows = self.objects if self.sources[big].objects is None else self._rows(self.sources[big])
         key = rows // step
         _, first = np.unique(key, return_index=True)
