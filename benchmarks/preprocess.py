@@ -75,6 +75,42 @@ def deblend_speed(store: Path, z: int, workers: int) -> tuple[dict, np.ndarray, 
     return row, images, ids
 
 
+def pca_transform_speed(store: Path, z: int, workers: int, n_components: int = 100) -> dict:
+    """The PCA stage's transform on the workers (read the selection's deblended cutouts at zoom
+    ``z``, standardise, project; features gathered on the client) against a bare loop of the same
+    arithmetic over the same rows in memory, in one process with one BLAS thread (as a worker has)."""
+    from threadpoolctl import threadpool_limits
+
+    from sfrdask.preprocessing.pca import project_rows, selection_rows, transform
+
+    group = fit_pca_store(store, "image", z, n_components=n_components, progress=False)
+    g = {k: group[k].values for k in ("scaler_mean", "scaler_scale", "pca_mean", "components")}
+    x, ids, src = selection_rows(store, "image", z)
+    feats = project_rows(x, g["scaler_mean"], g["scaler_scale"], g["pca_mean"], g["components"])
+    feats.compute()  # warm-up: the graph, the workers' imports and the page cache
+    t0 = time.perf_counter()
+    ours = feats.compute()
+    t_dask = time.perf_counter() - t0
+    rows = x.compute()
+    step = int(x.chunks[0][0])  # the stage's chunks of rows
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        ref = np.concatenate([transform(rows[a : a + step], g) for a in range(0, len(rows), step)])
+        t_loop = time.perf_counter() - t0
+    np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-4, err_msg="the stage and the bare loop differ")
+    return {
+        "zoom": z,
+        "source": src,
+        "rows": len(ids),
+        "features": int(x.shape[1]),
+        "components": int(g["components"].shape[0]),
+        "bare_loop_per_s": round(len(ids) / t_loop, 1),
+        "dask_per_s": round(len(ids) / t_dask, 1),
+        "speedup": round(t_loop / t_dask, 2),
+        "workers": workers,
+    }
+
+
 def bench_deblend(store: Path, survey: Path, workers: int) -> list[dict]:
     select_objects(store)
     rows = []

@@ -7,9 +7,11 @@
    h5py read of the same datasets, page cache emptied before each (root);
 2. deblending on N single-thread process workers (the Dask stage, store in and out) against a bare
    sep loop over the same cutouts in one process;
-3. incremental PCA (out of core, sfrdask) against scikit-learn's in-memory PCA on the same training
+3. the PCA stage's transform (read the deblended cutouts, standardise, project) on the N workers
+   against a bare loop of the same arithmetic over the same rows in memory, one BLAS thread;
+4. incremental PCA (out of core, sfrdask) against scikit-learn's in-memory PCA on the same training
    rows (images at 32 px): time and peak memory;
-4. DDP training with 2 ranks against 1 rank (samples/s of epoch 2, same global batch).
+5. DDP training with 2 ranks against 1 rank (samples/s of epoch 2, same global batch).
 A ratio above 1 means sfrdask's stage is faster (or, for memory, smaller) than its reference.
 """
 
@@ -23,7 +25,7 @@ from pathlib import Path
 import dask
 from common import drop_page_cache, machine, markdown, write_json
 from ingest import raw_read
-from preprocess import bench_pca, deblend_speed
+from preprocess import bench_pca, deblend_speed, pca_transform_speed
 from train import bench_ddp
 
 import sfrdask
@@ -91,6 +93,12 @@ def main() -> None:
             write_compact(store)
         res["compact"] = not args.no_compact
         res["deblend"] = deblend_speed(store, args.deblend_zoom, 1 if args.quick else args.workers)[0]
+        res["pca_transform"] = pca_transform_speed(
+            store,
+            args.deblend_zoom,
+            1 if args.quick else args.workers,
+            n_components=min(100, args.objects // 4),
+        )
         res["pca"] = bench_pca(store, n_components=min(100, args.objects // 4))
         if args.ddp_model == "early-fusion":  # works on PCA features
             for modality in ("image", "spectrum"):
@@ -98,7 +106,7 @@ def main() -> None:
     res["ddp"] = bench_ddp(store, work, args.ddp_model, args.ddp_zoom, 2, args.batch_size)
     res["machine"] = machine()
     pca, ddp = res["pca"], res["ddp"]
-    ing, deb = res["ingest"], res["deblend"]
+    ing, deb, tr = res["ingest"], res["deblend"], res["pca_transform"]
 
     def row(stage: str, ours: float, ref: float, unit: str, ratio: float) -> dict:
         return {"stage": stage, "sfrdask": f"{ours:,.1f} {unit}", "reference": f"{ref:,.1f} {unit}",
@@ -110,6 +118,10 @@ def main() -> None:
             "cutouts/s", deb["speedup"]),
         row("the same per worker (efficiency)", deb["dask_per_s"] / deb["workers"], deb["bare_loop_per_s"],
             "cutouts/s", deb["speedup"] / deb["workers"]),
+        row(f"PCA transform ({tr['workers']} workers) vs bare loop, 1 BLAS thread", tr["dask_per_s"],
+            tr["bare_loop_per_s"], "cutouts/s", tr["speedup"]),
+        row("the same per worker (efficiency)", tr["dask_per_s"] / tr["workers"], tr["bare_loop_per_s"],
+            "cutouts/s", tr["speedup"] / tr["workers"]),
         row("incremental PCA vs sklearn PCA: time", pca["incremental_s"], pca["sklearn_pca_s"], "s",
             pca["sklearn_pca_s"] / pca["incremental_s"]),
         row("incremental PCA vs sklearn PCA: peak memory", pca["incremental_peak_mb"], pca["sklearn_peak_mb"],

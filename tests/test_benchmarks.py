@@ -74,11 +74,14 @@ def test_stages_benchmark_quick(tmp_path):
         "ingest",
         "deblend",
         "the",  # the same per worker: the efficiency
+        "PCA",
+        "the",
         "incremental",
         "incremental",
         "DDP",
     ]
     assert all(r["ratio"] > 0 for r in res["table"])
+    assert res["pca_transform"]["source"] == "clean/2" and res["pca_transform"]["rows"] > 0
     assert (tmp_path / "stages.md").exists() and not (tmp_path / "stages-work").exists()
 
 
@@ -144,3 +147,11 @@ def test_open_cube_benchmark_quick(tmp_path):
 def test_deblend_profile_benchmark_quick(tmp_path):
     res = _quick("deblend_profile", tmp_path)
     assert res["wall_s"] > 0 and res["bare_loop_s"] > 0 and res["rows"][-1]["what"].startswith("idle")
+
+
+def test_loaded_node_benchmark_quick(tmp_path):
+    res = _quick("loaded_node", tmp_path)
+    assert res["finished"] and res["removed"] == []  # closing the cluster's own removals not counted
+    assert res["timeouts_in_force"]["distributed.comm.timeouts.tcp"] == "120s"  # sfrdask's, not Dask's 30s
+    assert 0 < res["max_silence_s"] < 120
+    assert not (tmp_path / "loaded-node-work").exists()

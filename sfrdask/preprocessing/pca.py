@@ -32,8 +32,12 @@ from sfrdask.progress import track
 MODALITIES = ("image", "spectrum")
 
 
-def _inputs(store: Path, modality: str, zoom: int, source: str) -> tuple[da.Array, np.ndarray, str]:
-    """The (objects, features) dask array of the selection, its object ids, and where it came from."""
+def selection_rows(
+    store: Path, modality: str, zoom: int, source: str = "auto"
+) -> tuple[da.Array, np.ndarray, str]:
+    """The (objects, features) dask array of the selection that the PCA stage reads (deblended
+    images where they exist, the compact copy of the selection otherwise), its object ids, and
+    where it came from."""
     idx = selected_objects(store)
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -115,7 +119,7 @@ def fit_pca_store(
         raise SfrdaskError(
             f"{store}: {modality} zoom level {zoom} not in the store (levels present: {levels})"
         )
-    x, idx, src = _inputs(store, modality, zoom, source)
+    x, idx, src = selection_rows(store, modality, zoom, source)
     train = selected_objects(store, "train")
     if train.size < 2:
         raise SfrdaskError(f"{store}: {train.size} training objects; PCA needs at least 2")
@@ -129,12 +133,7 @@ def fit_pca_store(
     all_nan = scale == 0
     scale = np.where(all_nan, 1.0, scale)
 
-    xs = (x - mean) / scale
-    xs = da.where(da.isfinite(xs), xs, 0.0)
-    # float64 products, rounded to float32 at the end: the same features whatever BLAS threading a
-    # process has (Dask workers run one thread, a client many), so inference (sfrdask predict)
-    # reproduces them; the components travel once with the graph (16 MB at 64 px, 100 components)
-    feats = project(xs, ipca.mean_, ipca.components_)
+    feats = project_rows(x, mean, scale, ipca.mean_, ipca.components_)
     split = np.full(idx.size, -1, np.int8)
     split[pos] = 0
     out = xr.Dataset(
@@ -162,6 +161,18 @@ def fit_pca_store(
     with dask.config.set({"distributed.admin.large-graph-warning-threshold": "64MB"}):
         write_group(store, f"pca/{modality}/{zoom}", out)
     return out
+
+
+def project_rows(
+    x: da.Array, mean: np.ndarray, scale: np.ndarray, pca_mean: np.ndarray, components: np.ndarray
+) -> da.Array:
+    """The PCA stage's transform of the rows ``x`` on the workers: standardise (non-finite values
+    become 0), then project. Float64 products, rounded to float32 at the end: the same features
+    whatever BLAS threading a process has (Dask workers run one thread, a client many), so inference
+    (sfrdask predict) reproduces them; the components travel once with the graph (16 MB at 64 px,
+    100 components)."""
+    xs = (x - mean) / scale
+    return project(da.where(da.isfinite(xs), xs, 0.0), pca_mean, components)
 
 
 def project(xs: Any, pca_mean: np.ndarray, components: np.ndarray) -> Any:
