@@ -127,6 +127,17 @@ def test_pareto_front_keeps_only_undominated_points():
     assert pareto_front(x, y).tolist() == [4, 0, 1, 2]
 
 
+def test_diagonal_pairs_train_two_modality_models_at_matched_levels_only():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from resolution_study import level_pairs
+
+    levels = [0, 1, 2, 3]
+    assert len(level_pairs("intermediate-fusion", levels, levels)) == 16
+    assert level_pairs("intermediate-fusion", levels, levels, diagonal=True) == [(z, z) for z in levels]
+    assert level_pairs("gbt-spectrum", levels, levels, diagonal=True) == [(None, z) for z in levels]
+    assert level_pairs("image-cnn", levels, levels, diagonal=True) == [(z, None) for z in levels]
+
+
 def test_predict_benchmark_quick(tmp_path):
     res = _quick("predict", tmp_path)
     (cal,) = res["calibration"]
