@@ -14,6 +14,8 @@ from typing import Any
 
 import psutil
 
+from sfrdask.io.atomic import write_text
+
 
 class PeakMemory:
     """Peak resident memory of this process and all its children (the Dask workers), sampled."""
@@ -78,10 +80,7 @@ def machine() -> str:
 
 def write_json(path: Path, obj: Any) -> Path:
     """Write JSON through a temporary file, so a killed run leaves no half-written result."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
-    return path
+    return write_text(path, json.dumps(obj, indent=2, default=float))
 
 
 def markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:

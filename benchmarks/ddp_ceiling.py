@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
+from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 
@@ -83,7 +84,7 @@ def main() -> None:
     res = {**cfg, "one_process_samples_per_s": rate(1, cfg), "two_ranks_samples_per_s": rate(2, cfg)}
     res["speedup"] = res["two_ranks_samples_per_s"] / res["one_process_samples_per_s"]
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ddp_ceiling.json").write_text(json.dumps(res, indent=2))
+    write_text(args.out / "ddp_ceiling.json", json.dumps(res, indent=2))
     print(json.dumps(res, indent=2))
 
 

@@ -22,6 +22,7 @@ from common import machine, markdown, write_json
 from distributed import get_task_stream
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.preprocessing import deblend_cutouts, deblend_store, select_objects, write_compact
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.synthetic import SynthParams
@@ -92,7 +93,7 @@ def main() -> None:
     head = (f"deblend of {ids.size} cutouts at zoom {args.zoom}: {wall:.2f} s on {args.workers} workers, "
             f"bare sep loop {bare:.2f} s in one process")  # fmt: skip
     text = head + "\n\n" + markdown(rows)
-    (args.out / "deblend_profile.md").write_text(text + "\n")
+    write_text(args.out / "deblend_profile.md", text + "\n")
     print(text)
     shutil.rmtree(work)
 

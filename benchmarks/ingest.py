@@ -24,6 +24,7 @@ from common import PeakMemory, drop_page_cache, machine
 
 import sfrdask
 from sfrdask.io import layout as L
+from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import N_ZOOM
 
 
@@ -99,9 +100,9 @@ def main() -> None:
         "store_mb": round(store_bytes / 2**20, 1),
         "machine": machine(),
     }
-    (args.out / "ingest.json").write_text(json.dumps(res, indent=2))
+    write_text(args.out / "ingest.json", json.dumps(res, indent=2))
     rows = "\n".join(f"| {k} | {v} |" for k, v in res.items())
-    (args.out / "ingest.md").write_text(f"| measure | value |\n|---|---|\n{rows}\n")
+    write_text(args.out / "ingest.md", f"| measure | value |\n|---|---|\n{rows}\n")
     print(json.dumps(res, indent=2))
     shutil.rmtree(work)
 

@@ -32,6 +32,7 @@ import pandas as pd
 from common import machine, write_json
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.training import TrainSpec
 from sfrdask.training.metrics import regression_metrics
 
@@ -240,7 +241,7 @@ def main() -> None:
     res = analyse(args.store, runs(args.store, out, jobs, seeds, args.zoom))
     head = {"store": str(args.store), "zoom": args.zoom, "seeds": seeds, "machine": machine()}
     write_json(args.out / "model_study.json", {**head, **res})
-    (args.out / "model_study.md").write_text(report(res, head))
+    write_text(args.out / "model_study.md", report(res, head))
     print(report(res, head))
     if work is not None:
         shutil.rmtree(work)

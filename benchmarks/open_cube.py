@@ -32,6 +32,7 @@ import dask
 from common import drop_page_cache, machine, markdown, write_json
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.synthetic import SynthParams
 
 READ = """
@@ -119,7 +120,7 @@ def main() -> None:
     res = {"rows": raw, "projection": proj, "machine": machine()}
     write_json(args.out / "open_cube.json", res)
     text = markdown(rows) + ("\n\n" + markdown(proj) if proj else "")
-    (args.out / "open_cube.md").write_text(text + "\n")
+    write_text(args.out / "open_cube.md", text + "\n")
     print(text)
 
 

@@ -33,6 +33,7 @@ from common import machine, markdown, write_json
 
 import sfrdask
 from sfrdask.inference import load_run
+from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.runtime import Runtime
 from sfrdask.stages.predict import Params, run
@@ -167,7 +168,7 @@ def main() -> None:
     }
     write_json(args.out / "predict.json", result)
     text = "## Calibration (test split)\n\n" + markdown(cal) + "\n## Throughput\n\n" + markdown(thr)
-    (args.out / "predict.md").write_text(text)
+    write_text(args.out / "predict.md", text)
     print(text)
 
 

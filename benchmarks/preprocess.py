@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import PeakMemory, machine
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.preprocessing import deblend_cutouts, deblend_store, fit_pca_store, select_objects
 from sfrdask.preprocessing.pca import fit_incremental
 from sfrdask.preprocessing.quality import selected_objects as selected_objects_of
@@ -217,7 +218,7 @@ def main() -> None:
             m = res["memory"]
             res["memory_ratio"] = round(m[-1]["peak_mb"] / m[0]["peak_mb"], 2)
     res["machine"] = machine()
-    (args.out / "preprocess.json").write_text(json.dumps(res, indent=2))
+    write_text(args.out / "preprocess.json", json.dumps(res, indent=2))
     print(json.dumps({k: v for k, v in res.items() if k != "deblend"}, indent=2))
     shutil.rmtree(work)
 

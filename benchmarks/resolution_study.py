@@ -24,7 +24,9 @@ objects/s and inference samples/s against R^2, with the Pareto front). Every net
 early stopping (converged: at most sfrdask.train.epochs) once per seed of --train-seeds; the tables
 give the mean +- standard deviation over the seeds, beside the survey's ceilings (synthetic data).
 Finished trainings are recorded in work/done.jsonl, so an interrupted study resumes where it
-stopped (--fresh restarts).
+stopped (--fresh restarts); runs with other --image-levels, --spectrum-levels or --train-seeds add
+to the same record, and --report-only reports everything finished so far (the tables give the
+seeds behind every cell).
 The cluster comes from sfrdask's config (``sfrdask.cluster.kind``; DASK_SFRDASK__... variables or
 ~/.config/dask/*.yaml), or --cluster local|slurm|tls://host:port.
 """
@@ -43,6 +45,7 @@ from common import drop_page_cache, machine, markdown, measured, write_json
 
 import sfrdask
 from sfrdask import config
+from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 from sfrdask.plots import save_figure
@@ -133,16 +136,23 @@ def pipeline_seconds(model: str, zi: int | None, zs: int | None, stages: dict, t
     return t
 
 
-def run_grid(
-    store: Path, work: Path, models: list[str], pairs: dict, stages: dict, args: argparse.Namespace
-) -> list:
-    """Train every model at its level pairs (resuming from work/done.jsonl); one record per training."""
+def finished(work: Path) -> dict[tuple, dict]:
+    """The trainings recorded in work/done.jsonl, by (model, image zoom, spectrum zoom, seed)."""
     done_file = work / "done.jsonl"
     done = {}
     if done_file.exists():
         for line in done_file.read_text().splitlines():
             r = json.loads(line)
             done[(r["model"], r["image_zoom"], r["spectrum_zoom"], r.get("seed", 0))] = r
+    return done
+
+
+def run_grid(
+    store: Path, work: Path, models: list[str], pairs: dict, stages: dict, args: argparse.Namespace
+) -> list:
+    """Train every model at its level pairs (resuming from work/done.jsonl); one record per training."""
+    done_file = work / "done.jsonl"
+    done = finished(work)
     selected = len(selected_objects(store))
     seeds = [int(x) for x in str(args.train_seeds).split(",")]
     # seed by seed: a study stopped early still covers every model and level pair with its first seeds
@@ -230,9 +240,10 @@ def plot_heatmaps(df: pd.DataFrame, image_levels: list[int], spectrum_levels: li
     return save_figure(fig, out)
 
 
-def plot_pareto(df: pd.DataFrame, out: Path) -> Path:
+def plot_pareto(df: pd.DataFrame, out: Path, ceilings: dict | None = None) -> Path:
     """Mean R^2 over seeds (``over_seeds``; error bars: their standard deviation) against end-to-end
-    objects/s and against inference samples/s, Pareto fronts marked."""
+    objects/s and against inference samples/s, Pareto fronts marked, the survey's ceilings (R^2 by
+    name) as horizontal lines."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
@@ -243,6 +254,8 @@ def plot_pareto(df: pd.DataFrame, out: Path) -> Path:
             ax.errorbar(sub[col], sub.r2, yerr=sub.r2_std.fillna(0), fmt="o", ms=4, capsize=2, label=m)
         front = df.iloc[pareto_front(df[col].to_numpy(float), df.r2.to_numpy(float))]
         ax.plot(front[col], front.r2, "k--", lw=1, label="Pareto front")
+        for (ceiling, r2), ls in zip((ceilings or {}).items(), (":", "-."), strict=False):
+            ax.axhline(r2, color="0.4", ls=ls, lw=1, label=f"{ceiling} (R$^2$ {r2:.3f})")
         for _, r in front.iterrows():
             ax.annotate(_label(r), (r[col], r.r2), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set(xscale="log", xlabel=name, ylabel="R$^2$ (test split; mean and std over seeds)")
@@ -262,6 +275,33 @@ def over_seeds(df: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
+def mean_std(mean: float, std: float, seeds: int) -> str:
+    """``0.732 +- 0.004``; the mean alone for a single seed (no spread to give)."""
+    return f"{mean:.3f} +- {std:.3f}" if seeds > 1 else f"{mean:.3f}"
+
+
+def by_level(df: pd.DataFrame) -> list[dict]:
+    """One row per model, one column per level (64 px / 4620 samples, ...): mean R^2 +- standard
+    deviation over the seeds (and how many seeds), at matched levels or the one modality it reads."""
+    zoom = df.image_zoom.where(df.image_zoom.notna(), df.spectrum_zoom)
+    matched = df.image_zoom.isna() | df.spectrum_zoom.isna() | (df.image_zoom == df.spectrum_zoom)
+    sub = df[matched].assign(level=zoom[matched].astype(int))
+    levels = sorted(sub.level.unique())
+    names = {z: f"{image_size(z)} px / {spectrum_samples(z)}" for z in levels}
+    rows = []
+    for m, g in sub.groupby("model", sort=False):
+        cells = g.groupby("level").r2.agg(["mean", "std", "size"])
+        row = {"model": m}
+        for z in levels:
+            if z in cells.index:
+                c = cells.loc[z]
+                row[names[z]] = f"{mean_std(c['mean'], c['std'], int(c['size']))} ({int(c['size'])})"
+            else:
+                row[names[z]] = "-"
+        rows.append(row)
+    return rows
+
+
 def write_report(df: pd.DataFrame, stages: dict, out: Path, head: dict) -> None:
     """study.md: the data, the per-stage table, the R^2 grids and the Pareto front."""
     st = [{"stage": k, **v} for k, v in stages.items()]
@@ -279,8 +319,13 @@ def write_report(df: pd.DataFrame, stages: dict, out: Path, head: dict) -> None:
             parts.append(f"## {m}: R^2, image level (rows) x spectrum level (columns)\n\n" + markdown(rows))
     mean = over_seeds(df)
     parts.append(
+        "## R^2 by level: mean +- standard deviation over the seeds (seeds)\n\n"
+        "Matched levels for two-modality models; one modality's level for the others.\n\n"
+        + markdown(by_level(df))
+    )
+    parts.append(
         "## Mean +- standard deviation over the seeds (test split)\n\n"
-        + markdown([{**r, "r2": f"{r['r2']:.3f} +- {r['r2_std']:.3f}"} for r in mean.to_dict("records")])
+        + markdown([{**r, "r2": mean_std(r["r2"], r["r2_std"], r["seeds"])} for r in mean.to_dict("records")])
     )
     cols = ["model", "seed", "image_px", "spectrum_samples", *METRICS, "epochs", "train_samples_per_s",
             "inference_samples_per_s", "end_to_end_objects_per_s", "train_peak_mb"]  # fmt: skip
@@ -289,9 +334,7 @@ def write_report(df: pd.DataFrame, stages: dict, out: Path, head: dict) -> None:
     parts.append(
         "## Pareto front: end-to-end objects/s against mean R^2\n\n" + markdown(front.to_dict("records"))
     )
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text("\n".join(parts))
-    tmp.replace(out)
+    write_text(out, "\n".join(parts))
 
 
 def main() -> None:
@@ -319,6 +362,11 @@ def main() -> None:
     p.add_argument("--cluster", default=None, help="local, slurm or a scheduler address (default: config)")
     p.add_argument("--out", type=Path, default=Path("bench-output/resolution"))
     p.add_argument("--fresh", action="store_true", help="forget finished trainings and prepared data")
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="tables and plots of the trainings finished so far (any levels and seeds), training nothing",
+    )
     p.add_argument(
         "--quick", action="store_true", help="tiny survey, 2 x 2 levels, 2 models: checks the script"
     )
@@ -367,25 +415,33 @@ def main() -> None:
             head = {"data": str(args.cube), "catalog": str(args.catalog)}
             cube, catalog = args.cube, sfrdask.read_catalog_dir(args.catalog)
         stage_file = work / "stages.json"
+        if args.report_only and not stage_file.exists():
+            p.error(f"--report-only: {stage_file} is missing; run the study first")
         if stage_file.exists() and (work / "store.zarr").exists():
             store, stages = work / "store.zarr", json.loads(stage_file.read_text())
         else:
             store, stages = prepare(cube, catalog, work, image_levels, spectrum_levels, pca)
             write_json(stage_file, stages)
-        rows = run_grid(store, work, models, pairs, stages, args)
+        if args.report_only:
+            rows = [r for k, r in finished(work).items() if k[0] in models]
+        else:
+            rows = run_grid(store, work, models, pairs, stages, args)
     limits = {c["model"]: round(c["metrics"]["r2"], 4) for c in ceilings(store, "AVG")}  # R^2 (synthetic)
     head.update(selected=len(selected_objects(store)), epochs=args.epochs or config.get("train.epochs"),
-                machine=machine(), pca_components=pca, train_seeds=args.train_seeds, pairs=args.pairs,
+                machine=machine(), pca_components=pca, pairs=args.pairs,
+                train_seeds=",".join(str(s) for s in sorted({r["seed"] for r in rows})),
                 ceilings=limits)  # fmt: skip
     df = pd.DataFrame(rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / "study.csv.tmp", index=False)
-    (args.out / "study.csv.tmp").replace(args.out / "study.csv")
-    pd.DataFrame([{"stage": k, **v} for k, v in stages.items()]).to_csv(args.out / "stages.csv", index=False)
+    write_text(args.out / "study.csv", df.to_csv(index=False))
+    write_text(
+        args.out / "stages.csv",
+        pd.DataFrame([{"stage": k, **v} for k, v in stages.items()]).to_csv(index=False),
+    )
     write_json(args.out / "study.json", {**head, "stages": stages, "rows": rows})
     write_report(df, stages, args.out / "study.md", head)
     plot_heatmaps(df, image_levels, spectrum_levels, args.out / "r2_heatmap.png")
-    plot_pareto(over_seeds(df), args.out / "pareto.png")
+    plot_pareto(over_seeds(df), args.out / "pareto.png", limits)
     print((args.out / "study.md").read_text())
     if args.quick:
         shutil.rmtree(work)

@@ -26,6 +26,7 @@ import numpy as np
 from common import machine, markdown, measured, write_json
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.plots import save_figure
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects, write_compact
 from sfrdask.preprocessing.quality import selected_objects
@@ -190,8 +191,9 @@ def main() -> None:
         for r in rows
     ]
     fit_rows = [{"stage": s, **f} for s, f in fits.items()]
-    (args.out / "scaling.md").write_text(
-        markdown(table) + "\n" + markdown(fit_rows) + ("\n" + markdown(proj) if proj else "")
+    write_text(
+        args.out / "scaling.md",
+        markdown(table) + "\n" + markdown(fit_rows) + ("\n" + markdown(proj) if proj else ""),
     )
     plot(rows, fits, args.out / "scaling.png")
     print(markdown(fit_rows))

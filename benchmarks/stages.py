@@ -29,6 +29,7 @@ from preprocess import bench_pca, deblend_speed, pca_transform_speed
 from train import bench_ddp
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.preprocessing import fit_pca_store, select_objects, write_compact
 from sfrdask.synthetic import SynthParams
 
@@ -131,7 +132,7 @@ def main() -> None:
     ]  # fmt: skip
     res["table"] = rows
     write_json(args.out / "stages.json", res)
-    (args.out / "stages.md").write_text(markdown(rows))
+    write_text(args.out / "stages.md", markdown(rows))
     print(markdown(rows))
     shutil.rmtree(work)
 

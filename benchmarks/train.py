@@ -32,6 +32,7 @@ import torch
 from common import machine
 
 import sfrdask
+from sfrdask.io.atomic import write_text
 from sfrdask.models import get_model, list_models
 from sfrdask.training import TrainSpec, train
 from sfrdask.training.ddp import train_ddp
@@ -169,7 +170,7 @@ def main() -> None:
         )
     res["machine"] = machine()
     res["torch_threads"] = torch.get_num_threads()
-    (args.out / "train.json").write_text(json.dumps(res, indent=2, default=float))
+    write_text(args.out / "train.json", json.dumps(res, indent=2, default=float))
     if (work / "accuracy" / "results.md").exists():
         shutil.copy(work / "accuracy" / "results.md", args.out / "train_results.md")
         shutil.copy(work / "accuracy" / "results.csv", args.out / "train_results.csv")

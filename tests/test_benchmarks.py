@@ -110,7 +110,10 @@ def test_resolution_study_quick(tmp_path):
     want |= {(m, i, s) for m in ("tree-both", "early-fusion") for i in (2, 3) for s in (2, 3)}
     assert got == sorted((*w, seed) for w in want for seed in (0, 1))  # every training once per seed
     assert set(res["ceilings"]) == {"ceiling-label-noise", "ceiling-information"}
-    assert "+-" in (tmp_path / "study.md").read_text()
+    md = (tmp_path / "study.md").read_text()
+    assert "+-" in md
+    assert "| early-fusion | " in md.split("## R^2 by level")[1].split("##")[0]  # matched levels, 2 seeds
+    assert "(2) |" in md.split("## R^2 by level")[1].split("##")[0]
     assert all(np.isfinite(r["r2"]) and r["end_to_end_objects_per_s"] > 0 for r in res["rows"])
     assert {"read/image/2", "deblend/image/3", "pca/spectrum/2", "filter"} <= set(res["stages"])
     for png in ("r2_heatmap.png", "pareto.png"):
@@ -136,6 +139,24 @@ def test_diagonal_pairs_train_two_modality_models_at_matched_levels_only():
     assert level_pairs("intermediate-fusion", levels, levels, diagonal=True) == [(z, z) for z in levels]
     assert level_pairs("gbt-spectrum", levels, levels, diagonal=True) == [(None, z) for z in levels]
     assert level_pairs("image-cnn", levels, levels, diagonal=True) == [(z, None) for z in levels]
+
+
+def test_finished_trainings_are_read_back_for_resume_and_report_only(tmp_path):
+    """done.jsonl is what --report-only reports and what a resumed study skips: keyed by model,
+    levels and seed (records from before seeds count as seed 0), the later record of a key winning."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from resolution_study import finished
+
+    assert finished(tmp_path) == {}
+    rows = [
+        {"model": "image-cnn", "image_zoom": 2, "spectrum_zoom": None, "r2": 0.3},
+        {"model": "image-cnn", "image_zoom": 2, "spectrum_zoom": None, "seed": 1, "r2": 0.4},
+        {"model": "image-cnn", "image_zoom": 2, "spectrum_zoom": None, "seed": 1, "r2": 0.5},
+    ]
+    (tmp_path / "done.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = finished(tmp_path)
+    assert sorted(done) == [("image-cnn", 2, None, 0), ("image-cnn", 2, None, 1)]
+    assert done[("image-cnn", 2, None, 1)]["r2"] == 0.5
 
 
 def test_predict_benchmark_quick(tmp_path):
