@@ -172,3 +172,15 @@ def test_the_shipped_run_files_map_onto_the_stages(path, tmp_path):
         assert p["predict"].runs and p["train"].models
         if "slurm" in path:
             assert dask.config.get("sfrdask.cluster.slurm.adapt") == {"minimum-jobs": 4, "maximum-jobs": 32}
+
+
+def test_an_output_under_a_file_is_refused_before_any_cluster_starts(tmp_path, capsys):
+    """A file where the output's directory should be: exit 2 naming both, no cluster started (a
+    LocalCluster closed at once can log a heartbeat traceback)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file")
+    synth = ["synth", "--objects", "8", "--out"]
+    assert main([*synth, str(blocker / "deeper" / "survey"), "--cluster", "local"]) == 2
+    out, err = capsys.readouterr()
+    assert "not-a-dir is a file, not a directory" in err and "dashboard" not in out + err
+    assert main([*synth, str(tmp_path / "new" / "survey"), "--cluster", "threads"]) == 0

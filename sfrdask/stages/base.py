@@ -28,6 +28,7 @@ from typing import Any
 
 from sfrdask import __version__, config
 from sfrdask.config import ConfigError
+from sfrdask.errors import SfrdaskError
 
 
 def setting(key: str, help: str = "", **meta: Any) -> Any:
@@ -214,11 +215,26 @@ def digest(stage: str, params: Any, *upstream: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def check_output(params: Any) -> None:
+    """Refuse an output (``params.out``) that cannot be created because a file stands where one of
+    its directories should be: said now, naming both, rather than after a cluster has started."""
+    out = getattr(params, "out", None)
+    if out is None:
+        return
+    for parent in Path(out).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise SfrdaskError(f"{out}: {parent} is a file, not a directory; choose another output path")
+            return
+
+
 def execute(stage: Stage, params: Any, where: Any = None) -> Any:
     """Run ``stage`` with ``params`` on ``where``: a cluster kind or scheduler address (``local``,
     ``slurm``, ``threads``, ``synchronous``, ``tls://...``; ``None``: ``sfrdask.cluster.kind``),
     started for this stage and closed after it; or a Runtime or Client the caller owns."""
     from sfrdask.runtime import Runtime, open_runtime
+
+    check_output(params)
 
     if not stage.uses_cluster:
         return stage.run(Runtime(None, "threads"), params)
