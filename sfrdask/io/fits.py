@@ -31,6 +31,7 @@ Memory is bounded by the batch: frames are read inside tasks and only cutouts co
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -45,7 +46,7 @@ from scipy.spatial import cKDTree
 from sfrdask import config
 from sfrdask.clusters import map_ordered
 from sfrdask.errors import SfrdaskError
-from sfrdask.io.atomic import atomic_output, write_text
+from sfrdask.io.atomic import write_text
 from sfrdask.io.hisscube_write import HissCubeWriter
 from sfrdask.io.levels import (
     BANDS,
@@ -524,7 +525,8 @@ def build_cube(
     frame_row = {j: k for k, j in enumerate(used_frames)}
     spec_rows = [i for ids in spec_of for i in ids]
     spec_row = {i: k for k, i in enumerate(spec_rows)}
-    with atomic_output(out) as tmp:
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
         with HissCubeWriter(
             tmp, n_targets=len(keep), n_spectra=len(spec_rows), n_images=len(used_frames)
         ) as w:
@@ -535,6 +537,9 @@ def build_cube(
             for a in _progress(range(0, len(keep), batch), progress):
                 ts = list(range(a, min(a + batch, len(keep))))
                 _write_batch(w, a, ts, keep, spec_of, plan, good_f, good_s, frame_row, spec_row)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
     report["targets"]["spectra_per_target_max"] = max(len(s) for s in spec_of)
     write_text(out.with_name(out.name + ".build.json"), json.dumps(report, indent=1))
     return report

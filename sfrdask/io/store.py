@@ -14,6 +14,8 @@ The store is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,7 +29,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 
 from sfrdask import __version__, config
 from sfrdask.errors import StoreError
-from sfrdask.io.atomic import atomic_output, remove_partial, replace_path
+from sfrdask.io.atomic import remove_partial
 from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube, read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
@@ -147,7 +149,8 @@ def write_store(
     for k in ("format", "image_zoom", "spectrum_zoom"):
         root.attrs.pop(k, None)
 
-    with atomic_output(out) as tmp:
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
         _write_group(root, tmp, None, compressor).compute()
         pending = []
         for z in image_zooms:
@@ -163,6 +166,16 @@ def write_store(
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "wavelength")])
             pending.append(_write_group(ds, tmp, f"spectrum/{z}", compressor))
         _compute(pending, client, f"ingest {Path(cube).name}")
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(out, old)
+            os.replace(tmp, out)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            remove_partial(tmp)
     return out
 
 
@@ -228,8 +241,14 @@ def write_group(store: str | Path, group: str, ds: xr.Dataset, compressor: str |
     tmp_name = f"{group}__tmp_{uuid.uuid4().hex[:8]}"
     try:
         _compute([_write_group(ds, store, tmp_name, compressor)], None, None)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        replace_path(store / tmp_name, final)
+        if final.exists():
+            old = final.with_name(f"{final.name}__old_{uuid.uuid4().hex[:8]}")
+            os.replace(final, old)
+            os.replace(store / tmp_name, final)
+            shutil.rmtree(old)
+        else:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(store / tmp_name, final)
     finally:
         if (store / tmp_name).exists():
             remove_partial(store / tmp_name)

@@ -8,12 +8,15 @@ model saturates. Same seed, same files."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sfrdask.io.atomic import atomic_output
+from sfrdask.io.store import remove_partial
 
 ENVIRONMENTS = {  # name: (indoors, sky/upper RGB, ground/lower RGB, stripe period px)
     "beach": (False, (0.55, 0.75, 0.95), (0.90, 0.80, 0.55), 0),
@@ -64,7 +67,8 @@ def make_scene(
     rng = np.random.default_rng(seed)
     names = list(ENVIRONMENTS)
     means = np.random.default_rng(1234).normal(0.0, 1.0, (len(names), N_MFCC))  # fixed per environment
-    with atomic_output(out) as tmp:
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
         rows = []
         for i in range(objects):
             k = int(rng.integers(len(names)))
@@ -80,4 +84,10 @@ def make_scene(
             row.update(CLASS1="indoors" if ENVIRONMENTS[env][0] else "outdoors", CLASS2=env, IMAGE=fname)
             rows.append(row)
         pd.DataFrame(rows).to_csv(tmp / "dataset.csv", index=False, float_format="%.6g")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            remove_partial(tmp)
     return out

@@ -10,6 +10,8 @@ any cluster.
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,10 @@ import pandas as pd
 
 from sfrdask import __version__, config
 from sfrdask.clusters import map_ordered
-from sfrdask.io.atomic import atomic_output
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
 from sfrdask.io.levels import BANDS, all_image_levels, all_spectrum_levels, nmgy_to_stored
+from sfrdask.io.store import remove_partial
 from sfrdask.synthetic import images as img
 from sfrdask.synthetic.population import (
     FIBRE_RADIUS,
@@ -384,8 +386,9 @@ def make_survey(
     n_spectra = sum(len(s) for p in plans for s in p["spectra"])
     n_fields = sum(len(p["band_orders"]) for p in plans)
 
-    with atomic_output(out) as tmp:
-        tmp.mkdir()
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
         radecs = []
         with HissCubeWriter(tmp / CUBE_NAME, objects, n_spectra, 5 * n_fields, compression=compression) as w:
             spec0 = field0 = target0 = 0
@@ -433,4 +436,10 @@ def make_survey(
             "flag0_objects": int((tables["truth"]["FLAG"] == 0).sum()),
         }
         (tmp / "survey.json").write_text(json.dumps(meta, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            remove_partial(tmp)
     return out / CUBE_NAME
