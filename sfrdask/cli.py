@@ -105,9 +105,7 @@ def _redeliver_interrupts(hook: Callable[[Any], None]) -> Callable[[Any], None]:
         exc = unraisable.exc_value
         if isinstance(exc, KeyboardInterrupt):
             sig = signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT
-            timer = threading.Timer(0.05, os.kill, (os.getpid(), sig))
-            timer.daemon = True  # never holds up the exit
-            timer.start()
+            threading.Timer(0.05, os.kill, (os.getpid(), sig)).start()
             return
         hook(unraisable)
 
@@ -144,22 +142,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except Terminated:
-        _exiting()
         print(f"sfrdask {args.command}: terminated (SIGTERM); unfinished outputs removed", file=sys.stderr)
         return 143
     except KeyboardInterrupt:
-        _exiting()
         print(f"sfrdask {args.command}: interrupted; unfinished outputs removed", file=sys.stderr)
         return 130
-
-
-def _exiting() -> None:
-    """The run has been stopped and cleaned up: a second signal, or one sent again by
-    ``_redeliver_interrupts`` for an interrupt a finaliser swallowed, must not turn the exit
-    status into death by signal."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 if __name__ == "__main__":
