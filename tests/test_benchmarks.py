@@ -176,6 +176,14 @@ def test_open_cube_benchmark_quick(tmp_path):
     assert not (tmp_path / "open-cube-work").exists()
 
 
+def test_tree_metadata_benchmark_quick(tmp_path):
+    """A TREE file is written and its targets found both ways: the same count."""
+    res = _quick("tree_metadata", tmp_path)
+    assert [r["how"] for r in res["rows"]] == ["sfrdask", "typed walk"]
+    assert [r["targets"] for r in res["rows"]] == [64, 64] and all(r["seconds"] > 0 for r in res["rows"])
+    assert not (tmp_path / "tree-metadata-work").exists()
+
+
 def test_deblend_profile_benchmark_quick(tmp_path):
     res = _quick("deblend_profile", tmp_path)
     assert res["wall_s"] > 0 and res["bare_loop_s"] > 0 and res["rows"][-1]["what"].startswith("idle")

@@ -48,12 +48,16 @@ from sfrdask.clusters import map_ordered
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 from sfrdask.io.hisscube_write import HissCubeWriter
+from sfrdask.io.layout import observation_time
 from sfrdask.io.levels import (
     BANDS,
     CUTOUT_SIZE,
-    all_image_levels,
+    N_ZOOM,
     all_spectrum_levels,
     combine_ivw,
+    cutout_start,
+    frame_levels,
+    image_size,
     nmgy_to_stored,
     wavelength_grid,
 )
@@ -196,31 +200,34 @@ PLACEMENTS = ("hisscube", "centred")
 def cutout_origin(
     wcs: Any, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int], placement: str = "hisscube"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Lower-left pixel (x0, y0) of the 64 x 64 cutout around each position, and whether the
-    whole cutout lies inside a frame of ``shape`` (ny, nx).
+    """First column x0 and row y0 ``(k, 4)`` of the cutout around each position at every zoom
+    level, and which of them are whole ``(k, 4)`` in a frame of zoom-0 ``shape`` (ny, nx).
 
-    ``hisscube`` places it as HiSS-Cube does (``int(pixel) - 32`` on the 0-based pixel position,
-    ``process_cutout_bounds`` in hisscube/utils/astrometry.py), so cutouts built here match the
-    user's cube pixel for pixel; ``centred`` rounds to the nearest pixel instead, which puts the
-    position within half a pixel of the cutout's centre (HiSS-Cube's rule: within one pixel).
+    ``hisscube`` places them as HiSS-Cube does: ``int(pixel) - size / 2`` on the 0-based pixel
+    position in the level's own WCS (CRPIX / 2^z, CD x 2^z; ``process_cutout_bounds`` in
+    hisscube/utils/astrometry.py), in a frame of ``floor(n / 2^z)`` pixels, so cutouts built here
+    match the user's cube pixel for pixel. ``centred`` rounds to the nearest pixel instead.
     """
     if placement not in PLACEMENTS:
         raise ValueError(f"unknown cutout placement {placement!r}: expected one of {PLACEMENTS}")
     x, y = wcs.world_to_pixel_values(np.asarray(ra, float), np.asarray(dec, float))
-    half = CUTOUT_SIZE // 2
+    x, y = np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float))
     shift = 0.0 if placement == "hisscube" else 0.5
-    with np.errstate(invalid="ignore"):  # a position off the WCS (NaN) is reported as not inside
-        x0 = np.floor(np.nan_to_num(np.asarray(x, float) + shift, nan=-1e9)).astype(np.int64) - half
-        y0 = np.floor(np.nan_to_num(np.asarray(y, float) + shift, nan=-1e9)).astype(np.int64) - half
-    inside = (x0 >= 0) & (y0 >= 0) & (x0 + CUTOUT_SIZE <= shape[1]) & (y0 + CUTOUT_SIZE <= shape[0])
-    return x0, y0, inside & np.isfinite(x) & np.isfinite(y)
+    x0 = np.stack([cutout_start(x + shift * 2**z, z) for z in range(N_ZOOM)], axis=-1)
+    y0 = np.stack([cutout_start(y + shift * 2**z, z) for z in range(N_ZOOM)], axis=-1)
+    s = np.array([image_size(z) for z in range(N_ZOOM)])
+    ny, nx = (np.array([n >> z for z in range(N_ZOOM)]) for n in shape[:2])  # floor(n / 2^z)
+    inside = (x0 >= 0) & (y0 >= 0) & (x0 + s <= nx) & (y0 + s <= ny)
+    return x0, y0, inside & (np.isfinite(x) & np.isfinite(y))[:, None]
 
 
 def frame_cutouts(
-    task: tuple[str, list[tuple[int, float, float]]],
-) -> list[tuple[int, str, np.ndarray, np.ndarray]]:
-    """Read one frame and cut out every (target, ra, dec) of ``task``: (target, band, data, errors)
-    in the HiSS-Cube unit (erg s^-1 cm^-2 A^-1 per fibre area). Runs on a worker."""
+    task: tuple[str, list[tuple[int, float, float]], str],
+) -> list[tuple[int, str, list[tuple[np.ndarray, np.ndarray]]]]:
+    """Read one frame, make its zoom levels as HiSS-Cube does (the whole frame, halved level by
+    level) and cut out every (target, ra, dec) of ``task`` at every level: (target, band,
+    [(data, errors) per zoom]) in the HiSS-Cube unit (erg s^-1 cm^-2 A^-1 per fibre area). A
+    target whose cutout is not whole at every level gets none. Runs on a worker."""
     path, targets, placement = task
     img, err, header = read_frame(path)
     band = str(header["FILTER"]).strip().lower()
@@ -229,10 +236,15 @@ def frame_cutouts(
         frame_wcs(header, path), [x[1] for x in targets], [x[2] for x in targets], img.shape, placement
     )
     scale = np.float32(nmgy_to_stored(band))
+    levels = frame_levels(img * scale, err * scale)
     out = []
-    for k in np.flatnonzero(inside):
-        sl = np.s_[y0[k] : y0[k] + CUTOUT_SIZE, x0[k] : x0[k] + CUTOUT_SIZE]
-        out.append((int(t[k]), band, img[sl] * scale, err[sl] * scale))
+    for k in np.flatnonzero(inside.all(axis=1)):
+        cut = []
+        for z, (d, e) in enumerate(levels):
+            s = image_size(z)
+            sl = np.s_[y0[k, z] : y0[k, z] + s, x0[k, z] : x0[k, z] + s]
+            cut.append((d[sl], e[sl]))
+        out.append((int(t[k]), band, cut))
     return out
 
 
@@ -309,6 +321,12 @@ def rebin_spectrum(
         return np.where(keep, f / cover, np.nan), np.where(keep, np.sqrt(var) / cover, np.nan)
 
 
+def spectrum_levels(path: str | Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Flux and error of a spectrum file at zoom levels 0..3 (float32), each level made from that
+    spectrum alone, as HiSS-Cube makes them before it combines a target's spectra."""
+    return all_spectrum_levels(*read_spectrum(path))
+
+
 def read_spectrum(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """Flux and error of a spectrum file on the 4620-sample grid, erg s^-1 cm^-2 A^-1 (float64).
 
@@ -373,24 +391,25 @@ def group_targets(
     return np.array([order.setdefault(lab, len(order)) for lab in labels])
 
 
-def _centres(ra: np.ndarray, dec: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    xyz = np.zeros((labels.max() + 1, 3)) if labels.size else np.zeros((0, 3))
-    np.add.at(xyz, labels, _unit(ra, dec))
-    xyz /= np.linalg.norm(xyz, axis=1, keepdims=True)
-    return np.degrees(np.arctan2(xyz[:, 1], xyz[:, 0])) % 360, np.degrees(
-        np.arcsin(np.clip(xyz[:, 2], -1, 1))
-    )
-
-
 def plan_targets(
     spectra: list[dict], frames: list[dict], placement: str = "hisscube", **grouping: Any
 ) -> dict[str, Any]:
     """Targets from the usable spectra (``grouping``: see :func:`group_targets`), and the frames
-    that hold a whole cutout of each, per band."""
+    that hold a whole cutout of each at every zoom level, per band.
+
+    A target's spectra are in HiSS-Cube's order, by observation time (TAI, else MJD), and its
+    cutouts are cut around the first one's plug position, as HiSS-Cube cuts them (the cutouts of a
+    target's first spectrum serve the whole target)."""
     labels = group_targets([s["ra"] for s in spectra], [s["dec"] for s in spectra], **grouping)
     n_t = int(labels.max()) + 1 if labels.size else 0
-    ra, dec = _centres(np.array([s["ra"] for s in spectra]), np.array([s["dec"] for s in spectra]), labels)
+    spectra_of: list[list[int]] = [[] for _ in range(n_t)]
+    for i, t in enumerate(labels):  # one pass: the spectra of each target, in file order
+        spectra_of[t].append(i)
+    spectra_of = [sorted(ids, key=lambda i: observation_time(spectra[i]["header"])) for ids in spectra_of]
+    ra = np.array([spectra[ids[0]]["ra"] for ids in spectra_of])
+    dec = np.array([spectra[ids[0]]["dec"] for ids in spectra_of])
     cover: list[dict[str, list[int]]] = [{b: [] for b in BANDS} for _ in range(n_t)]
+    lower_level_off: set[int] = set()  # whole at zoom 0 in some frame, not at a lower level
     tree = cKDTree(_unit(ra, dec)) if n_t else None
     for j, fr in enumerate(frames):
         wcs = frame_wcs(fr["header"], fr["path"])
@@ -404,12 +423,10 @@ def plan_targets(
             continue
         near = np.array(sorted(near))
         _, _, inside = cutout_origin(wcs, ra[near], dec[near], (ny, nx), placement)
-        for t in near[inside]:
+        for t in near[inside.all(axis=1)]:
             cover[t][fr["band"]].append(j)
+        lower_level_off.update(near[inside[:, 0] & ~inside.all(axis=1)].tolist())
     bands_covered = [sum(bool(cover[t][b]) for b in BANDS) for t in range(n_t)]
-    spectra_of: list[list[int]] = [[] for _ in range(n_t)]
-    for i, t in enumerate(labels):  # one pass: the spectra of each target, in file order
-        spectra_of[t].append(i)
     return {
         "labels": labels,
         "spectra": spectra_of,
@@ -419,6 +436,7 @@ def plan_targets(
         "complete": [t for t, k in enumerate(bands_covered) if k == len(BANDS)],
         "outside": [t for t, k in enumerate(bands_covered) if k == 0],
         "incomplete": [t for t, k in enumerate(bands_covered) if 0 < k < len(BANDS)],
+        "lower_level_off_frame": sorted(t for t in lower_level_off if bands_covered[t] < len(BANDS)),
         "placement": placement,
     }
 
@@ -507,15 +525,16 @@ def build_cube(
                     "rejected": {s["path"]: s["reason"] for s in s_scan if not s["ok"]},
                     "skipped": spectra_skipped},
         "targets": {"found": len(plan["cover"]), "written": len(plan["complete"]),
-                    "outside_every_frame": len(plan["outside"]), "missing_bands": len(plan["incomplete"])},
+                    "outside_every_frame": len(plan["outside"]), "missing_bands": len(plan["incomplete"]),
+                    "lower_level_off_frame": len(plan["lower_level_off_frame"])},
         "cutout_placement": placement,
         "target_grouping": grouping if grouping == "fof" else f"healpix order {healpix_order} (nested)",
     }  # fmt: skip
     keep = plan["complete"]
     if not keep:
         raise FitsError(
-            f"no target has whole {CUTOUT_SIZE} x {CUTOUT_SIZE} cutouts in all five bands: "
-            f"{report['targets']} "
+            f"no target has whole cutouts in all five bands at every zoom level ({CUTOUT_SIZE} to "
+            f"{image_size(N_ZOOM - 1)} px, each cut from its level's halved frame): {report['targets']} "
             f"(frames rejected: {len(report['frames']['rejected'])}, spectra rejected: "
             f"{len(report['spectra']['rejected'])}; files skipped: "
             f"{len(frames_skipped) + len(spectra_skipped)}, named in the report)"
@@ -575,14 +594,15 @@ def _write_batch(
         for j, tg in by_frame.items()
     ]
     spec_ids = [i for k in ts for i in spec_of[k]]
-    spec_tasks = [dask.delayed(read_spectrum, pure=False)(spectra[i]["path"]) for i in spec_ids]
+    spec_tasks = [dask.delayed(spectrum_levels, pure=False)(spectra[i]["path"]) for i in spec_ids]
     cuts, specs = dask.compute(cut_tasks, spec_tasks)
     per: dict[tuple[int, str], list] = {}
     for j, found in zip(by_frame, cuts, strict=True):
-        for k, band, d, e in found:
-            per.setdefault((k, band), []).append((j, d, e))
-    n, s = len(ts), CUTOUT_SIZE
-    img, ierr = np.full((n, 5, s, s), np.nan, np.float32), np.full((n, 5, s, s), np.nan, np.float32)
+        for k, band, levels in found:
+            per.setdefault((k, band), []).append((j, levels))
+    n = len(ts)
+    shapes = [(n, 5, image_size(z), image_size(z)) for z in range(N_ZOOM)]
+    images = [(np.full(sh, np.nan, np.float32), np.full(sh, np.nan, np.float32)) for sh in shapes]
     index = np.zeros((n, 5), dtype=np.int64)
     for r, k in enumerate(ts):
         for p, b in enumerate(BANDS):
@@ -591,12 +611,13 @@ def _write_batch(
                 raise FitsError(
                     f"target at RA {plan['ra'][keep[k]]:.5f}: no {b} cutout came back from its frames"
                 )
-            img[r, p], ierr[r, p] = combine_ivw([o[1] for o in obs], [o[2] for o in obs])
+            for z, (img, ierr) in enumerate(images):  # epochs of a band: inverse-variance mean per level
+                img[r, p], ierr[r, p] = combine_ivw([o[1][z][0] for o in obs], [o[1][z][1] for o in obs])
             index[r, p] = frame_row[obs[0][0]]
     got = dict(zip(spec_ids, specs, strict=True))
-    flux = np.zeros((n, wavelength_grid(0).size), np.float32)
-    ferr = np.zeros_like(flux)
-    for r, k in enumerate(ts):
-        flux[r], ferr[r] = combine_ivw([got[i][0] for i in spec_of[k]], [got[i][1] for i in spec_of[k]])
-    w.write_targets(start, all_image_levels(img, ierr), all_spectrum_levels(flux, ferr),
-                    [[spec_row[i] for i in spec_of[k]] for k in ts], index)  # fmt: skip
+    spec_levels = []
+    for z in range(N_ZOOM):  # the dense row of a level: the inverse-variance mean of its spectra there
+        rows = [combine_ivw([got[i][z][0] for i in spec_of[k]], [got[i][z][1] for i in spec_of[k]])
+                for k in ts]  # fmt: skip
+        spec_levels.append(tuple(np.array([row[c] for row in rows], np.float32) for c in (0, 1)))
+    w.write_targets(start, images, spec_levels, [[spec_row[i] for i in spec_of[k]] for k in ts], index)

@@ -32,6 +32,7 @@ from xarray.backends import BackendEntrypoint
 from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
+from sfrdask.io.bands import check_dataset
 from sfrdask.io.hisscube_tree import is_tree, read_tree_metadata
 from sfrdask.io.levels import BANDS, N_ZOOM, check_zoom, stored_wavelengths, wavelength_grid
 
@@ -555,6 +556,7 @@ def describe(path: str | Path, metadata: dict[str, np.ndarray] | None = None) ->
             "spectrum_nan_fraction": round(float(sb), 6),
         }
         if z == levels[0]:
+            info["band_colours"] = check_dataset(ds, str(path))
             info["layout"] = metadata.get("layout", "DATASET")
             info["stored_band_order"] = ds.attrs["stored_band_order"]
             info["spectra_per_target_max"] = int(ds.sizes["visit"])

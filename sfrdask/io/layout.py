@@ -5,6 +5,8 @@ One place for these facts, so the reader and the writer cannot drift apart.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 DENSE = "dense_cube"
@@ -67,3 +69,16 @@ def spectrum_dataset(zoom: int) -> str:
 def sparse_metadata(zoom: int, kind: str) -> str:
     """``kind`` is "images" or "spectra"."""
     return f"/{SPARSE}/{zoom}/{kind}/metadata"
+
+
+def observation_time(header: dict[str, Any]) -> float:
+    """A FITS header's observation time as HiSS-Cube orders by it (get_spectrum_time): TAI, else
+    MJD; inf when it has neither. It orders a TREE cell's frame references, and a target's spectra
+    (the first one's position is where the cutouts are cut)."""
+    for key in ("TAI", "MJD"):
+        if key in header:
+            try:
+                return float(header[key])
+            except (TypeError, ValueError):
+                pass
+    return float("inf")

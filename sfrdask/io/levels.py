@@ -1,15 +1,18 @@
 """Zoom levels of the HiSS-Cube format: grids, and how each level is made from the one above.
 
-Images: bicubic 2x downsampling per level; errors downsampled the same way and divided by 4.
-Spectra: Gaussian smoothing (sigma = 2 samples), then linear interpolation onto half as many
-samples over the same wavelength range; errors interpolated and divided by 2.
+Images: each level is made from the whole frame of the level above (OpenCV's bicubic resize to half
+its size; errors resized and divided by 4), and the level's cutout is then cut around the target's
+position on that level's pixel grid. Spectra, each on its own: Gaussian smoothing (sigma = 2
+samples, zeros beyond the ends), then linear interpolation onto half as many samples over the same
+wavelength range; errors interpolated and divided by 2. See docs/formats.md.
 Wavelengths are stored quantised to 10 significant bits, as the reference implementation does.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from scipy import ndimage
 
 N_ZOOM = 4
 CUTOUT_SIZE = 64
@@ -107,73 +110,85 @@ def stored_wavelengths(zoom: int) -> np.ndarray:
     return float_compress(wavelength_grid(zoom).astype(np.float32))
 
 
-# Keys (a = -0.5) bicubic weights at offsets -1.5, -0.5, +0.5, +1.5 from a 2x2 block centre.
-_BICUBIC_HALF = np.array([-0.0625, 0.5625, 0.5625, -0.0625])
+def _halve(a: np.ndarray) -> np.ndarray:
+    """OpenCV's bicubic resize of the last two axes ``(..., H, W)`` to ``(H // 2, W // 2)``, float32."""
+    import cv2  # a heavy import, needed only where levels are made
+
+    a = np.asarray(a, dtype=np.float32)
+    h, w = a.shape[-2:]
+    flat = np.moveaxis(a.reshape(-1, h, w), 0, -1)  # (H, W, channels): one call for the stack
+    size, cubic = (w // 2, h // 2), cv2.INTER_CUBIC
+    out = [  # OpenCV takes at most 512 channels a call
+        cv2.resize(np.ascontiguousarray(flat[..., c : c + 512]), size, interpolation=cubic)
+        for c in range(0, flat.shape[-1], 512)
+    ]
+    out = np.concatenate([o.reshape(h // 2, w // 2, -1) for o in out], axis=-1)
+    return np.moveaxis(out, -1, 0).reshape(*a.shape[:-2], h // 2, w // 2)
 
 
-def _bicubic_half(a: np.ndarray, axis: int) -> np.ndarray:
-    """Sample ``a`` at the centres of pixel pairs along ``axis`` with the bicubic kernel (edges
-    replicated). A NaN inside the 4-pixel support makes the output NaN: bad pixels never vanish."""
-    a = np.moveaxis(a, axis, -1)
-    p = np.concatenate([a[..., :1], a, a[..., -1:]], axis=-1)
-    n = a.shape[-1] // 2
-    out = sum(w * p[..., k : k + 2 * n : 2] for k, w in enumerate(_BICUBIC_HALF))
-    return np.moveaxis(out, -1, axis)
+def frame_levels(data: np.ndarray, errors: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Zoom 0..3 of whole frames ``(..., H, W)``, as HiSS-Cube makes them: each level is OpenCV's
+    bicubic resize (INTER_CUBIC) of the level above to ``W // 2 x H // 2``; errors are resized the
+    same way and divided by 4. A NaN pixel spreads to the pixels whose kernel reaches it."""
+    levels = [(np.asarray(data, np.float32), np.asarray(errors, np.float32))]
+    for _ in range(1, N_ZOOM):
+        d, e = levels[-1]
+        levels.append((_halve(d), _halve(e) / np.float32(4.0)))
+    return levels
 
 
-def downsample_images(data: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One image zoom step for a stack ``(..., y, x)``: bicubic 2x downsampling.
+def level_pixel(pixel: np.ndarray | float, zoom: int) -> np.ndarray:
+    """0-based pixel coordinate at ``zoom`` of a zoom-0 one. HiSS-Cube scales a frame's WCS per
+    level (CRPIX / 2^z, CD x 2^z), which maps 1-based pixel p to p / 2^z."""
+    return (np.asarray(pixel, dtype=np.float64) + 1.0) / 2**zoom - 1.0
 
-    Values are interpolated at the centres of 2x2 blocks (surface brightness is kept); errors go
-    through the same operation and are divided by 4, as the format specifies.
-    """
 
-    def _down(a: np.ndarray) -> np.ndarray:
-        a = a.astype(np.float64)
-        return _bicubic_half(_bicubic_half(a, -1), -2).astype(np.float32)
-
-    return _down(data), _down(errors) / np.float32(4.0)
+def cutout_start(pixel: np.ndarray | float, zoom: int) -> np.ndarray:
+    """First row/column of the level-``zoom`` cutout around a zoom-0 pixel position: HiSS-Cube's
+    ``int(pixel) - size / 2`` on the level's own pixel position (process_cutout_bounds)."""
+    p = level_pixel(pixel, zoom)
+    with np.errstate(invalid="ignore"):
+        return np.floor(np.nan_to_num(p, nan=-1e9)).astype(np.int64) - image_size(zoom) // 2
 
 
 def downsample_spectra(flux: np.ndarray, errors: np.ndarray, zoom_from: int) -> tuple[np.ndarray, np.ndarray]:
-    """One spectrum zoom step for ``(..., n)`` arrays on the level-``zoom_from`` grid.
+    """One spectrum zoom step for ``(..., n)`` spectra on the level-``zoom_from`` grid, as HiSS-Cube
+    makes it for each spectrum on its own.
 
-    NaN samples stay NaN where they dominate the smoothing kernel (weight > 0.5), and are
-    otherwise bridged by the normalised convolution, so a masked pixel never leaks as zero.
+    Flux: astropy's Gaussian smoothing (sigma = 2 samples; zeros beyond both ends, so the first and
+    last few samples drop; NaN samples interpolated from their neighbours), then linear
+    interpolation onto half as many samples over the same range. Errors: interpolated, not
+    smoothed, and divided by 2. The flux stays finite where the error is NaN, as in HiSS-Cube's
+    chain of levels (the next level smooths it); :func:`all_spectrum_levels` masks it.
     """
+    from astropy.convolution import Gaussian1DKernel, convolve
+
     x_from = wavelength_grid(zoom_from)
     x_to = wavelength_grid(zoom_from + 1)
-    good = np.isfinite(flux) & np.isfinite(errors)
-    w = ndimage.gaussian_filter1d(good.astype(np.float64), 2.0, axis=-1, mode="nearest")
-    f = ndimage.gaussian_filter1d(np.where(good, flux, 0.0).astype(np.float64), 2.0, axis=-1, mode="nearest")
-    e = np.where(good, errors, 0.0).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f = np.where(w > 0.5, f / w, np.nan)
-        e = np.where(w > 0.5, e, np.nan)
-
-    def _interp(a: np.ndarray) -> np.ndarray:
-        flat = a.reshape(-1, a.shape[-1])
-        idx = np.interp(x_to, x_from, np.arange(x_from.size))
-        lo = np.floor(idx).astype(int)
-        hi = np.minimum(lo + 1, x_from.size - 1)
-        t = idx - lo
-        out = flat[:, lo] * (1 - t) + flat[:, hi] * t
-        return out.reshape(*a.shape[:-1], x_to.size)
-
-    return _interp(f).astype(np.float32), (_interp(e) / 2.0).astype(np.float32)
-
-
-def all_image_levels(data: np.ndarray, errors: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Zoom 0..3 of an image stack whose last two axes are 64 x 64."""
-    levels = [(data.astype(np.float32), errors.astype(np.float32))]
-    for _ in range(1, N_ZOOM):
-        levels.append(downsample_images(*levels[-1]))
-    return levels
+    n = x_from.size
+    f = np.asarray(flux, dtype=np.float64).reshape(-1, n)
+    e = np.asarray(errors, dtype=np.float64).reshape(-1, n)
+    kernel = Gaussian1DKernel(stddev=2).array[None, :]
+    with warnings.catch_warnings():  # an all-NaN spectrum stays NaN; astropy says so at length
+        warnings.simplefilter("ignore")
+        smooth = convolve(f, kernel, boundary="fill", fill_value=0.0, nan_treatment="interpolate",
+                          normalize_kernel=True, preserve_nan=False)  # fmt: skip
+    idx = np.interp(x_to, x_from, np.arange(n))
+    lo = np.floor(idx).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    t = idx - lo
+    with np.errstate(invalid="ignore"):
+        f_out = smooth[:, lo] * (1 - t) + smooth[:, hi] * t
+        e_out = (e[:, lo] * (1 - t) + e[:, hi] * t) / 2.0
+    shape = (*np.shape(flux)[:-1], x_to.size)
+    return f_out.reshape(shape), e_out.reshape(shape)  # float64: the next level starts from these
 
 
 def all_spectrum_levels(flux: np.ndarray, errors: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Zoom 0..3 of spectra on the 4620-sample grid."""
-    levels = [(flux.astype(np.float32), errors.astype(np.float32))]
+    """Zoom 0..3 (float32) of spectra on the 4620-sample grid, each level made in float64 from the
+    one above, as HiSS-Cube does. A sample whose error is NaN is NaN in flux too: the dense row's
+    inverse-variance mean has no weight there."""
+    levels = [(np.asarray(flux, np.float64), np.asarray(errors, np.float64))]
     for z in range(1, N_ZOOM):
         levels.append(downsample_spectra(*levels[-1], zoom_from=z - 1))
-    return levels
+    return [(np.where(np.isnan(e), np.nan, f).astype(np.float32), e.astype(np.float32)) for f, e in levels]

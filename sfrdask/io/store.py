@@ -30,6 +30,7 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sfrdask import __version__, config
 from sfrdask.errors import StoreError
 from sfrdask.io.atomic import remove_partial
+from sfrdask.io.bands import check_dataset
 from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube, read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
@@ -126,6 +127,7 @@ def write_store(
     meta = read_target_metadata(cube, z_img0, z_spec0)
     base = open_hisscube(cube, z_img0, z_spec0, metadata=meta)
     n = base.sizes["object"]
+    band_check = check_dataset(base, str(cube)) if image_zooms else None  # warns if planes look permuted
     if catalog is not None:
         base = join_labels(base, catalog)
     root = base.drop_vars([*IMAGE_VARS, *SPECTRUM_VARS]).drop_dims(
@@ -144,6 +146,7 @@ def write_store(
             "spectrum_zooms": list(spectrum_zooms),
             "catalog": catalog.attrs.get("gal_info", "") if catalog is not None else "",
             "zoom_levels_present": list(base.attrs["zoom_levels_present"]),
+            "band_check": {k: band_check[k] for k in ("colours", "best", "permuted")} if band_check else {},
         }
     )
     for k in ("format", "image_zoom", "spectrum_zoom"):

@@ -57,6 +57,15 @@ def report(r: Result) -> list[str]:
         f"  zoom levels {info['zoom_levels']}; stored band order {info.get('stored_band_order', '?')} "
         "(mapped to u,g,r,i,z through the frame FILTER headers)",
     ]
+    bc = info.get("band_colours")
+    if bc and bc["colours"]:
+        colours = ", ".join(f"{k} {v:+.2f}" for k, v in bc["colours"].items())
+        lines.append(f"  band colours (3\" aperture, zoom {bc['zoom']}, {bc['objects']} objects): {colours}")
+        lines.append(
+            "  WARNING: " + bc["message"].split(": ", 1)[1]
+            if bc["permuted"]
+            else "  these colours look like SDSS galaxies, quasars and stars in u, g, r, i, z"
+        )
     for z, lv in info["levels"].items():
         lines.append(
             f"  zoom {z}: image {lv['image']} (NaN {lv['image_nan_fraction']:.2%}), "

@@ -23,7 +23,7 @@ from sfrdask import __version__, config
 from sfrdask.clusters import map_ordered
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
-from sfrdask.io.levels import BANDS, all_image_levels, all_spectrum_levels, nmgy_to_stored
+from sfrdask.io.levels import BANDS, N_ZOOM, all_spectrum_levels, image_size, nmgy_to_stored
 from sfrdask.io.store import remove_partial
 from sfrdask.synthetic import images as img
 from sfrdask.synthetic.population import (
@@ -104,6 +104,9 @@ def plan_chunk(seed: int, chunk: int, n: int, p: SynthParams) -> dict[str, Any]:
     n_fields = -(-n // FIELD_TARGETS)
     band_orders = np.stack([rng.permutation(5) for _ in range(n_fields)])
     neighbours = _neighbours(rng, t, p.neighbour_fraction)
+    # the fibre's position in zoom-0 cutout pixels: HiSS-Cube cuts at int(pixel) - 32, so it lies in
+    # [32, 33); its sub-pixel phase sets where the lower levels' cutouts start
+    fibre = 32.0 + rng.random((n, 2))
     return dict(
         chunk=chunk,
         n=n,
@@ -113,6 +116,7 @@ def plan_chunk(seed: int, chunk: int, n: int, p: SynthParams) -> dict[str, Any]:
         f_sf=f_sf,
         n_obs=n_obs,
         offsets=offsets,
+        fibre=fibre,
         band_orders=band_orders,
         neighbours=neighbours,
     )
@@ -123,16 +127,19 @@ def render_chunk(seed: int, plan: dict[str, Any]) -> dict[str, Any]:
     rng = _rng(seed, plan["chunk"], 1)
     t, n = plan["t"], plan["n"]
     flux_nmgy = 10 ** (-0.4 * (t["mag"] - 22.5))
-    data = np.empty((n, 5, 64, 64), np.float32)
-    err = np.empty_like(data)
+    images = [
+        (np.empty((n, 5, s, s), np.float32), np.empty((n, 5, s, s), np.float32))
+        for s in (image_size(z) for z in range(N_ZOOM))
+    ]
     by_target: dict[int, list[dict]] = {}
     for row in plan["neighbours"]:
         by_target.setdefault(row["target"], []).append(row)
     for i in range(n):
+        centre = plan["fibre"][i] - 31.5  # the fibre, from the cutout's centre
         comps = [
             dict(
-                x=plan["offsets"][i, 0],
-                y=plan["offsets"][i, 1],
+                x=centre[0] + plan["offsets"][i, 0],
+                y=centre[1] + plan["offsets"][i, 1],
                 point=bool(t["point"][i]),
                 re_arcsec=t["re_arcsec"][i],
                 sersic=t["sersic"][i],
@@ -143,12 +150,13 @@ def render_chunk(seed: int, plan: dict[str, Any]) -> dict[str, Any]:
         ]
         for nb in by_target.get(i, []):
             nb_flux = 10 ** (-0.4 * (np.array([nb[f"mag_{b}"] for b in BANDS]) - 22.5))
-            comps.append(dict(nb, flux=nb_flux))
-        d, e = img.render_cutout(rng, comps, float(t["seeing_r"][i]))
+            comps.append(dict(nb, x=centre[0] + nb["x"], y=centre[1] + nb["y"], flux=nb_flux))
+        levels = img.render_cutout(rng, comps, float(t["seeing_r"][i]), tuple(plan["fibre"][i]))
         order = plan["band_orders"][i // FIELD_TARGETS]
-        data[i], err[i] = d[order], e[order]
+        for (data, err), (d, e) in zip(images, levels, strict=True):
+            data[i], err[i] = d[order], e[order]
     flux, ferr = render_spectra(rng, t, plan["f_star"], plan["f_sf"], plan["n_obs"])
-    return {"images": all_image_levels(data, err), "spectra": all_spectrum_levels(flux, ferr)}
+    return {"images": images, "spectra": all_spectrum_levels(flux, ferr)}
 
 
 def _assign_spectra(plans: list[dict[str, Any]]) -> None:
@@ -170,6 +178,10 @@ def _assign_spectra(plans: list[dict[str, Any]]) -> None:
                 spec.append((plate, mjd, fibre, survey))
             keys.append(spec)
         plan["spectra"] = keys
+
+
+SCAN_ORDER = "riuzg"  # SDSS camera rows in the order a point of sky crosses them
+SCAN_DELAY = 71.66  # seconds between two camera rows (frames of field 2820-3-122)
 
 
 def _field_centre(field: int) -> tuple[float, float]:
@@ -243,6 +255,9 @@ def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, 
                     "BUNIT": "nanomaggy",
                     "NMGY": 0.005,
                     "EXPTIME": 53.907456,
+                    # SDSS scans the sky across its camera rows r, i, u, z, g: a band's frame of a
+                    # field is taken ~71.7 s after the row before (HiSS-Cube's TREE orders by it)
+                    "TAI": 4.5e9 + 600.0 * field + SCAN_DELAY * SCAN_ORDER.index(band),
                     "ORIGIN": "sfrdask synthetic survey",
                 }
             )
@@ -280,8 +295,10 @@ def _chunk_tables(plan: dict[str, Any], radec: np.ndarray, obj0: int) -> dict[st
             "pa": t["pa"],
             "point": t["point"],
             "seeing_r": t["seeing_r"],
-            "x": 31.5 + plan["offsets"][:, 0],
-            "y": 31.5 + plan["offsets"][:, 1],
+            "x": plan["fibre"][:, 0] + plan["offsets"][:, 0],
+            "y": plan["fibre"][:, 1] + plan["offsets"][:, 1],
+            "fibre_x": plan["fibre"][:, 0],
+            "fibre_y": plan["fibre"][:, 1],
             "n_spectra": plan["n_obs"],
             "AVG": lab["sfr"]["AVG"],
             "FLAG": lab["sfr"]["FLAG"],
@@ -293,8 +310,8 @@ def _chunk_tables(plan: dict[str, Any], radec: np.ndarray, obj0: int) -> dict[st
     nbs = pd.DataFrame(plan["neighbours"])
     if len(nbs):
         nbs.insert(0, "object", obj0 + nbs.pop("target"))
-        nbs["x"] += 31.5
-        nbs["y"] += 31.5
+        nbs["x"] += plan["fibre"][nbs["object"] - obj0, 0]
+        nbs["y"] += plan["fibre"][nbs["object"] - obj0, 1]
         nbs = nbs.assign(**_stored_fluxes(nbs[[f"mag_{b}" for b in BANDS]].to_numpy()))
     # one catalogue row per DR7 (SDSS-I/II) spectrum of a galaxy or quasar; stars are not in MPA-JHU
     idx, keys = [], []

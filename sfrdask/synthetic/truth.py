@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sfrdask.io.levels import BANDS, all_image_levels, nmgy_to_stored
-from sfrdask.synthetic.images import model_cutout
+from sfrdask.io.levels import BANDS, nmgy_to_stored
+from sfrdask.synthetic.images import cutout_levels, model_stamp
 
 MORPH = ("point", "re_arcsec", "sersic", "ba", "pa")
 
@@ -53,18 +53,16 @@ def truth_models(survey_dir: str | Path, objects: np.ndarray, zoom: int) -> tupl
     for o in objects:
         row = truth.loc[int(o)]
         seeing = float(row["seeing_r"])
-        tgt.append(model_cutout([_component(row)], seeing) * scale)
         mine = nbs[nbs["object"] == o]
-        nb.append(
-            model_cutout([_component(r) for _, r in mine.iterrows()], seeing) * scale
-            if len(mine)
-            else np.zeros((5, 64, 64))
-        )
-    tgt, nb = np.asarray(tgt), np.asarray(nb)
-    if zoom:
-        tgt = all_image_levels(tgt, np.zeros_like(tgt))[zoom][0]
-        nb = all_image_levels(nb, np.zeros_like(nb))[zoom][0]
-    return tgt, nb
+        models = [model_stamp([_component(row)], seeing) * scale]
+        models.append(model_stamp([_component(r) for _, r in mine.iterrows()], seeing) * scale
+                      if len(mine) else np.zeros_like(models[0]))  # fmt: skip
+        stamps = np.stack(models)  # the survey's own levels: halved stamps cut around the fibre
+        fibre = float(row["fibre_x"]), float(row["fibre_y"])
+        d, _ = cutout_levels(stamps, np.zeros_like(stamps), *fibre)[zoom]
+        tgt.append(d[0])
+        nb.append(d[1])
+    return np.asarray(tgt, dtype=np.float64), np.asarray(nb, dtype=np.float64)
 
 
 def score_masks(

@@ -112,6 +112,94 @@ def test_cutouts_are_the_frame_pixels_hisscube_cuts(built):
         np.testing.assert_allclose(img[p], expected, rtol=1e-6, err_msg=band)
 
 
+def _hisscube_level_cutouts(band: str, ra: float, dec: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The F star's cutouts at every level as HiSS-Cube would cut them, computed here from the
+    format's facts alone (../shared/docs/hisscube-format.md, HiSS-Cube's photometry.py and
+    astrometry.py): the frame in the cube unit, halved level by level with OpenCV's INTER_CUBIC to
+    floor(W/2) x floor(H/2) (errors likewise, divided by 4), the level's WCS with CRPIX / 2^z and
+    CD x 2^z, and the block from int(pixel) - size/2."""
+    import cv2
+    from astropy.wcs import WCS
+
+    with fits.open(FRAMES / f"frame-{band}-002820-3-0122.fits.bz2") as hdul:
+        header = hdul[0].header
+        mid = {"u": 3551, "g": 4686, "r": 6166, "i": 7480, "z": 8932}[band]
+        unit = 3.631e-6 * 2.99792458e-5 / mid**2 * 78.5
+        data = (np.asarray(hdul[0].data, dtype=np.float32) * np.float32(unit)).astype(np.float32)
+    err = read_frame(FRAMES / f"frame-{band}-002820-3-0122.fits.bz2")[1] * np.float32(unit)
+    out = []
+    for z in range(4):
+        if z:
+            size = (data.shape[1] // 2, data.shape[0] // 2)
+            data = cv2.resize(data, size, interpolation=cv2.INTER_CUBIC)
+            err = cv2.resize(err, size, interpolation=cv2.INTER_CUBIC) / np.float32(4)
+        w = WCS(naxis=2)
+        w.wcs.ctype = [header["CTYPE1"], header["CTYPE2"]]
+        w.wcs.crval = [header["CRVAL1"], header["CRVAL2"]]
+        w.wcs.crpix = [header["CRPIX1"] / 2**z, header["CRPIX2"] / 2**z]
+        w.wcs.cd = np.array([[header["CD1_1"], header["CD1_2"]], [header["CD2_1"], header["CD2_2"]]]) * 2**z
+        x, y = w.wcs_world2pix([[ra, dec]], 0)[0]
+        s = 64 // 2**z
+        x0, y0 = int(x) - s // 2, int(y) - s // 2
+        assert 0 <= x0 and x0 + s <= data.shape[1] and 0 <= y0 and y0 + s <= data.shape[0]
+        out.append((data[y0 : y0 + s, x0 : x0 + s], err[y0 : y0 + s, x0 : x0 + s]))
+    return out
+
+
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
+def test_every_level_is_the_block_hisscube_cuts_from_its_halved_frame(built):
+    """Images at zooms 0-3 equal, within float32 precision, the blocks HiSS-Cube cuts from its
+    downsampled frames around the target's first spectrum (the BOSS one: HiSS-Cube orders a
+    target's spectra by TAI, else MJD, and the first one's cutouts serve the whole target)."""
+    out, _ = built
+    with fits.open(SPECTRA / "spec-7330-56684-0434.fits") as hdul:
+        ra, dec = float(hdul[0].header["PLUG_RA"]), float(hdul[0].header["PLUG_DEC"])
+    ds0 = open_hisscube(out, 0, 0)
+    assert ds0.spec_plateid.values[0].tolist()[:3] == [7330, 3126, 3127]  # as in the real file
+    assert (float(ds0.RA[0]), float(ds0.DEC[0])) == (ra, dec)
+    for band in BANDS:
+        expected = _hisscube_level_cutouts(band, ra, dec)
+        for z, (data, err) in enumerate(expected):
+            ds = open_hisscube(out, z, z)
+            got = ds.image.sel(band=band).values[0]
+            np.testing.assert_allclose(got, data, rtol=1e-5, atol=0, err_msg=f"{band} zoom {z}")
+            np.testing.assert_allclose(ds.image_error.sel(band=band).values[0], err, rtol=1e-5, atol=0,
+                                       err_msg=f"{band} zoom {z} errors")  # fmt: skip
+
+
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
+def test_spectrum_levels_are_made_per_spectrum_then_combined(built):
+    """Each spectrum's levels on their own (astropy's Gaussian smoothing, sigma 2 samples, zeros
+    beyond the ends; linear interpolation onto half the samples; errors interpolated / 2), then
+    the dense row is their inverse-variance mean (HiSS-Cube's aggregate_inverse_variance_weighting)."""
+    from astropy.convolution import Gaussian1DKernel, convolve
+
+    out, _ = built
+    levels = []
+    for name in STAR:
+        f, e = read_spectrum(SPECTRA / name)
+        wl = wavelength_grid(0)
+        mine = [(f, e)]
+        for _ in range(3):
+            smooth = convolve(f, Gaussian1DKernel(stddev=2))
+            new = np.linspace(wl[0], wl[-1], wl.size // 2)
+            f, e, wl = np.interp(new, wl, smooth), np.interp(new, wl, e) / 2, new
+            mine.append((f, e))
+        levels.append(mine)
+    for z in range(4):
+        f = np.array([lv[z][0] for lv in levels])
+        e = np.array([lv[z][1] for lv in levels])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.nansum(f / e**2, axis=0) / np.nansum(1 / e**2, axis=0)
+        ds = open_hisscube(out, z, z)
+        got = ds.spectrum.values[0]
+        ok = np.isfinite(got)
+        assert ok.mean() > 0.95, z
+        np.testing.assert_allclose(got[ok], mean[ok], rtol=1e-5, atol=0, err_msg=f"zoom {z}")
+        if z:  # the ends drop: zeros beyond the spectrum enter the smoothing
+            assert got[0] < 0.8 * got[8] and got[-1] < 0.8 * got[-9]
+
+
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_real_field_in_the_tree_layout_reads_the_same(built, tmp_path):
     """The real F star's cube rewritten in HiSS-Cube's TREE layout: same keys, position, pixels."""
@@ -201,7 +289,8 @@ def test_truncated_frame_is_counted_and_the_build_refused(tmp_path):
     (fd / "frame-u-002820-3-0122.fits.bz2").unlink()
     raw = bz2.decompress((FRAMES / "frame-u-002820-3-0122.fits.bz2").read_bytes())
     (fd / "frame-u-002820-3-0122.fits").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(FitsError, match=r"no target has whole 64 x 64 cutouts.*'missing_bands': 1") as e:
+    refused = r"no target has whole cutouts in all five bands at every zoom.*'missing_bands': 1"
+    with pytest.raises(FitsError, match=refused) as e:
         build_cube(fd, sd, tmp_path / "cube.h5", progress=False)
     assert "frames rejected: 1" in str(e.value)
     assert not (tmp_path / "cube.h5").exists() and not list(tmp_path.glob(".cube.h5*"))
@@ -277,7 +366,11 @@ def test_cutouts_start_where_hisscube_starts_them(placement, expected):
     w.wcs.crval, w.wcs.crpix, w.wcs.cdelt = [150.0, 2.0], [1024.0, 744.0], [-0.396 / 3600, 0.396 / 3600]
     ra, dec = w.wcs_pix2world([[100.7, 200.2], [1e7, 1e7]], 0).T
     x0, y0, inside = cutout_origin(w, ra, dec, (1489, 2048), placement)
-    assert (int(x0[0]), int(y0[0])) == expected and inside.tolist() == [True, False]
+    assert (int(x0[0, 0]), int(y0[0, 0])) == expected and inside[:, 0].tolist() == [True, False]
+    # lower levels: the same rule on the level's own pixel grid, (p + 1) / 2^z - 1 (CRPIX / 2^z)
+    if placement == "hisscube":
+        for got, p in ((x0[0], 100.7), (y0[0], 200.2)):
+            assert got.tolist() == [int((p + 1) / 2**z - 1) - 32 // 2**z for z in range(4)]
     with pytest.raises(ValueError, match="unknown cutout placement"):
         cutout_origin(w, ra, dec, (1489, 2048), "middle")
 

@@ -25,9 +25,11 @@ def write_small_cube(
     compression: str | None = None,
     nan: bool = False,
     spectra_per_target: int = 1,
+    tai: dict[str, float] | None = None,
 ) -> Path:
     """One target per entry of ``orders`` (stored plane order, e.g. "urizg"); plane p of a target
-    is filled with 1 + index of its band in ugriz, so the mapping can be checked exactly."""
+    is filled with 1 + index of its band in ugriz, so the mapping can be checked exactly.
+    ``tai``: each band's frame observation time (TAI header key), none by default."""
     n = len(orders)
     n_spec = n * spectra_per_target
     with HissCubeWriter(path, n, n_spec, 5 * n, compression=compression) as w:
@@ -36,6 +38,8 @@ def write_small_cube(
             for b in order:
                 frames.append(f"frame-{b}-{t}.fits")
                 fh.append({"FILTER": b, "NAXIS1": 2048, "NAXIS2": 1489, "CRPIX1": 1024.0, "CD1_2": 1.1e-4})
+                if tai is not None:
+                    fh[-1]["TAI"] = 4.5e9 + 1000.0 * t + tai[b]
         w.write_image_headers(0, frames, fh)
         sp, sh = [], []
         for s in range(n_spec):

@@ -13,7 +13,7 @@ from sfrdask import open_hisscube
 from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
 from sfrdask.io.hisscube import describe, read_target_metadata
-from sfrdask.io.hisscube_tree import spectrum_cells, write_tree
+from sfrdask.io.hisscube_tree import cell_index, spectrum_cells, write_tree
 from sfrdask.io.levels import BANDS, N_ZOOM
 from sfrdask.io.store import open_store, write_store
 from tests.io.test_hisscube import write_small_cube
@@ -77,6 +77,73 @@ def test_tree_reads_as_the_dataset_file_it_came_from(pair, zi, zs):
         np.testing.assert_array_equal(b.image.values[:, i], i + 1)
 
 
+@pytest.mark.parametrize("zoom", [0, 2])
+def test_fast_cell_index_walks_as_the_typed_walk(pair, zoom):
+    """The one-call walk of link names finds the same cells, spectra and order as the walk that
+    opens every group and reads its type (HiSS-Cube's own walk)."""
+    _, tree = pair
+    with h5py.File(tree, "r") as f:
+        typed = [
+            (node.name, [next(iter(t[str(4620 // 2**zoom)].values())).name for t in times], True)
+            for node, times in spectrum_cells(f)
+        ]
+        assert cell_index(f, zoom, f"image_cutouts_{zoom}") == typed
+
+
+def _ref_filters(f, node, zoom):
+    refs = node[f"image_cutouts_{zoom}"][...]
+    return "".join(json.loads(f[r].attrs["serialized_header"])["FILTER"] for r in refs if r)
+
+
+def test_planes_follow_the_frames_observation_time(tmp_path):
+    """HiSS-Cube's TREE order (../shared/docs/hisscube-format.md): a cell's references, and with
+    them the dense planes, sorted by frame TAI; SDSS's scan order r, i, u, z, g, not wavelength."""
+    scan = {b: 71.66 * k for k, b in enumerate("riuzg")}
+    src = write_small_cube(tmp_path / "d.h5", ["zigru", "ugriz", "gzuir"], tai=scan)
+    tree = write_tree(src, tmp_path / "t.h5")
+    with h5py.File(tree, "r") as f:
+        for node, _ in spectrum_cells(f):
+            for z in range(N_ZOOM):
+                assert _ref_filters(f, node, z) == "riuzg"
+        for z in range(N_ZOOM):
+            raw = f[L.image_dataset(z)][...]
+            for k, b in enumerate("riuzg"):  # plane k: the band of reference k
+                assert (raw[:, k] == 1 + BANDS.index(b)).all(), (z, k, b)
+    assert describe(tree)["stored_band_order"] == "riuzg"
+    for z in range(N_ZOOM):
+        img = open_hisscube(tree, z, z).image.values
+        for i in range(5):  # every band read back where it belongs
+            assert (img[:, i] == i + 1).all(), (z, BANDS[i])
+
+
+def _set_frame_header(f, node, zoom, band, **changes):
+    """Change the serialized_header of the frame behind ``node``'s reference of ``band``."""
+    for r in node[f"image_cutouts_{zoom}"][...]:
+        if r and json.loads(f[r].attrs["serialized_header"])["FILTER"] == band:
+            h = json.loads(f[r].attrs["serialized_header"])
+            h.update(changes)
+            f[r].attrs["serialized_header"] = json.dumps({k: v for k, v in h.items() if v is not None})
+            return
+    raise AssertionError(f"no {band} frame")
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [({"FILTER": None}, r"FILTER '', expected one of u, g, r, i, z"),
+     ({"FILTER": "r"}, r"more than one frame of band r")],
+)  # fmt: skip
+def test_plane_whose_band_cannot_be_proven_refuses_the_file(pair, changes, message):
+    """A frame without FILTER, or two frames of one band: the message names target and level."""
+    _, tree = pair
+    with h5py.File(tree, "r+") as f:
+        node, _ = spectrum_cells(f)[1]
+        _set_frame_header(f, node, 2, "g", **changes)
+    where = r"target \d+-\d+-\d+ \(cell /semi_sparse_cube/[\d/]+\): TREE layout, image zoom 2"
+    with pytest.raises(HissCubeFormatError, match=rf"{where}.*{message}"):
+        open_hisscube(tree, image_zoom=2)
+    open_hisscube(tree, image_zoom=1)  # the other levels' frames are untouched
+
+
 def test_band_without_a_referenced_frame_reads_nan(pair):
     _, tree = pair
     with h5py.File(tree, "r+") as f:
@@ -125,7 +192,8 @@ def test_synthetic_survey_as_tree_ingests_with_its_labels(cube, survey_dir, tmp_
 
     tree = write_tree(cube, tmp_path / "tree.h5")
     info = describe(tree)
-    assert info["layout"] == "TREE" and info["stored_band_order"] == "ugriz"
+    # planes in the frames' observation order, as HiSS-Cube writes them: SDSS's scan order
+    assert info["layout"] == "TREE" and info["stored_band_order"] == "riuzg"
     cat = read_catalog_dir(survey_dir)
     a = open_store(write_store(cube, tmp_path / "a.zarr", cat, (2,), (2,)), 2, 2)
     b = open_store(write_store(tree, tmp_path / "b.zarr", cat, (2,), (2,)), 2, 2)

@@ -14,7 +14,7 @@ from astropy.io import fits
 from sfrdask import join_labels, open_hisscube, read_mpajhu
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
-from sfrdask.io.levels import N_ZOOM, all_image_levels, all_spectrum_levels, wavelength_grid
+from sfrdask.io.levels import N_ZOOM, all_spectrum_levels, frame_levels, wavelength_grid
 
 pytestmark = pytest.mark.realdata
 
@@ -55,7 +55,7 @@ def real_cube(tmp_path_factory, dr14):
         w.write_spectrum_headers(0, list(SPECTRA), spec_headers)
         w.write_targets(
             0,
-            all_image_levels(data, np.abs(data) * 0.01 + 1e-3),
+            frame_levels(data, np.abs(data) * 0.01 + 1e-3),  # the metadata matter here, not the levels
             all_spectrum_levels(spec, np.full_like(spec, 1e-18)),
             [[0, 1, 2]],
             np.arange(5)[None],
