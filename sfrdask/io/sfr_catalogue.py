@@ -1,12 +1,14 @@
-"""The SFR catalogue that ``sfrdask predict`` writes: one row per cube object, MPA-JHU's naming.
+"""The SFR catalogue that ``sfrdask predict`` writes, MPA-JHU's naming.
 
-Columns: PLATEID, MJD, FIBERID (the spectrum the MPA-JHU row matched, else the target's first),
-RA, DEC, Z, CLASS, then the predicted log SFR as MEDIAN, P2P5, P16, P84, P97P5 [log(solMass/yr)],
-FLAGS (a bitmask, :data:`FLAG_BITS`), SPLIT (train / validation / test / none: how the training
-store used the object), OBJECT (its index in the cube), PHYS_CLASS (with a physics run: the class
-of its spectrum, e.g. SF or AGN) and, when several models were combined, one MEDIAN_<MODEL> per
-model. ``.fits`` (an astropy binary table with TUNIT and the provenance and flag meanings in the
-header), ``.csv`` or ``.parquet``; always written atomically.
+One row per spectrum by default (``rows="spectrum"``): MPA-JHU has a row per spectrum, so every
+visit of a repeat target joins; or one row per cube target (``rows="target"``). Columns: PLATEID,
+MJD, FIBERID (the row's spectrum; in the target form the one the MPA-JHU row matched, else the
+target's first), RA, DEC, Z, CLASS, then the predicted log SFR as MEDIAN, P2P5, P16, P84, P97P5
+[log(solMass/yr)], FLAGS (a bitmask, :data:`FLAG_BITS`), SPLIT (train / validation / test / none:
+how the training store used the target), TARGET (its index in the cube), N_VISITS (its spectra),
+PHYS_CLASS (with a physics run: the class of its spectrum, e.g. SF or AGN) and, when several models
+were combined, one MEDIAN_<MODEL> per model. ``.fits`` (an astropy binary table with TUNIT and the
+provenance and flag meanings in the header), ``.csv`` or ``.parquet``; always written atomically.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import atomic_output
 
 FORMATS = (".fits", ".csv", ".parquet")
+ROW_FORMS = ("spectrum", "target")
+KEYS = ("PLATEID", "MJD", "FIBERID")
 # FITS 4.0 unit string: log() of solar masses per year (astropy reads it with a warning: no functions)
 SFR_UNIT = "log(solMass/yr)"
 SFR_COLUMNS = ("MEDIAN", "P2P5", "P16", "P84", "P97P5")
@@ -39,6 +43,28 @@ FLAG_BITS: dict[int, tuple[str, str]] = {
 }
 BIT = {name: bit for bit, (name, _) in FLAG_BITS.items()}
 UNITS = {"RA": "deg", "DEC": "deg", **dict.fromkeys(SFR_COLUMNS, SFR_UNIT)}
+
+
+def per_spectrum(cat: pd.DataFrame, visits: dict[str, np.ndarray]) -> pd.DataFrame:
+    """The target rows of ``cat`` repeated once per spectrum, with that spectrum's keys.
+
+    ``visits``: PLATEID, MJD, FIBERID ``(targets, slots)`` of each target's spectra (-1: unused
+    slot), in the target order of ``cat``. A target's rows keep its spectra's order; a target
+    without any keeps its single row."""
+    plate = np.asarray(visits["PLATEID"])
+    used = plate >= 0
+    n = used.sum(axis=1)
+    reps = np.maximum(n, 1)
+    rows = np.repeat(np.arange(len(cat)), reps)
+    out = cat.iloc[rows].reset_index(drop=True)
+    t, slot = np.nonzero(used)  # row-major: targets in order, each one's slots in order
+    has = np.repeat(n > 0, reps)
+    for k in KEYS:
+        col = out[k].to_numpy().copy()
+        col[has] = np.asarray(visits[k])[t, slot]
+        out[k] = col
+    out["N_VISITS"] = np.repeat(n, reps).astype(np.int64)
+    return out
 
 
 def check_output(path: str | Path, overwrite: bool) -> Path:

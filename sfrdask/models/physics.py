@@ -48,6 +48,10 @@ WINDOWS = {"halpha": (6480.0, 6650.0), "hbeta": (4800.0, 5050.0)}  # rest frame
 MAX_A_HALPHA = 3.0  # magnitudes: larger decrements come from noise or broad lines, not dust
 LOG_SFR_RANGE = (-4.0, 3.0)  # Msun/yr, the range of the MPA-JHU catalogue
 SIGMAS = np.geomspace(0.8, 80.0, 16)  # observed-frame line widths tried, Angstrom (to ~3,000 km/s)
+# rest-frame widths (Angstrom) of the stellar Balmer absorption trough fitted under H-alpha and
+# H-beta: A/F-star wings of young populations (~10-40 A wide; Gonzalez Delgado et al. 1999)
+ABSORPTION_SIGMAS = (8.0, 16.0, 32.0)
+TROUGH_OVER_LINE = 4.0  # a trough is fitted only when this many times wider than the line
 MIN_SNR = 3.0  # lines used for classes and detections (Brinchmann et al. 2004)
 BROAD_KMS = 700.0  # H-alpha sigma above this: a broad-line AGN
 BROAD_SIGMAS_KMS = np.geomspace(1000.0, 4000.0, 6)  # widths tried for a broad H-alpha component
@@ -98,7 +102,12 @@ def fit_lines(
     """Continuum-subtracted flux (erg s^-1 cm^-2) of ``line`` ('halpha' or 'hbeta') and its error,
     the line width (observed Angstrom) chosen from ``sigmas``, and the flux and error of the strong
     line of its doublet ([N II] 6584 or [O III] 5007), fitted with the same width; NaN where the
-    window is not covered by enough good samples."""
+    window is not covered by enough good samples.
+
+    The stellar continuum's Balmer absorption under the line is fitted with it: a broad Gaussian
+    trough (rest sigma from :data:`ABSORPTION_SIGMAS`, depth free but never an emission) beside
+    the narrow lines, the widths chosen by chi^2. Without it, absorption eats the emission line,
+    H-beta most (the [O III]/H-beta of a star-forming galaxy rises toward the AGN side)."""
     m = _window(wl, flux, err, z, WINDOWS[line])
     if m.sum() < 8:
         return (np.nan,) * 5
@@ -106,14 +115,25 @@ def fit_lines(
     x, f, wgt = wl[m], flux[m], 1.0 / err[m]
     lam = HALPHA if line == "halpha" else HBETA
     (strong, weak), ratio = COMPANION[line]
+    base = [np.ones_like(x), (x - lam * (1 + z)) / 100.0]
+    troughs: list[tuple[float, np.ndarray | None]] = [(0.0, None)]
+    troughs += [(a * (1 + z), _profile(edges, lam * (1 + z), a * (1 + z))[m]) for a in ABSORPTION_SIGMAS]
     best = (np.inf, *(np.nan,) * 5)
     for s in sigmas:
         doublet = _profile(edges, strong * (1 + z), s) + _profile(edges, weak * (1 + z), s) / ratio
-        centre = _profile(edges, lam * (1 + z), s)
-        chi2, coef, a = _wls([np.ones_like(x), (x - lam * (1 + z)) / 100.0, centre[m], doublet[m]], f, wgt)
-        if chi2 < best[0]:
-            sd = _sd(a)
-            best = (chi2, float(coef[2]), float(sd[2]), float(s), float(coef[3]), float(sd[3]))
+        lines = [_profile(edges, lam * (1 + z), s)[m], doublet[m]]
+        for width, trough in troughs:
+            if trough is not None and width < TROUGH_OVER_LINE * s:
+                continue  # as narrow as the line: the two would trade flux, not separate
+            cols = base + lines + ([] if trough is None else [trough])
+            chi2, coef, a = _wls(cols, f, wgt)
+            if trough is not None:
+                if coef[4] > 0:
+                    continue  # a trough that fills in: emission, not the stellar absorption it stands for
+                chi2 += np.log(len(x))  # BIC: one more parameter must earn its place
+            if chi2 < best[0]:
+                sd = _sd(a)
+                best = (chi2, float(coef[2]), float(sd[2]), float(s), float(coef[3]), float(sd[3]))
     return best[1:]
 
 
@@ -167,7 +187,7 @@ def classify(lines: dict[str, np.ndarray], z: np.ndarray, min_snr: float = MIN_S
         low_sf = partial & (~ok["nii"] | (x < np.log10(LOW_SN_NII_HA)))
     out[partial] = "AGN_LOW_SN"
     out[low_sf] = "SF_LOW_SN"
-    broad = np.nan_to_num(lines["sigma_kms"]) > BROAD_KMS
+    broad = (np.nan_to_num(lines["sigma_kms"]) > BROAD_KMS) & ok["halpha"]  # in emission, not a trough
     if "broad_halpha" in lines:  # a significant broad component that outshines the narrow H-alpha
         b = np.nan_to_num(lines["broad_halpha"])
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -48,13 +48,11 @@ from sfrdask.inference import (
     predict_block,
     preparation,
 )
-from sfrdask.io.sfr_catalogue import BIT, check_output, write_catalogue
+from sfrdask.io.sfr_catalogue import BIT, KEYS, ROW_FORMS, check_output, per_spectrum, write_catalogue
 from sfrdask.progress import compute_tasks
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required, setting
 from sfrdask.tables import markdown
-
-KEYS = ("PLATEID", "MJD", "FIBERID")
 
 
 @dataclass(frozen=True)
@@ -70,9 +68,13 @@ class Params:
     chunk_mb: float = setting("predict.chunk-mb", "raw inputs per inference task")
     seed: int = setting("predict.seed", "splits the validation set for the calibration")
     plots: bool = option(True, "reliability, PIT and main-sequence plots")
+    rows: str = setting("predict.rows", "spectrum: a row per spectrum (joins MPA-JHU row for row); "
+                        "target: a row per cube target", choices=ROW_FORMS)  # fmt: skip
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "runs", tuple(Path(r) for r in self.runs))
+        if self.rows not in ROW_FORMS:
+            raise SfrdaskError(f"predict rows must be one of {', '.join(ROW_FORMS)}, got {self.rows!r}")
         if not self.runs:
             raise SfrdaskError("predict needs at least one run directory")
         if (self.cube is None) == (self.store is None):
@@ -409,9 +411,11 @@ def _run(client: Any, params: Params) -> Result:
             "P97P5": bounds[0.95][1].astype(np.float32),
             "FLAGS": flags,
             "SPLIT": np.array(["none", "train", "validation", "test"])[split.astype(int) + 1],
-            "OBJECT": table["object"].to_numpy(np.int64),
+            "TARGET": table["object"].to_numpy(np.int64),
         }
     )
+    visits = {k: ds[f"spec_{k.lower()}"].values for k in KEYS} if "spec_plateid" in ds else None
+    cat["N_VISITS"] = (visits["PLATEID"] >= 0).sum(axis=1).astype(np.int64) if visits else 1
     if phys_class is not None:
         cat["PHYS_CLASS"] = phys_class
     if len(runs) > 1:
@@ -445,13 +449,17 @@ def _run(client: Any, params: Params) -> Result:
         "SFRDASK": __version__,
         "FLAGNA": "; ".join(missing),
     }
+    header["ROWS"] = params.rows
+    targets = cat
+    if params.rows == "spectrum" and visits is not None:
+        cat = per_spectrum(targets, visits)
     write_catalogue(cat, out, header, overwrite=params.overwrite)
     files += _write_report(runs[0].path.parent.parent, report)
     ms = None
     if params.plots and "LGM_AVG" in ds:
-        flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(cat), -1)
+        flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(targets), -1)
         ms = main_sequence_plot(
-            cat, ds["LGM_AVG"].values.astype(np.float64), flag_col, out.with_suffix(".main_sequence.png")
+            targets, ds["LGM_AVG"].values.astype(np.float64), flag_col, out.with_suffix(".main_sequence.png")
         )
     return Result(out, len(cat), report, tuple(files), ms, rate, tuple(missing))
 

@@ -86,3 +86,22 @@ def test_atomic_output_keeps_the_old_file_when_the_writer_fails(tmp_path):
         (tmp / "y").write_text("2")
     assert sorted(p.name for p in d.iterdir()) == ["y"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dir", "t.csv"]
+
+
+def test_per_spectrum_rows_repeat_each_target_once_per_visit():
+    """MPA-JHU has a row per spectrum: a target with three spectra gives three rows with each
+    spectrum's keys and the target's prediction; a target without spectra keeps its one row."""
+    from sfrdask.io.sfr_catalogue import per_spectrum
+
+    cat = _table(3).assign(TARGET=[0, 1, 2])
+    visits = {
+        "PLATEID": np.array([[7330, 3126, 3127], [266, -1, -1], [-1, -1, -1]]),
+        "MJD": np.array([[56684, 54804, 54835], [51630, -1, -1], [-1, -1, -1]]),
+        "FIBERID": np.array([[434, 211, 622], [7, -1, -1], [-1, -1, -1]]),
+    }
+    out = per_spectrum(cat, visits)
+    assert out["TARGET"].tolist() == [0, 0, 0, 1, 2]
+    assert out["N_VISITS"].tolist() == [3, 3, 3, 1, 0]
+    assert out["PLATEID"].tolist() == [7330, 3126, 3127, 266, cat["PLATEID"][2]]
+    assert out["FIBERID"].tolist()[:4] == [434, 211, 622, 7]
+    assert out["MEDIAN"].tolist()[:3] == [cat["MEDIAN"][0]] * 3

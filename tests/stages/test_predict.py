@@ -62,11 +62,18 @@ def test_physics_classes_and_their_flags(catalogue, trained):
     assert (cls[(cat["CLASS"] == "STAR").to_numpy()] != "SF").all()
 
 
-def test_one_row_per_cube_object_with_the_documented_columns(catalogue, trained):
+def test_one_row_per_spectrum_with_the_documented_columns(catalogue, trained):
+    """The default form: every spectrum of every target is a row (MPA-JHU's rows are spectra)."""
     cat = read_catalogue(catalogue.catalogue)
     with h5py.File(trained["cube"], "r") as f:
         n = f["dense_cube/0/ml_image/cutout_3d_cube_zoom_0"].shape[0]
-    assert len(cat) == catalogue.rows == n
+        n_spectra = int(f.attrs["spectrum_count"])
+    assert len(cat) == catalogue.rows == n_spectra > n  # the survey has repeat targets
+    assert sorted(set(cat["TARGET"])) == list(range(n))
+    per_target = cat.groupby("TARGET")
+    assert (per_target.size() == per_target["N_VISITS"].first()).all()
+    assert (per_target["MEDIAN"].nunique() == 1).all()  # one prediction per target, on each visit
+    assert not cat.duplicated(list(KEYS)).any()
     assert list(cat.columns[:12]) == [*KEYS, "RA", "DEC", "Z", "CLASS", *SFR_COLUMNS]
     assert np.isfinite(cat[["MEDIAN", "P2P5", "P16", "P84", "P97P5"]].to_numpy()).all()
     assert (cat["P2P5"] <= cat["P16"]).all() and (cat["P16"] <= cat["MEDIAN"]).all()
@@ -83,7 +90,7 @@ def test_one_row_per_cube_object_with_the_documented_columns(catalogue, trained)
     # stars (their class is in no MPA-JHU row, nor in the cube) are flagged as a class without SFR
     # labels; objects outside the selection as such
     truth = pd.read_csv(trained["survey"] / "truth_objects.csv").set_index("object")
-    stars = (truth.loc[cat["OBJECT"], "class"] == "STAR").to_numpy()
+    stars = (truth.loc[cat["TARGET"], "class"] == "STAR").to_numpy()
     assert stars.any() and (cat.loc[stars, "FLAGS"] & BIT["NO_SFR_CLASS"]).all()
     assert not (cat.loc[cat["CLASS"].isin(["GALAXY", "QSO"]), "FLAGS"] & BIT["NO_SFR_CLASS"]).any()
     assert ((cat["SPLIT"] == "none") == ((cat["FLAGS"] & BIT["NOT_SELECTED"]) > 0)).all()
@@ -101,6 +108,12 @@ def test_the_catalogue_joins_mpajhu_on_plate_mjd_fiber(catalogue, trained):
     joined = join(cat, gal_info[keys], keys=keys, join_type="inner")
     labelled = (np.asarray(cat["FLAGS"]) & BIT["HAS_LABEL"]) > 0
     assert len(joined) >= labelled.sum() > 0
+    # every MPA-JHU row of a cube spectrum finds its row, repeat visits included
+    ds = sfrdask.open_hisscube(trained["cube"])
+    spec = np.stack([ds[f"spec_{k.lower()}"].values.ravel() for k in keys], axis=1)
+    cube_keys = {tuple(int(v) for v in row) for row in spec if row[0] >= 0}
+    info_keys = {tuple(int(v) for v in r) for r in gal_info[keys]}
+    assert len(joined) == len(cube_keys & info_keys)
     # gal_totsfr has no keys of its own: its rows follow gal_info's, as in MPA-JHU DR7
     sfr = hstack([gal_info[keys], totsfr[["AVG", "FLAG"]]])
     both = join(cat, sfr, keys=keys, join_type="inner")
@@ -116,9 +129,10 @@ def test_test_split_predictions_equal_evaluate(catalogue, trained, model):
     cat = read_catalogue(catalogue.catalogue)
     ev = evaluate(trained[model], trained["store"], split="test")
     column = f"MEDIAN_{model.upper().replace('-', '_')}"
-    got = cat.set_index("OBJECT").loc[ev["objects"], column].to_numpy()
+    by_target = cat.drop_duplicates("TARGET").set_index("TARGET")
+    got = by_target.loc[ev["objects"], column].to_numpy()
     np.testing.assert_allclose(got, ev["predicted"], atol=2e-4)
-    assert (cat.set_index("OBJECT").loc[ev["objects"], "SPLIT"] == "test").all()
+    assert (by_target.loc[ev["objects"], "SPLIT"] == "test").all()
 
 
 def test_intervals_cover_the_test_split_within_binomial_noise(catalogue):
@@ -148,13 +162,17 @@ def test_calibration_report_and_plots_written(catalogue, trained):
     assert catalogue.main_sequence is not None and catalogue.main_sequence.exists()
 
 
-@pytest.mark.parametrize("ext", [".csv", ".parquet"])
-def test_other_formats_from_a_store(trained, tmp_path, ext):
+@pytest.mark.parametrize(("ext", "rows"), [(".csv", "spectrum"), (".parquet", "target")])
+def test_other_formats_from_a_store(trained, tmp_path, ext, rows):
+    """Both row forms: a row per spectrum (the default), or one per target (``rows="target"``)."""
     out = tmp_path / f"sfr{ext}"
     with dask.config.set(scheduler="threads"):
-        r = sfrdask.predict(trained["gbt-both"], out, store=trained["store"])
+        r = sfrdask.predict(trained["gbt-both"], out, store=trained["store"], rows=rows)
     cat = read_catalogue(out)
-    assert len(cat) == r.rows == int(np.asarray(sfrdask.open_store(trained["store"], None, None).object).size)
+    st = sfrdask.open_store(trained["store"], None, None)
+    spectra = int((st.spec_plateid.values >= 0).sum())
+    assert len(cat) == r.rows == (spectra if rows == "spectrum" else st.sizes["object"])
+    assert cat["TARGET"].nunique() == st.sizes["object"] and (cat["N_VISITS"] >= 1).all()
     assert np.isfinite(cat["P16"]).all()
 
 
@@ -251,4 +269,4 @@ def test_missing_flag_columns_warn_and_go_on(trained, tmp_path):
     assert "flag HAS_LABEL" in p.stderr and "unavailable" in p.stderr
     assert "\r" not in p.stderr  # progress as plain lines when not on a terminal
     cat = read_catalogue(out)
-    assert len(cat) == 700 and not ((cat["FLAGS"] & BIT["HAS_LABEL"]) > 0).any()
+    assert cat["TARGET"].nunique() == 700 and not ((cat["FLAGS"] & BIT["HAS_LABEL"]) > 0).any()
