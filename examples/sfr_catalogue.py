@@ -16,4 +16,4 @@ if __name__ == "__main__":
         cat = sfrdask.predict(trained.runs[0]["run_dir"], "sfr.fits", cube=survey.cube, catalog="survey",
                               client=client)
     print(trained.runs[0]["metrics"])  # test-split R^2, RMSE, MAE
-    print(cat.catalogue, cat.rows, "objects")  # MEDIAN, P16/P84, P2P5/P97P5 of log SFR for each
+    print(cat.catalogue, cat.rows, "rows")  # a row per spectrum: MEDIAN, P16/P84, P2P5/P97P5 of log SFR

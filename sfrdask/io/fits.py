@@ -279,6 +279,13 @@ def scan_spectrum(path: str | Path) -> dict[str, Any]:
         missing = [k for k in ("PLUG_RA", "PLUG_DEC", "PLATEID", "MJD", "FIBERID") if k not in header]
         if missing or n < 2 or not np.all(np.isfinite(loglam)):
             raise FitsError(f"{path}: not an SDSS spectrum (missing {missing or 'a valid loglam column'})")
+        grid = wavelength_grid(0)
+        lo, hi = 10 ** float(loglam.min()), 10 ** float(loglam.max())
+        if min(hi, grid[-1]) - max(lo, grid[0]) < 0.5 * (grid[-1] - grid[0]):
+            raise FitsError(
+                f"{path}: covers {lo:.0f}-{hi:.0f} A, less than half of the cube's {grid[0]:.0f}-"
+                f"{grid[-1]:.0f} A grid: its zoom levels cannot be made"
+            )
     except FitsError as e:
         return {"path": str(path), "ok": False, "reason": str(e)}
     header.update(Z=z, CLASS=cls)  # from HDU 2, so the cube carries them for readers without catalogues

@@ -320,6 +320,50 @@ def test_frame_without_wcs_and_broken_spectrum_are_named(tmp_path):
     assert "frames rejected: 2" in msg and "spectra rejected: 1" in msg
 
 
+def test_spectrum_outside_the_grid_is_refused_with_its_range(tmp_path):
+    with fits.open(SPECTRA / "spec-0411-51817-0119.fits") as hdul:
+        hdul[1].data["loglam"] = hdul[1].data["loglam"] + 0.35  # shifted to 9,000-20,000 A
+        hdul.writeto(tmp_path / "spec-0411-51817-0119.fits")
+    r = scan_spectrum(tmp_path / "spec-0411-51817-0119.fits")
+    assert not r["ok"] and "less than half of the cube's 3840-8915 A grid" in r["reason"]
+    assert "levels cannot be made" in r["reason"]
+
+
+@pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
+def test_frame_too_small_for_the_lower_levels_refuses_the_build(tmp_path):
+    """Every frame cropped so that the F star's 64 px cutout still fits (it starts at column 0)
+    but its zoom-1 cutout falls off the halved frame: no target, exit 2, nothing written."""
+    from astropy.wcs import WCS
+
+    fd, sd = _linked_dir(tmp_path, frames=False)
+    for band in BANDS:
+        with fits.open(FRAMES / f"frame-{band}-002820-3-0122.fits.bz2") as hdul:
+            x, _ = WCS(hdul[0].header).wcs_world2pix([[38.3018, -0.1339]], 0)[0]
+            c0 = int(x) - 32  # the zoom-0 cutout starts at column 0 of the cropped frame
+            hdul[0].data = hdul[0].data[:, c0:]
+            hdul[0].header["CRPIX1"] -= c0
+            hdul[1].data = hdul[1].data[c0:]
+            sky = hdul[2].data
+            allsky, xi, yi = (np.asarray(sky[k][0], np.float32) for k in ("ALLSKY", "XINTERP", "YINTERP"))
+            xi = xi[c0:]
+            hdul[2] = fits.BinTableHDU.from_columns([
+                fits.Column(name="ALLSKY", format=f"{allsky.size}E", dim=str(allsky.shape[::-1]),
+                            array=allsky[None]),
+                fits.Column(name="XINTERP", format=f"{xi.size}E", array=xi[None]),
+                fits.Column(name="YINTERP", format=f"{yi.size}E", array=yi[None]),
+            ])  # fmt: skip
+            hdul.writeto(fd / f"frame-{band}-002820-3-0122.fits")
+    r = subprocess.run(
+        [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(fd), "--spectra", str(sd),
+         "--out", str(tmp_path / "c.h5")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    msg = r.stderr.strip().splitlines()[-1]
+    assert "at every zoom level" in msg and "'lower_level_off_frame': 1" in msg, msg
+    assert "Traceback" not in r.stderr and not (tmp_path / "c.h5").exists()
+
+
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_cli_reports_counts_on_success(tmp_path):
     fd, sd = _linked_dir(tmp_path)

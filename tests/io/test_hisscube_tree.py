@@ -202,3 +202,20 @@ def test_synthetic_survey_as_tree_ingests_with_its_labels(cube, survey_dir, tmp_
     for k in ("PLATEID", "AVG", "FLAG", "Z", "CLASS"):
         np.testing.assert_array_equal(a[k].values, b[k].values, err_msg=k)
     np.testing.assert_array_equal(a.image.values, b.image.values)
+
+
+def test_unprovable_planes_end_the_cli_with_one_line_and_exit_2(pair, tmp_path, capsys):
+    """From the command line: one line naming the file, the target and the level; exit 2; no store."""
+    from sfrdask.cli import main
+
+    _, tree = pair
+    with h5py.File(tree, "r+") as f:
+        node, _ = spectrum_cells(f)[2]
+        _set_frame_header(f, node, 0, "u", FILTER="g")
+    assert main(["info", str(tree)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(tree) in err[0] and "image zoom 0" in err[0] and "band g" in err[0], err
+    out = tmp_path / "s.zarr"
+    assert main(["ingest", str(tree), "--out", str(out), "--image-zooms", "0", "--spectrum-zooms", "0"]) == 2
+    assert "more than one frame of band g" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".s.zarr*"))
