@@ -52,6 +52,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/ddp_ceiling.py --zoom 0 --batch 64 --out bench-output
 	$(BIN)/python benchmarks/stages.py --out bench-output
 	$(BIN)/python benchmarks/scaling.py --out bench-output
+	$(BIN)/python benchmarks/tree_metadata.py --out bench-output
+	$(BIN)/python benchmarks/physics_agreement.py --out bench-output
 	$(BIN)/python benchmarks/resolution_study.py --objects 8000 --seed 42 --epochs 15 --out bench-output/resolution
 
 clean:
