@@ -6,6 +6,8 @@ import contextlib
 import json
 import os
 import platform
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -68,6 +70,14 @@ def drop_page_cache() -> bool:
         return True
     except OSError:
         return False
+
+
+def read_cold(script: str, *args: str) -> dict[str, Any]:
+    """Run ``python -c script args`` in a fresh process after emptying the page cache; the JSON it
+    prints, plus whether the cache could be emptied (``page_cache_dropped``)."""
+    cold = drop_page_cache()
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True)
+    return {**json.loads(out.stdout), "page_cache_dropped": cold}
 
 
 def machine() -> str:

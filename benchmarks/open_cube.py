@@ -21,15 +21,12 @@ a + b x targets, fitted over the sizes).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dask
-from common import drop_page_cache, machine, markdown, write_json
+from common import machine, markdown, read_cold, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
@@ -60,14 +57,6 @@ else:  # the reader before: whole rows of the spectrum table, trimmed by slicing
 hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM"))
 print(json.dumps({"seconds": time.perf_counter() - t0, "targets": n, "peak_mb": hwm / 1024}))
 """
-
-
-def measure(cube: Path, how: str) -> dict:
-    cold = drop_page_cache()
-    out = subprocess.run(
-        [sys.executable, "-c", READ, str(cube), how], capture_output=True, text=True, check=True
-    )
-    return {**json.loads(out.stdout), "page_cache_dropped": cold}
 
 
 def projection(how: str, raw: list[dict]) -> dict:
@@ -102,7 +91,7 @@ def main() -> None:
             t_write = time.perf_counter() - t0
         size_gb = cube.stat().st_size / 1e9
         for how in ("sfrdask", "whole rows"):
-            r = measure(cube, how)
+            r = read_cold(READ, str(cube), how)
             raw.append({"objects": n, "how": how, "file_gb": round(size_gb, 2), "write_s": round(t_write, 1)})
             raw[-1].update(r)
             rows.append(

@@ -21,15 +21,12 @@ through the smallest and largest size).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import dask
-from common import drop_page_cache, machine, markdown, write_json
+from common import machine, markdown, read_cold, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
@@ -52,14 +49,6 @@ hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith(
 print(json.dumps({"seconds": time.perf_counter() - t0, "targets": n, "peak_mb": hwm / 1024}))
 """
 HOWS = ("sfrdask", "typed walk")
-
-
-def measure(cube: Path, how: str) -> dict:
-    cold = drop_page_cache()
-    out = subprocess.run(
-        [sys.executable, "-c", READ, str(cube), how], capture_output=True, text=True, check=True
-    )
-    return {**json.loads(out.stdout), "page_cache_dropped": cold}
 
 
 def projection(how: str, raw: list[dict]) -> dict:
@@ -93,7 +82,7 @@ def main() -> None:
         cube.unlink()
         size_gb = tree.stat().st_size / 1e9
         for how in HOWS:
-            r = measure(tree, how)
+            r = read_cold(READ, str(tree), how)
             raw.append({"objects": n, "how": how, "file_gb": round(size_gb, 2),
                         "write_tree_s": round(t_write, 1), **r})  # fmt: skip
             rows.append({"targets": f"{r['targets']:,}", "file": f"{size_gb:.1f} GB", "reader": how,

@@ -53,6 +53,19 @@ def _linked_dir(tmp: Path, frames: bool = True, spectra: bool = True) -> tuple[P
     return fd, sd
 
 
+def _refused_build(frames: Path, spectra: Path, out: Path) -> str:
+    """Run ``sfrdask build-cube`` expecting a refusal: exit 2, no traceback, nothing written; the
+    message line."""
+    r = subprocess.run(
+        [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(frames), "--spectra", str(spectra),
+         "--out", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and not out.exists()
+    return r.stderr.strip().splitlines()[-1]
+
+
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_f_star_field_gives_one_complete_target(built):
     out, report = built
@@ -309,14 +322,7 @@ def test_frame_without_wcs_and_broken_spectrum_are_named(tmp_path):
         (SPECTRA / "spec-0266-51602-0001.fits").read_bytes()[:5000]
     )
     (fd / "frame-r-999999-3-0001.fits").write_text("not a FITS file")
-    r = subprocess.run(
-        [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(fd), "--spectra", str(sd),
-         "--out", str(tmp_path / "c.h5")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert r.returncode == 2, r.stderr
-    assert "Traceback" not in r.stderr
-    msg = r.stderr.strip().splitlines()[-1]
+    msg = _refused_build(fd, sd, tmp_path / "c.h5")
     assert "frames rejected: 2" in msg and "spectra rejected: 1" in msg
 
 
@@ -353,15 +359,8 @@ def test_frame_too_small_for_the_lower_levels_refuses_the_build(tmp_path):
                 fits.Column(name="YINTERP", format=f"{yi.size}E", array=yi[None]),
             ])  # fmt: skip
             hdul.writeto(fd / f"frame-{band}-002820-3-0122.fits")
-    r = subprocess.run(
-        [sys.executable, "-m", "sfrdask", "build-cube", "--frames", str(fd), "--spectra", str(sd),
-         "--out", str(tmp_path / "c.h5")],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    assert r.returncode == 2, r.stderr
-    msg = r.stderr.strip().splitlines()[-1]
+    msg = _refused_build(fd, sd, tmp_path / "c.h5")
     assert "at every zoom level" in msg and "'lower_level_off_frame': 1" in msg, msg
-    assert "Traceback" not in r.stderr and not (tmp_path / "c.h5").exists()
 
 
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
