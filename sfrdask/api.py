@@ -113,6 +113,7 @@ evaluate = StageFunction("evaluate")
 predict = StageFunction("predict")
 explain = StageFunction("explain")
 scene = StageFunction("scene")
+study = StageFunction("study")
 
 # what ``import sfrdask`` offers; the Scene experiment's stage stays sfrdask.api.scene, because
 # sfrdask.scene is the experiment's package
@@ -127,6 +128,7 @@ STAGE_FUNCTIONS = (
     "predict",
     "preprocess",
     "stats",
+    "study",
     "synth",
     "train",
 )

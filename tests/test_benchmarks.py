@@ -121,44 +121,6 @@ def test_resolution_study_quick(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
-def test_pareto_front_keeps_only_undominated_points():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from resolution_study import pareto_front
-
-    x = np.array([1.0, 2.0, 3.0, 2.5, 0.5, 2.0])
-    y = np.array([0.9, 0.8, 0.5, 0.4, 0.95, 0.7])
-    assert pareto_front(x, y).tolist() == [4, 0, 1, 2]
-
-
-def test_diagonal_pairs_train_two_modality_models_at_matched_levels_only():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from resolution_study import level_pairs
-
-    levels = [0, 1, 2, 3]
-    assert len(level_pairs("intermediate-fusion", levels, levels)) == 16
-    assert level_pairs("intermediate-fusion", levels, levels, diagonal=True) == [(z, z) for z in levels]
-    assert level_pairs("gbt-spectrum", levels, levels, diagonal=True) == [(None, z) for z in levels]
-    assert level_pairs("image-cnn", levels, levels, diagonal=True) == [(z, None) for z in levels]
-
-
-def test_finished_trainings_are_read_back_for_resume_and_report_only(tmp_path):
-    """done.jsonl is what --report-only reports and what a resumed study skips: keyed by model,
-    levels and seed (records from before seeds count as seed 0), the later record of a key winning."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from resolution_study import finished
-
-    assert finished(tmp_path) == {}
-    rows = [
-        {"model": "image-cnn", "image_zoom": 2, "spectrum_zoom": None, "r2": 0.3},
-        {"model": "image-cnn", "image_zoom": 2, "spectrum_zoom": None, "seed": 1, "r2": 0.4},
-        {"model": "image-cnn", "image_zoom": 2, "spectrum_zoom": None, "seed": 1, "r2": 0.5},
-    ]
-    (tmp_path / "done.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    done = finished(tmp_path)
-    assert sorted(done) == [("image-cnn", 2, None, 0), ("image-cnn", 2, None, 1)]
-    assert done[("image-cnn", 2, None, 1)]["r2"] == 0.5
-
-
 def test_predict_benchmark_quick(tmp_path):
     res = _quick("predict", tmp_path)
     (cal,) = res["calibration"]

@@ -5,13 +5,11 @@ to a fault-free run, or it stops with one clear line and leaves nothing that loo
 from __future__ import annotations
 
 import hashlib
-import os
 import resource
 import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,7 +21,7 @@ import zarr
 
 from sfrdask import make_survey, read_catalog_dir, write_store
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
-from tests.conftest import TINY, local_cluster, on
+from tests.conftest import TINY, kill_a_busy_worker_during
 
 pytestmark = pytest.mark.slow
 
@@ -58,41 +56,6 @@ def zarr_digest(path: Path, group: str = "") -> str:
         h.update(name.encode())
         h.update(np.ascontiguousarray(a[...]).tobytes())
     return h.hexdigest()
-
-
-def kill_a_busy_worker_during(fn):
-    """Run ``fn(client)`` in a thread on a two-worker cluster of its own; SIGKILL the first worker
-    seen processing one of its tasks; return what ``fn`` returned.
-
-    The cluster is this call's alone and is closed afterwards, so the stage has to finish on the
-    surviving worker (and the nanny's replacement when it joins in time); nothing after it depends on
-    the replacement."""
-    out: dict = {}
-    with local_cluster() as client:
-        pids = client.run(os.getpid)
-
-        def target():
-            try:
-                with on(client):
-                    out["result"] = fn(client)
-            except BaseException as e:  # surfaced below
-                out["error"] = e
-
-        t = threading.Thread(target=target)
-        t.start()
-        killed = None
-        while t.is_alive() and killed is None:
-            busy = [w for w, tasks in client.processing().items() if tasks and w in pids]
-            if busy:
-                os.kill(pids[busy[0]], signal.SIGKILL)
-                killed = busy[0]
-            time.sleep(0.01)
-        t.join(timeout=300)
-        assert not t.is_alive(), "the stage did not finish within 300 s of the kill"
-    if "error" in out:
-        raise out["error"]
-    assert killed is not None, "the stage ended before any task was seen running"
-    return out["result"]
 
 
 @pytest.fixture(scope="module")

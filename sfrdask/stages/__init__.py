@@ -45,6 +45,11 @@ _WHERE = {
         "STAGE",
         "what a trained network looks at: attributions over wavelength and pixels",
     ),
+    "study": (
+        "study",
+        "STAGE",
+        "the resolution study: every model at every level, trainings fanned out over the cluster",
+    ),
     "plot-labels": ("tools", "PLOT_LABELS", "plot the label distribution of a store (PNG)"),
     "scene": ("scene", "STAGE", "the Scene experiment: audio (MFCC) + frame classification, fused"),
     "scene-synth": ("tools", "SCENE_SYNTH", "write the synthetic stand-in for the Scene data set"),

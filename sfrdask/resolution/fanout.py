@@ -1,0 +1,75 @@
+"""The trainings of a study as independent Dask tasks: longest first, retried on failure, each
+finished one recorded at once (and only once) by the client."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sfrdask.errors import SfrdaskError
+from sfrdask.resolution.grid import Training
+from sfrdask.resolution.record import Record
+from sfrdask.resolution.task import run_training
+
+
+def train_all(
+    client: Any,
+    store: Path,
+    todo: list[Training],
+    record: Record,
+    runs: Path,
+    settings: dict[str, Any],
+    finish: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row,
+    retries: int = 2,
+    resources: dict[str, float] | None = None,
+) -> list[Training]:
+    """Train every one of ``todo`` (in that order of priority) and add its row, passed through
+    ``finish``, to ``record`` as soon as it is done. On a Dask ``client`` each training is one task
+    (``retries`` more tries, on another worker when one died; ``resources`` such as ``{"GPU": 1}``
+    place it); without one they run here, one after another. Returns the trainings that failed
+    every try; a KeyboardInterrupt cancels what is queued and leaves the record as it stands."""
+    failed: list[Training] = []
+    n, t0 = len(todo), time.perf_counter()
+
+    def done(k: int, t: Training, row: dict[str, Any]) -> None:
+        record.add(finish(row))
+        print(f"study: {k}/{n} trainings ({time.perf_counter() - t0:.0f} s) {t.key}: R^2 {row['r2']:.3f}, "
+              f"{row['train_seconds']:.0f} s on {row['worker']}", file=sys.stderr, flush=True)  # fmt: skip
+
+    if client is None:
+        for k, t in enumerate(todo, 1):
+            done(k, t, run_training(str(store), t, str(runs), settings))
+        return failed
+    from distributed import as_completed
+
+    futures = {
+        client.submit(run_training, str(store), t, str(runs), settings, key=f"study-{t.key}-{time.time_ns()}",
+                      priority=n - i, retries=retries, resources=resources, pure=False): t
+        for i, t in enumerate(todo)
+    }  # fmt: skip
+    try:
+        for k, fut in enumerate(as_completed(futures), 1):
+            t = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as e:  # failed every try: the others go on
+                print(f"study: {t.key} failed after {retries + 1} tries: {type(e).__name__}: {e}",
+                      file=sys.stderr, flush=True)  # fmt: skip
+                failed.append(t)
+                continue
+            done(k, t, row)
+    except BaseException:
+        client.cancel(list(futures))
+        raise
+    return failed
+
+
+def check_failed(failed: list[Training]) -> None:
+    if failed:
+        raise SfrdaskError(
+            f"{len(failed)} training(s) failed every try: {', '.join(t.key for t in failed)}; the others are "
+            "recorded, and running the study again trains only what is missing"
+        )

@@ -1,0 +1,33 @@
+"""The study's plan: which model trains at which levels, in what order."""
+
+from __future__ import annotations
+
+import pytest
+
+from sfrdask.models.registry import ModelError
+from sfrdask.resolution.grid import expand_models, level_pairs, plan
+
+
+def test_diagonal_pairs_train_two_modality_models_at_matched_levels_only():
+    levels = [0, 1, 2, 3]
+    assert len(level_pairs("intermediate-fusion", levels, levels)) == 16
+    assert level_pairs("intermediate-fusion", levels, levels, diagonal=True) == [(z, z) for z in levels]
+    assert level_pairs("gbt-spectrum", levels, levels, diagonal=True) == [(None, z) for z in levels]
+    assert level_pairs("image-cnn", levels, levels, diagonal=True) == [(z, None) for z in levels]
+
+
+def test_gbt_stands_for_the_family_on_each_modality():
+    assert expand_models(["gbt", "image-cnn"]) == ["gbt-image", "gbt-spectrum", "gbt-both", "image-cnn"]
+
+
+def test_plan_orders_the_longest_first_and_keeps_matched_pairs():
+    todo = plan(["gbt", "early-fusion", "image-cnn"], [0, 3], [0, 3], [0, 1], pairs="diagonal")
+    assert len(todo) == len(set(todo)) == (3 * 2 + 2 + 2) * 2
+    assert [t.model for t in todo[:2]] == ["early-fusion", "early-fusion"]  # networks at 64 px first
+    assert todo[0].image_zoom == todo[0].spectrum_zoom == 0
+    assert {(t.image_zoom, t.spectrum_zoom) for t in todo if t.model == "early-fusion"} == {(0, 0), (3, 3)}
+    costs = [t.cost for t in todo]
+    assert costs == sorted(costs, reverse=True)
+    assert len({t.key for t in todo}) == len(todo)  # one directory per training
+    with pytest.raises(ModelError, match="unknown model .no-such-model."):
+        plan(["no-such-model"], [0], [0], [0])

@@ -1,0 +1,76 @@
+"""``sfrdask study``: the resolution study as a stage, its trainings as Dask tasks, resumable."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import sfrdask
+from tests.conftest import kill_a_busy_worker_during
+
+SMALL = dict(models=("gbt", "early-fusion"), image_levels=(2, 3), spectrum_levels=(2, 3), pairs="diagonal",
+             seeds=(0, 1), epochs=2, batch_size=16)  # fmt: skip
+N_SMALL = 3 * 2 * 2 + 1 * 2 * 2  # gbt-image/-spectrum/-both at 2 levels, early fusion at 2 matched pairs
+
+
+@pytest.mark.slow
+def test_study_trains_the_grid_resumes_and_reports(cube, survey_dir, tmp_path):
+    out = tmp_path / "study"
+    r = sfrdask.study(cube, survey_dir, out, client="threads", **SMALL)
+    assert r.planned == r.trainings == r.trained_now == N_SMALL
+    lines = (out / "work" / "done.jsonl").read_text().splitlines()
+    assert len(lines) == N_SMALL and len({json.dumps([json.loads(x)[k] for k in ("model", "image_zoom",
+               "spectrum_zoom", "seed")]) for x in lines}) == N_SMALL  # fmt: skip
+    for f in ("study.md", "study.csv", "study.json", "stages.csv", "r2_heatmap.png", "pareto.png"):
+        assert (out / f).stat().st_size > 0, f
+    text = (out / "study.md").read_text()
+    assert "R^2 by level" in text and "16 px / 1155" in text and "8 px / 577" in text
+    stages = json.loads((out / "work" / "prepared.json").read_text())["stages"]
+    assert {"read/image/2", "ingest/all", "filter", "deblend/image/3", "pca/spectrum/2"} <= set(stages)
+    again = sfrdask.study(cube, survey_dir, out, client="threads", **SMALL)  # resumes: nothing left
+    assert again.trained_now == 0 and again.trainings == N_SMALL
+    assert (out / "work" / "done.jsonl").read_text().splitlines() == lines
+    report = sfrdask.study(cube, survey_dir, out, client="threads", report_only=True, **SMALL)
+    assert report.trained_now == 0 and report.trainings == N_SMALL
+
+
+@pytest.mark.slow
+def test_a_worker_killed_during_the_study_loses_nothing_and_repeats_nothing(cube, survey_dir, tmp_path):
+    out = tmp_path / "study"
+    r = kill_a_busy_worker_during(lambda c: sfrdask.study(cube, survey_dir, out, client=c, **SMALL))
+    assert r.trainings == N_SMALL
+    rows = [json.loads(x) for x in (out / "work" / "done.jsonl").read_text().splitlines()]
+    keys = [(x["model"], x["image_zoom"], x["spectrum_zoom"], x["seed"]) for x in rows]
+    assert len(keys) == len(set(keys)) == N_SMALL  # every cell once
+    assert all(x["worker"].startswith("tcp://") for x in rows)  # trained on the workers
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_rerun_trains_only_what_was_missing(cube, survey_dir, tmp_path):
+    out = tmp_path / "study"
+    args = [sys.executable, "-m", "sfrdask", "study", "--cube", str(cube), "--catalog", str(survey_dir),
+            "--out", str(out), "--models", "gbt,early-fusion", "--image-levels", "2,3",
+            "--spectrum-levels", "2,3", "--pairs", "diagonal", "--seeds", "0,1", "--epochs", "2",
+            "--batch-size", "16", "--cluster", "local"]  # fmt: skip
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    record = out / "work" / "done.jsonl"
+    deadline = time.monotonic() + 300
+    while not (record.exists() and len(record.read_text().splitlines()) >= 2):
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err
+    before = {json.dumps(json.loads(x), sort_keys=True) for x in record.read_text().splitlines()}
+    assert 2 <= len(before) < N_SMALL
+    r = subprocess.run(args, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    after = [json.loads(x) for x in record.read_text().splitlines()]
+    assert len(after) == N_SMALL and before <= {json.dumps(x, sort_keys=True) for x in after}
+    assert r.stderr.count("study: ") - r.stderr.count("failed") == N_SMALL - len(before)
