@@ -24,6 +24,10 @@ from sfrdask import config
 from sfrdask.synthetic import SynthParams
 
 
+def _split(text: str | None, kind: type = int) -> list | None:
+    return None if text is None else [kind(x.strip()) for x in text.split(",") if x.strip()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cube", type=Path, help="a HiSS-Cube file (default: make a synthetic survey)")
@@ -62,10 +66,12 @@ def main() -> None:
             p.error("--cube needs --catalog (the MPA-JHU catalogue directory)")
         else:
             cube, catalog = args.cube, args.catalog
-        r = sfrdask.study(cube, catalog, args.out, models=args.models, image_levels=args.image_levels,
-                          spectrum_levels=args.spectrum_levels, pairs=args.pairs, seeds=args.train_seeds,
-                          epochs=args.epochs, batch_size=args.batch_size, report_only=args.report_only,
-                          client=client or "threads")  # fmt: skip
+        r = sfrdask.study(
+            cube, catalog, args.out, models=_split(args.models, str), image_levels=_split(args.image_levels),
+            spectrum_levels=_split(args.spectrum_levels), pairs=args.pairs, seeds=_split(args.train_seeds),
+            epochs=args.epochs, batch_size=args.batch_size, report_only=args.report_only,
+            client=client or "threads",
+        )
     print(r.table.read_text())
     if args.quick:
         shutil.rmtree(args.out / "work")

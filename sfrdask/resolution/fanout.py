@@ -51,7 +51,7 @@ def train_all(
         for i, t in enumerate(todo)
     }  # fmt: skip
     try:
-        for k, fut in enumerate(as_completed(futures), 1):
+        for k, fut in enumerate(as_completed(list(futures), loop=client.loop), 1):
             t = futures[fut]
             try:
                 row = fut.result()

@@ -19,7 +19,13 @@ from sfrdask.tables import markdown as _markdown
 
 
 def markdown(rows: list[dict]) -> str:
-    return _markdown(pd.DataFrame(rows))
+    """A markdown table of ``rows``; whole-number columns (levels, sizes, counts) without decimals."""
+    df = pd.DataFrame(rows)
+    for c in df.columns:
+        col = df[c]
+        if col.dtype.kind == "f" and bool(((col == col.round()) | col.isna()).all()):
+            df[c] = col.astype("Int64")
+    return _markdown(df)
 
 
 def end_to_end(row: dict[str, Any], stages: dict[str, Any], selected: int) -> float:

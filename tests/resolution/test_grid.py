@@ -29,5 +29,5 @@ def test_plan_orders_the_longest_first_and_keeps_matched_pairs():
     costs = [t.cost for t in todo]
     assert costs == sorted(costs, reverse=True)
     assert len({t.key for t in todo}) == len(todo)  # one directory per training
-    with pytest.raises(ModelError, match="unknown model .no-such-model."):
+    with pytest.raises(ModelError, match=r"unknown model .no-such-model."):
         plan(["no-such-model"], [0], [0], [0])
