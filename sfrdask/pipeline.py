@@ -16,6 +16,7 @@ stopped. The run directory holds::
     plots/ runs/           preprocessing plots and tables; trained models and results.{csv,json,md}
     catalogue.fits         the predict stage's SFR catalogue (and its main-sequence PNG)
     explain/               the explain stage's attributions of one trained network
+    study/                 the resolution study (tables, plots; work/: its store, runs and record)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from sfrdask import config
 from sfrdask.config import ConfigError
 from sfrdask.io.atomic import write_text
 
-STAGES = ("synth", "ingest", "preprocess", "train", "predict", "explain")
+STAGES = ("synth", "ingest", "preprocess", "train", "predict", "explain", "study")
 TOP_KEYS = {
     "run-dir",
     "input",
@@ -44,6 +45,7 @@ TOP_KEYS = {
     "train",
     "predict",
     "explain",
+    "study",
     "cluster",
     "settings",
 }
@@ -85,7 +87,7 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
             f"{path}: levels: unknown key(s) {bad}; 'levels' takes 'image' and 'spectrum' "
             "(lists of zoom levels 0..3)"
         )
-    for key in ("settings", "cluster", "levels", "train", "predict", "preprocess", "explain"):
+    for key in ("settings", "cluster", "levels", "train", "predict", "preprocess", "explain", "study"):
         if not isinstance(cfg.get(key) or {}, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping")
     return cfg
@@ -174,6 +176,9 @@ def stage_params(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
             raise ConfigError(f"explain.model {name!r} must be a network trained in this run (train.models)")
         fixed = dict(run=_run_dirs(out["train"], name)[0], store=store, out=run / "explain")
         out["explain"] = from_mapping(get_stage("explain").params, ex, "explain", **fixed)
+    if cfg.get("study") is not None:  # the resolution study, with its own store of every level it studies
+        fixed = dict(cube=cube, catalog=catalog, out=run / "study")
+        out["study"] = from_mapping(get_stage("study").params, cfg["study"], "study", **fixed)
     return out
 
 

@@ -121,6 +121,16 @@ def test_resolution_study_quick(tmp_path):
     assert not (tmp_path / "work").exists()
 
 
+def test_study_concurrency_benchmark_quick(tmp_path):
+    """16 trainings on 2 workers, the same 16 in one process, 16 short ones: the figures exist and
+    the same seeds were trained both ways."""
+    res = _quick("study_concurrency", tmp_path)
+    assert res["concurrent"]["trainings"] == len(res["rows"]) == 16
+    assert res["concurrent"]["wall_s"] > 0 and res["sequential"]["wall_s"] > 0
+    assert res["overhead"]["tasks"] == 16 and len({r["worker"] for r in res["rows"]}) == 2
+    assert not (tmp_path / "study-concurrency-work").exists()
+
+
 def test_predict_benchmark_quick(tmp_path):
     res = _quick("predict", tmp_path)
     (cal,) = res["calibration"]

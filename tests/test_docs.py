@@ -114,3 +114,17 @@ def test_importing_the_pipeline_imports_no_cli():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_the_study_notebook_runs(tmp_path):
+    """examples/resolution_study.ipynb, executed as a user would run it (nbmake): a cluster from
+    Python, a small study, its tables and figures."""
+    notebook = ROOT / "examples" / "resolution_study.ipynb"
+    r = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbmake", "--nbmake-timeout=900", "-p", "no:cacheprovider",
+         "-o", "addopts=", str(notebook)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=1000,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    assert "1 passed" in r.stdout

@@ -174,6 +174,26 @@ def test_the_shipped_run_files_map_onto_the_stages(path, tmp_path):
             assert dask.config.get("sfrdask.cluster.slurm.adapt") == {"minimum-jobs": 4, "maximum-jobs": 32}
 
 
+def test_the_shipped_study_run_file_maps_onto_the_study_stage(tmp_path):
+    """deploy/slurm/sfrdask-study.yaml: the study section becomes the study stage's Params, its
+    outputs inside the run directory, GPU placement and the whole 4 x 4 grid as written there."""
+    import dask
+
+    from sfrdask.pipeline import settings_of
+
+    cfg = load_run_config(ROOT / "deploy/slurm/sfrdask-study.yaml")
+    with dask.config.set(settings_of(cfg)):
+        p = stage_params(cfg, tmp_path)
+        study = p["study"]
+        assert study.out == tmp_path / "study" and study.gpus == 1 and study.pairs == "grid"
+        assert study.seeds == (0, 1, 2) and "hybrid-fusion" in study.models
+        assert dask.config.get("sfrdask.cluster.slurm.worker-extra-args") == ["--resources", "GPU=1"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: {synthetic: {objects: 64}}\nstudy: {modles: [gbt]}\n")
+    with pytest.raises(ConfigError, match="study: unknown key 'modles'"):
+        stage_params(load_run_config(bad), tmp_path)
+
+
 def test_an_output_under_a_file_is_refused_before_any_cluster_starts(tmp_path, capsys):
     """A file where the output's directory should be: exit 2 naming both, no cluster started (a
     LocalCluster closed at once can log a heartbeat traceback)."""

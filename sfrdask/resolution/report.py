@@ -22,9 +22,11 @@ def markdown(rows: list[dict]) -> str:
     """A markdown table of ``rows``; whole-number columns (levels, sizes, counts) without decimals."""
     df = pd.DataFrame(rows)
     for c in df.columns:
-        col = df[c]
-        if col.dtype.kind == "f" and bool(((col == col.round()) | col.isna()).all()):
-            df[c] = col.astype("Int64")
+        if df[c].dtype.kind != "f":
+            continue
+        v = df[c].to_numpy(dtype=float)
+        if (np.isnan(v) | ((np.abs(v) < 1e15) & (v == np.round(v)))).all():
+            df[c] = pd.array([None if np.isnan(x) else int(x) for x in v], dtype="Int64")
     return _markdown(df)
 
 

@@ -235,6 +235,8 @@ def execute(stage: Stage, params: Any, where: Any = None) -> Any:
     from sfrdask.runtime import Runtime, open_runtime
 
     check_output(params)
+    if hasattr(params, "check"):  # the stage's own input checks, before any cluster starts
+        params.check()
 
     if not stage.uses_cluster:
         return stage.run(Runtime(None, "threads"), params)

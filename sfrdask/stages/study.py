@@ -39,10 +39,12 @@ class Params:
     retries: int = setting("study.retries", "tries more for a training that failed or whose worker died")
     report_only: bool = option(False, "tables and plots of what is recorded, training nothing")
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        """The inputs exist: run before any cluster starts (stages.base.execute) and by ``run``
+        (a run file's synthetic cube is written by the stage before)."""
         for path, what in ((self.cube, "HiSS-Cube file"), (self.catalog, "MPA-JHU catalogue directory")):
             if not Path(path).exists():
-                raise SfrdaskError(f"{path}: no such {what}")
+                raise SfrdaskError(f"{path}: no such {what} (sfrdask study --cube CUBE --catalog DIR)")
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.resolution.record import Record
     from sfrdask.resolution.report import end_to_end, write_all
 
+    p.check()
     plan = grid.plan(list(p.models), list(p.image_levels), list(p.spectrum_levels), list(p.seeds), p.pairs)
     work = Path(p.out) / "work"
     work.mkdir(parents=True, exist_ok=True)
