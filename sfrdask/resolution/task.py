@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask
+
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.resolution.grid import Training
 
@@ -21,8 +23,11 @@ def run_training(store: str, t: Training, out: str, settings: dict[str, Any]) ->
 
     set_worker_threads()
     t0 = time.perf_counter()
-    r = train(store, t.model, t.image_zoom, t.spectrum_zoom, out=str(Path(out) / t.key), progress=False,
-              **(settings | {"seed": t.seed}))  # fmt: skip
+    # the store is read in this task's own thread: a dask.compute on the worker's client would
+    # secede from the worker's thread, and the worker would start another training beside it
+    with dask.config.set(scheduler="synchronous"):
+        r = train(store, t.model, t.image_zoom, t.spectrum_zoom, out=str(Path(out) / t.key), progress=False,
+                  **(settings | {"seed": t.seed}))  # fmt: skip
     return {
         "model": t.model,
         "seed": t.seed,
