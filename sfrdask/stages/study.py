@@ -8,6 +8,7 @@ each timed (objects/s per stage and level) and skipped on a rerun with the same 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -128,10 +129,16 @@ def run(rt: Runtime, p: Params) -> Result:
     def finish(row: dict[str, Any]) -> dict[str, Any]:
         return {**row, "end_to_end_objects_per_s": end_to_end(row, stages, selected)}
 
-    failed = fanout.train_all(
-        rt.client, store, todo, record, work / "runs", {"epochs": p.epochs, "batch_size": p.batch_size},
-        finish=finish, retries=p.retries, resources={"GPU": p.gpus} if p.gpus else None,
-    )  # fmt: skip
+    report = contextlib.nullcontext()
+    if rt.client is not None and todo:  # the Dask performance report of the trainings
+        from distributed import performance_report
+
+        report = performance_report(filename=str(Path(p.out) / "performance.html"))
+    with report:
+        failed = fanout.train_all(
+            rt.client, store, todo, record, work / "runs", {"epochs": p.epochs, "batch_size": p.batch_size},
+            finish=finish, retries=p.retries, resources={"GPU": p.gpus} if p.gpus else None,
+        )  # fmt: skip
     rows = [record.rows[t] for t in plan if t in record]
     table = write_all(rows, stages, store, Path(p.out), p)
     fanout.check_failed(failed)

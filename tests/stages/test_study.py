@@ -48,6 +48,7 @@ def test_a_worker_killed_during_the_study_loses_nothing_and_repeats_nothing(cube
     keys = [(x["model"], x["image_zoom"], x["spectrum_zoom"], x["seed"]) for x in rows]
     assert len(keys) == len(set(keys)) == N_SMALL  # every cell once
     assert all(x["worker"].startswith("tcp://") for x in rows)  # trained on the workers
+    assert (out / "performance.html").stat().st_size > 0
 
 
 @pytest.mark.slow
