@@ -54,7 +54,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/scaling.py --out bench-output
 	$(BIN)/python benchmarks/tree_metadata.py --out bench-output
 	$(BIN)/python benchmarks/physics_agreement.py --out bench-output
-	$(BIN)/python benchmarks/resolution_study.py --objects 8000 --seed 42 --epochs 15 --out bench-output/resolution
+	$(BIN)/python benchmarks/study_concurrency.py --out bench-output
+	$(BIN)/python benchmarks/resolution_study.py --objects 8000 --seed 42 --pairs diagonal --out bench-output/resolution \
+		--record benchmarks/results/resolution/done.jsonl
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) bench-output

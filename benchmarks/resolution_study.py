@@ -7,8 +7,9 @@
 The survey is made from its seed (``--objects``, ``--seed``, ``--flag0-fraction``) unless it is
 there already, then ``sfrdask.study`` prepares every level and trains every (model, levels, seed)
 of the plan as a Dask task on the cluster (sfrdask's config, or ``--cluster``), resuming from
-``OUT/work/done.jsonl``. What the study writes: docs/benchmarks.md and
-:mod:`sfrdask.stages.study`; every other option is the stage's (``sfrdask study --help``).
+``OUT/work/done.jsonl`` (``--record``: a committed record, with which a fresh machine resumes).
+What the study writes: docs/benchmarks.md and :mod:`sfrdask.stages.study`; every other option is
+the stage's (``sfrdask study --help``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import dask
 
 import sfrdask
 from sfrdask import config
+from sfrdask.io.atomic import write_text
 from sfrdask.synthetic import SynthParams
 
 
@@ -45,6 +47,10 @@ def main() -> None:
     p.add_argument("--cluster", default=None, help="local, slurm or a scheduler address (default: config)")
     p.add_argument("--out", type=Path, default=Path("bench-output/resolution"))
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--record", type=Path, default=None,
+                   help="a committed record of finished trainings (benchmarks/results/.../done.jsonl): "
+                   "copied into OUT/work when that has none, and the study's record copied back to it at "
+                   "the end, also after Ctrl-C")  # fmt: skip
     p.add_argument("--quick", action="store_true", help="tiny survey, 2 x 2 levels, 2 models: checks the run")
     args = p.parse_args()
     settings = {}
@@ -53,6 +59,18 @@ def main() -> None:
         args.epochs, args.batch_size, args.pairs, args.cluster = 2, 16, "grid", "threads"
         args.image_levels = args.spectrum_levels = "2,3"
         settings = {f"sfrdask.preprocess.pca.{m}-components": 8 for m in ("image", "spectrum")}
+    work_record = args.out / "work" / "done.jsonl"
+    if args.record is not None and args.record.exists() and not work_record.exists():
+        work_record.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(args.record, work_record)  # resume where the committed record stops
+    try:
+        run(args, p, settings)
+    finally:
+        if args.record is not None and work_record.exists():
+            write_text(args.record, work_record.read_text())
+
+
+def run(args: argparse.Namespace, p: argparse.ArgumentParser, settings: dict) -> None:
     with dask.config.set(settings), sfrdask.cluster(args.cluster or config.get("cluster.kind")) as client:
         if args.cube is None:
             survey = args.out / "work" / "survey"
