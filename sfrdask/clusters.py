@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -67,6 +68,7 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
                 yield client
             except BaseException:
                 failed()
+                _quiet_workers(client)
                 raise
     elif "://" in str(kind):  # an existing scheduler (e.g. one a SLURMRunner or a colleague started)
         timeout = float(config.get("cluster.connect-timeout"))
@@ -103,6 +105,23 @@ def distributed_timeouts() -> dict[str, str]:
     get them through dask.config, SLURM worker jobs as ``DASK_*`` variables (:func:`slurm_options`)."""
     t = config.get("cluster.timeouts")
     return {TIMEOUT_KEYS[k]: str(v) for k, v in t.items() if v is not None}
+
+
+def _silence_dask_logs() -> None:
+    for name in ("distributed", "tornado", "asyncio"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def _quiet_workers(client: Client) -> None:
+    """After a failed stage, the workers' own loggers too: torn down mid-computation, a worker's
+    heartbeat to the closing scheduler would print a connection traceback under the error line."""
+    def run() -> None:
+        with contextlib.suppress(Exception):
+            client.run(_silence_dask_logs, on_error="ignore")
+
+    t = threading.Thread(target=run, daemon=True)  # a hung worker must not hold the error back
+    t.start()
+    t.join(timeout=5)
 
 
 @contextlib.contextmanager

@@ -69,10 +69,25 @@ def _steps(p: Params, store: Path) -> list[tuple[str, Any, Any]]:
     return steps
 
 
-def prepare(rt: Runtime, p: Params, work: Path) -> tuple[Path, dict[str, Any]]:
-    """The study's store, ingested and preprocessed at every level through the stages, and the
-    seconds and objects/s of each step, reading every level of the cube included (recorded in
-    work/prepared.json, and reused while the cube and every step's parameters stay the same)."""
+def _fingerprint(path: Path) -> list[Any]:
+    """Size and a hash of the first and last MiB: the same cube, also one rebuilt byte for byte
+    from its seed on another machine (its time stamp would differ), without reading all of it."""
+    import hashlib
+
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        h.update(f.read(2**20))
+        f.seek(max(0, size - 2**20))
+        h.update(f.read(2**20))
+    return [size, h.hexdigest()]
+
+
+def prepare(rt: Runtime, p: Params, work: Path) -> tuple[Path, dict[str, Any], str]:
+    """The study's store, ingested and preprocessed at every level through the stages, the seconds
+    and objects/s of each step, reading every level of the cube included, and the digest of it all
+    (recorded in work/prepared.json; reused while the cube and every step's parameters are the same,
+    and every recorded training carries it, so a training on another preparation never counts)."""
     import dask
 
     from sfrdask.io.atomic import write_text
@@ -80,11 +95,10 @@ def prepare(rt: Runtime, p: Params, work: Path) -> tuple[Path, dict[str, Any]]:
     from sfrdask.preprocessing.quality import selected_objects
 
     store, marker = work / "store.zarr", work / "prepared.json"
-    steps, st = _steps(p, store), Path(p.cube).stat()
-    key = digest("study-prepare", [str(Path(p.cube).resolve()), st.st_size, st.st_mtime],
-                 *(repr(params) for *_, params in steps))  # fmt: skip
+    steps = _steps(p, store)
+    key = digest("study-prepare", _fingerprint(Path(p.cube)), *(repr(params) for *_, params in steps))
     if marker.exists() and store.exists() and json.loads(marker.read_text())["digest"] == key:
-        return store, json.loads(marker.read_text())["stages"]
+        return store, json.loads(marker.read_text())["stages"], key
     stages: dict[str, Any] = {}
 
     def timed(name: str, objects: int, fn: Any) -> None:
@@ -105,7 +119,7 @@ def prepare(rt: Runtime, p: Params, work: Path) -> tuple[Path, dict[str, Any]]:
             objects = n if name in ("ingest/all", "filter") else len(selected_objects(store))
             timed(name, objects, lambda module=module, params=params: module.run(rt, params))
     write_text(marker, json.dumps({"digest": key, "stages": stages}, indent=1))
-    return store, stages
+    return store, stages, key
 
 
 def run(rt: Runtime, p: Params) -> Result:
@@ -120,36 +134,39 @@ def run(rt: Runtime, p: Params) -> Result:
     work.mkdir(parents=True, exist_ok=True)
     record = Record(work / "done.jsonl")
     if p.report_only:
-        store, stages = work / "store.zarr", _recorded_stages(work)
+        store, (stages, key) = work / "store.zarr", _recorded(work)
     else:
-        store, stages = prepare(rt, p, work)
-    todo = [] if p.report_only else [t for t in plan if t not in record]
+        store, stages, key = prepare(rt, p, work)
+    done = {t for t, row in record.rows.items() if row.get("prepared") == key}
+    todo = [] if p.report_only else [t for t in plan if t not in done]
     selected = len(selected_objects(store))
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "end_to_end_objects_per_s": end_to_end(row, stages, selected)}
+        return {**row, "end_to_end_objects_per_s": end_to_end(row, stages, selected), "prepared": key}
 
-    report = contextlib.nullcontext()
-    if rt.client is not None and todo:  # the Dask performance report of the trainings
+    report = contextlib.ExitStack()
+    if rt.client is not None and todo:  # the Dask performance report of the trainings, of this client
         from distributed import performance_report
 
-        report = performance_report(filename=str(Path(p.out) / "performance.html"))
+        report.enter_context(rt.client.as_current())
+        report.enter_context(performance_report(filename=str(Path(p.out) / "performance.html")))
     with report:
         failed = fanout.train_all(
             rt.client, store, todo, record, work / "runs", {"epochs": p.epochs, "batch_size": p.batch_size},
             finish=finish, retries=p.retries, resources={"GPU": p.gpus} if p.gpus else None,
         )  # fmt: skip
-    rows = [record.rows[t] for t in plan if t in record]
+    rows = [record.rows[t] for t in plan if t in record and record.rows[t].get("prepared") == key]
     table = write_all(rows, stages, store, Path(p.out), p)
     fanout.check_failed(failed)
     return Result(table, len(rows), len(todo) - len(failed), len(plan))
 
 
-def _recorded_stages(work: Path) -> dict[str, Any]:
+def _recorded(work: Path) -> tuple[dict[str, Any], str]:
     marker = work / "prepared.json"
     if not marker.exists():
         raise SfrdaskError(f"{marker}: no prepared study here to report on; run the study first")
-    return json.loads(marker.read_text())["stages"]
+    prepared = json.loads(marker.read_text())
+    return prepared["stages"], prepared["digest"]
 
 
 def report(r: Result) -> list[str]:
