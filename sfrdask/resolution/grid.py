@@ -31,12 +31,13 @@ class Training:
 
     @property
     def cost(self) -> float:
-        """Relative cost, for the order only: networks over trees, and pixels and samples read (a
-        64 px / 4620 network first, so the longest trainings do not make the tail)."""
-        px = image_size(self.image_zoom) ** 2 * 5 if self.image_zoom is not None else 0
-        samples = spectrum_samples(self.spectrum_zoom) if self.spectrum_zoom is not None else 0
-        network = get_model(self.model).family == "net"
-        return (100.0 if network else 1.0) * (1 + (px + samples) / 1000)
+        """Relative cost, for the order only: a network over raw pixels and samples costs with what
+        it reads (a 64 px / 4620 network first, so the longest trainings do not make the tail); on
+        PCA features (trees, early fusion) a training is short at any level."""
+        spec = get_model(self.model)
+        px = image_size(self.image_zoom) ** 2 * 5 if "image" in spec.inputs else 0
+        samples = spectrum_samples(self.spectrum_zoom) if "spectrum" in spec.inputs else 0
+        return (100.0 if spec.family == "net" else 1.0) * (1 + (px + samples) / 1000)
 
 
 def expand_models(names: tuple[str, ...] | list[str]) -> list[str]:

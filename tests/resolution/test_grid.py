@@ -23,8 +23,11 @@ def test_gbt_stands_for_the_family_on_each_modality():
 def test_plan_orders_the_longest_first_and_keeps_matched_pairs():
     todo = plan(["gbt", "early-fusion", "image-cnn"], [0, 3], [0, 3], [0, 1], pairs="diagonal")
     assert len(todo) == len(set(todo)) == (3 * 2 + 2 + 2) * 2
-    assert [t.model for t in todo[:2]] == ["early-fusion", "early-fusion"]  # networks at 64 px first
-    assert todo[0].image_zoom == todo[0].spectrum_zoom == 0
+    assert [t.model for t in todo[:2]] == ["image-cnn", "image-cnn"]  # networks on 64 px pixels first
+    assert todo[0].image_zoom == 0
+    # early fusion reads PCA features: short at any level, after the networks on pixels
+    first_early = min(i for i, t in enumerate(todo) if t.model == "early-fusion")
+    assert all(t.model == "image-cnn" for t in todo[:first_early])
     assert {(t.image_zoom, t.spectrum_zoom) for t in todo if t.model == "early-fusion"} == {(0, 0), (3, 3)}
     costs = [t.cost for t in todo]
     assert costs == sorted(costs, reverse=True)
