@@ -120,7 +120,7 @@ def write_catalogue(
             for key, value in header.items():
                 h[key[:8].upper()] = value
             for bit, (name, meaning) in FLAG_BITS.items():
-                h[f"FLAG{bit.bit_length() - 1}"] = (name, meaning[:47])
+                h[f"FLAG{bit}"] = (name, meaning[:47])  # keyed by the value FLAGS uses: FLAG1 .. FLAG512
                 h.add_comment(f"FLAGS bit {bit} {name}: {meaning}")
             h.add_comment("MEDIAN, P2P5, P16, P84, P97P5: predicted log10 total SFR [Msun/yr] and the")
             h.add_comment("bounds of its calibrated 95% and 68% intervals (normalised split conformal).")

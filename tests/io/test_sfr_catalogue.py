@@ -57,6 +57,8 @@ def test_fits_header_has_units_provenance_and_flag_meanings(tmp_path):
     assert h["MODEL"] == "gbt-both" and h["TRAINST"] == "x" * 120
     for bit, (name, _) in FLAG_BITS.items():
         assert f"FLAGS bit {bit} {name}" in comments
+        assert h[f"FLAG{bit}"] == name  # the keyword names the bit's value, as FLAGS and the docs do
+    assert "FLAG0" not in h
 
 
 def test_refusals_write_nothing(tmp_path):
