@@ -468,7 +468,7 @@ def report(r: Result) -> list[str]:
     test = r.calibration[(r.calibration["group"] == "all")]
     lines = [
         test.round(3).to_string(index=False),
-        f"wrote {r.catalogue} ({r.rows} objects, {r.objects_per_s:.0f} objects/s)",
+        f"wrote {r.catalogue} ({r.rows} rows; predicted at {r.objects_per_s:.0f} objects/s)",
     ]
     return lines + [f"wrote {p}" for p in (*r.reports, *([r.main_sequence] if r.main_sequence else []))]
 
