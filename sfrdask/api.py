@@ -29,7 +29,7 @@ import typing
 from typing import Any
 
 from sfrdask.stages import get_stage, help_of
-from sfrdask.stages.base import base_type, coerce, fields_of
+from sfrdask.stages.base import base_type, check_inputs, coerce, fields_of
 
 
 class StageFunction:
@@ -72,7 +72,9 @@ class StageFunction:
         except ConfigError as e:
             raise TypeError(f"sfrdask.{self.__name__}(): {e}") from None
         config.validate()
-        return stage.run(Runtime.of(client), stage.params(**given))
+        params = stage.params(**given)
+        check_inputs(params)  # as the command line does, before the stage touches the cluster
+        return stage.run(Runtime.of(client), params)
 
     @property
     def __signature__(self) -> inspect.Signature:

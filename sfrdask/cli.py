@@ -57,21 +57,28 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     s.add_argument("config", help="the run file (YAML)")
     s.add_argument("--run-dir", default=None, help="overrides the file's run-dir")
     s.add_argument("--force", action="store_true", help="rerun stages even when up to date")
+    s.add_argument(
+        "--check", action="store_true", help="check the run file and every stage's inputs; start nothing"
+    )
     return p
 
 
 def _run_file(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from sfrdask.pipeline import run_pipeline
+    from sfrdask.pipeline import check_run, run_pipeline
 
+    if args.check:
+        stages = check_run(args.config, run_dir=args.run_dir)
+        print(f"{args.config}: checks passed for stages {', '.join(stages)}; nothing was started")
+        return 0
     run = run_pipeline(args.config, run_dir=args.run_dir, force=args.force)
     results = Path(run) / "runs" / "results.md"
     if results.exists():
         print(results.read_text())
     print(f"run directory: {run} (config.yaml, run.log, stages/, reports/, plots/, runs/)")
-    if (Path(run) / "runs" / "calibration.md").exists():
-        print(f"interval calibration per model: {Path(run) / 'runs' / 'calibration.md'}")
+    for report in sorted(Path(run).glob("*.calibration.md")):
+        print(f"interval calibration per model: {report}")
     return 0
 
 

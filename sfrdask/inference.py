@@ -15,6 +15,7 @@ the training-split normalisation saved with the model. ``sfrdask evaluate`` and
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,8 @@ class TrainedRun:
     options: dict[str, Any] = field(default_factory=dict)
     normaliser: Any = None
     weights: Any = None  # net: state dict; tree: TreeArrays; physics: the fallback value
-    store: Path = Path()  # the training store (metrics.json)
+    store: Path = Path()  # the training store (metrics.json): the first of store_tried that exists
+    store_tried: tuple[Path, ...] = ()  # where it was looked for, for the error when it is gone
     version: str = __version__  # the sfrdask version that wrote the run (metrics.json)
 
     @property
@@ -94,13 +96,31 @@ class TrainedRun:
         return spec.build(shapes, **self.options)
 
 
-def load_run(run: str | Path, check_version: bool = True) -> TrainedRun:
+def training_store(run_dir: Path, metrics: dict[str, Any], given: str | Path | None = None) -> list[Path]:
+    """Where a run's training store may be, in order: ``given`` alone when the user names it;
+    else the absolute path recorded at training, the path recorded relative to the run directory
+    (a run directory moved together with its store), and the path as training was given it
+    (runs written before sfrdask recorded both; relative to the working directory)."""
+    if given is not None:
+        return [Path(given)]
+    where = metrics.get("inputs", {})
+    out = [Path(where["store"])] if where.get("store") else []
+    if where.get("store_from_run"):
+        out.append(Path(os.path.normpath(run_dir / where["store_from_run"])))
+    recorded = metrics.get("spec", {}).get("store")
+    if recorded:
+        out.append(Path(recorded))
+    return list(dict.fromkeys(out))
+
+
+def load_run(run: str | Path, check_version: bool = True, store: str | Path | None = None) -> TrainedRun:
     """Read a run directory (or the model file in it) safely: torch checkpoints with
     ``weights_only``, trees as plain arrays, physics as JSON, through the family that the run's
     ``metrics.json`` (its manifest) names.
 
     ``check_version`` refuses a run written by another sfrdask version (major.minor), whose files
-    may mean something else; ``metrics.json`` records the version.
+    may mean something else; ``metrics.json`` records the version. ``store``: the training store,
+    when it moved since training (else :func:`training_store` finds it).
     """
     from sfrdask.families import FAMILIES
 
@@ -144,7 +164,9 @@ def load_run(run: str | Path, check_version: bool = True) -> TrainedRun:
     out = TrainedRun(
         run_dir, family, parts["identity"], parts["options"], parts["normaliser"], parts["weights"]
     )
-    out.version, out.store = version, Path(metrics.get("spec", {}).get("store", ""))
+    out.version, out.store_tried = version, tuple(training_store(run_dir, metrics, store))
+    found = [p for p in out.store_tried if (p / "zarr.json").exists()]
+    out.store = (*found, *out.store_tried, Path())[0]
     try:
         spec = get_model(out.model)
     except ModelError as e:
@@ -171,9 +193,10 @@ def preparation(run: TrainedRun) -> Preparation:
 
     store = run.store
     if not (store / "zarr.json").exists():
+        tried = ", ".join(str(p) for p in run.store_tried) or str(store)
         raise StoreError(
-            f"{run.path}: trained on store {store}, which is gone; predict needs it for the PCA "
-            "components, the deblending parameters and the splits"
+            f"{run.path}: its training store is not at {tried}; predict needs it for the PCA "
+            "components, the deblending parameters and the splits: name it with --train-store"
         )
     deblend = None
     pca: dict[str, dict[str, np.ndarray]] = {}

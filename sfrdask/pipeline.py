@@ -33,6 +33,7 @@ import yaml
 
 from sfrdask import config
 from sfrdask.config import ConfigError
+from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 
 STAGES = ("synth", "ingest", "preprocess", "train", "predict", "explain", "study")
@@ -149,6 +150,13 @@ def stage_params(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
     tr = cfg.get("train") or {}
     if tr.get("models"):
         out["train"] = from_mapping(get_stage("train").params, tr, "train", store=store, out=run / "runs")
+        for kind in ("image", "spectrum"):
+            zoom, stored = getattr(out["train"], f"{kind}_zoom"), getattr(out["ingest"], f"{kind}_zooms")
+            if zoom is not None and zoom not in stored:
+                raise ConfigError(
+                    f"train.{kind}-zoom {zoom} is not among the levels this run ingests (levels.{kind}: "
+                    f"{list(stored)}); add it to levels.{kind} or train at one of those"
+                )
     pred = dict(cfg.get("predict") or {})
     if pred:
         names = pred.pop("models", None)
@@ -212,8 +220,34 @@ def _input_fingerprint(cfg: dict[str, Any]) -> Any:
     return out
 
 
+def check_run(path: str | Path, run_dir: str | Path | None = None) -> list[str]:
+    """Every check a run makes before it starts a cluster or queues a job (the run file, the
+    settings, each wanted stage's inputs and outputs), nothing started, nothing written; returns
+    the stages checked. ``sfrdask run RUN.yaml --check``."""
+    cfg = load_run_config(path)
+    run = Path(run_dir or cfg.get("run-dir") or Path(path).stem)
+    with dask.config.set(settings_of(cfg)):
+        config.validate()
+        params = stage_params(cfg, run)
+        return _check_stages(params, list(cfg.get("stages", STAGES)), run)
+
+
+def _check_stages(params: dict[str, Any], wanted: list[str], run: Path) -> list[str]:
+    """The wanted stages' input checks; what earlier stages write into the run directory is theirs."""
+    from sfrdask.stages.base import check_inputs
+
+    checked = [s for s in STAGES if s in params and s in wanted]
+    for stage in checked:
+        try:
+            check_inputs(params[stage], made_under=run)
+        except SfrdaskError as e:
+            raise ConfigError(f"{stage}: {e}") from None
+    return checked
+
+
 def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: bool = False) -> Path:
-    """Run (or resume) the run described by the file at ``path``; returns the run directory."""
+    """Run (or resume) the run described by the file at ``path``; returns the run directory.
+    Every stage's inputs are checked (:func:`check_run`) before a cluster starts or a job is queued."""
     cfg = load_run_config(path)
     run = Path(run_dir or cfg.get("run-dir") or Path(path).stem)
     wanted = list(cfg.get("stages", STAGES))
@@ -221,6 +255,7 @@ def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: boo
     with dask.config.set(overrides):
         config.validate()
         params = stage_params(cfg, run)
+        _check_stages(params, wanted, run)
         run.mkdir(parents=True, exist_ok=True)
         write_text(
             run / "config.yaml",

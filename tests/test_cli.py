@@ -83,7 +83,7 @@ def test_a_log_file_gets_plain_lines_and_the_version(tmp_path):
         (["info", "{missing}"], "no such file"),
         (["ingest", "{bad}", "--out", "{tmp}/x.zarr", "--cluster", "threads"], "not an HDF5 file"),
         (["info", "{bad}", "--catalog", "{tmp}"], "no gal_info_dr7_v5_2.fit"),
-        (["plot-labels", "{tmp}/none.zarr", "--out", "{tmp}/p.png"], "no such store"),
+        (["plot-labels", "{tmp}/none.zarr", "--out", "{tmp}/p.png"], "none.zarr: no such file"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, args, message):
@@ -149,3 +149,21 @@ def test_an_interrupt_swallowed_by_a_finaliser_is_delivered_again():
         assert seen == [other]  # anything else goes to the usual hook
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["ingest", "{tmp}/no.h5", "--out", "{tmp}/s.zarr"], "cube: {tmp}/no.h5: no such file"),
+        (["predict", "{tmp}/no-run", "--out", "{tmp}/c.fits", "--store", "{tmp}/s.zarr"], "runs: {tmp}/no-run"),
+        (["info", "{tmp}/no.h5", "--catalog", "{tmp}"], "cube: {tmp}/no.h5: no such file"),
+    ],
+)
+def test_a_missing_input_exits_2_before_a_local_cluster_starts(tmp_path, capsys, monkeypatch, argv, named):
+    import sfrdask.clusters
+
+    monkeypatch.setattr(sfrdask.clusters, "cluster", lambda *a, **k: pytest.fail("a cluster was started"))
+    argv = [a.format(tmp=tmp_path) for a in argv]
+    assert main([*argv, "--cluster", "local"] if argv[0] != "info" else argv) == 2
+    assert named.format(tmp=tmp_path) in capsys.readouterr().err
+

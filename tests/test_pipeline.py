@@ -204,3 +204,46 @@ def test_an_output_under_a_file_is_refused_before_any_cluster_starts(tmp_path, c
     out, err = capsys.readouterr()
     assert "not-a-dir is a file, not a directory" in err and "dashboard" not in out + err
     assert main([*synth, str(tmp_path / "new" / "survey"), "--cluster", "threads"]) == 0
+
+
+def _no_cluster(monkeypatch):
+    """Any cluster started (and so any SLURM job queued) fails the test."""
+    import sfrdask.clusters
+
+    def refuse(*a, **k):
+        raise AssertionError("a cluster was started")
+
+    monkeypatch.setattr(sfrdask.clusters, "cluster", refuse)
+
+
+def test_a_missing_cube_on_slurm_is_refused_before_any_cluster_or_job(tmp_path, capsys, monkeypatch):
+    """``kind: slurm`` and a cube path with a typo: exit 2 naming the path, from ``run`` and from
+    ``run --check`` alike, with no cluster started (so no job in the queue) and nothing written."""
+    _no_cluster(monkeypatch)
+    catalog = tmp_path / "mpajhu"
+    catalog.mkdir()
+    cfg = {**TINY, "input": {"cube": str(tmp_path / "cueb.h5"), "catalog": str(catalog)}}
+    cfg["cluster"] = {"kind": "slurm"}
+    path = _write(tmp_path, cfg)
+    for extra in ([], ["--check"]):
+        assert main(["run", str(path), "--run-dir", str(tmp_path / "r"), *extra]) == 2
+        err = capsys.readouterr().err
+        assert "ingest: cube" in err and str(tmp_path / "cueb.h5") in err and "no such file" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_run_check_passes_a_good_run_file_and_starts_nothing(tmp_path, capsys, monkeypatch):
+    """Inputs that earlier stages write into the run directory (the synthetic cube, the store)
+    are theirs to make: a synthetic run checks clean without them."""
+    _no_cluster(monkeypatch)
+    path = _write(tmp_path, {**TINY, "cluster": {"kind": "slurm"}})
+    assert main(["run", str(path), "--run-dir", str(tmp_path / "r"), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "checks passed for stages synth, ingest, preprocess, train" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_train_level_the_run_does_not_ingest_is_refused_naming_both(tmp_path):
+    cfg = {**TINY, "train": {**TINY["train"], "image-zoom": 1}}
+    with pytest.raises(ConfigError, match=r"train.image-zoom 1 is not among .* \(levels.image: \[3\]\)"):
+        stage_params(load_run_config(_write(tmp_path, cfg)), tmp_path)

@@ -217,7 +217,10 @@ def digest(stage: str, params: Any, *upstream: Any) -> str:
 
 def check_output(params: Any) -> None:
     """Refuse an output (``params.out``) that cannot be created because a file stands where one of
-    its directories should be: said now, naming both, rather than after a cluster has started."""
+    its directories should be, or the directory it goes in is not writable: said now, naming both,
+    rather than after a cluster has started."""
+    import os
+
     out = getattr(params, "out", None)
     if out is None:
         return
@@ -225,7 +228,32 @@ def check_output(params: Any) -> None:
         if parent.exists():
             if not parent.is_dir():
                 raise SfrdaskError(f"{out}: {parent} is a file, not a directory; choose another output path")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise SfrdaskError(f"{out}: no permission to write in {parent}; choose another output path")
             return
+
+
+def check_inputs(params: Any, made_under: Path | None = None) -> None:
+    """Refuse a missing input (a field declared with ``input=True``) by its option name and path,
+    and an output that cannot be written, then run the Params' own ``check()`` (catalogue columns,
+    levels): all before a cluster starts or a job is queued. Inputs under ``made_under`` (a run
+    directory, whose earlier stages write them) are left to those stages."""
+    check_output(params)
+    for f, _ in fields_of(type(params)):
+        if not f.metadata.get("input"):
+            continue
+        value = getattr(params, f.name)
+        for path in value if isinstance(value, tuple) else (value,):
+            if path is None:
+                continue
+            path = Path(path)
+            if made_under is not None and path.resolve().is_relative_to(Path(made_under).resolve()):
+                continue
+            if not path.exists():
+                flag = f.name if f.metadata.get("positional") else "--" + f.name.replace("_", "-")
+                raise SfrdaskError(f"{flag}: {path}: no such file or directory ({f.metadata.get('help', '')})")
+    if hasattr(params, "check"):
+        params.check()
 
 
 def execute(stage: Stage, params: Any, where: Any = None) -> Any:
@@ -234,10 +262,7 @@ def execute(stage: Stage, params: Any, where: Any = None) -> Any:
     started for this stage and closed after it; or a Runtime or Client the caller owns."""
     from sfrdask.runtime import Runtime, open_runtime
 
-    check_output(params)
-    if hasattr(params, "check"):  # the stage's own input checks, before any cluster starts
-        params.check()
-
+    check_inputs(params)  # before any cluster starts
     if not stage.uses_cluster:
         return stage.run(Runtime(None, "threads"), params)
     if where is not None and not isinstance(where, str):

@@ -13,8 +13,10 @@ from sfrdask.stages.base import Stage, option, required, setting
 
 @dataclass(frozen=True)
 class Params:
-    frames: Path = required("directory of frame-*.fits[.bz2]")
-    spectra: Path = required("directory of SDSS spectra (*.fits, *.fit, *.fits.gz; read by their headers)")
+    frames: Path = required("directory of frame-*.fits[.bz2]", input=True)
+    spectra: Path = required(
+        "directory of SDSS spectra (*.fits, *.fit, *.fits.gz; read by their headers)", input=True
+    )
     out: Path = required("the HiSS-Cube file to write")
     grouping: str = setting(
         "io.target-grouping",

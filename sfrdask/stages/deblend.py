@@ -13,7 +13,7 @@ from sfrdask.stages.base import Stage, option, required, setting
 
 @dataclass(frozen=True)
 class Params:
-    store: Path = required("zarr store with a selection (sfrdask filter)", positional=True)
+    store: Path = required("zarr store with a selection (sfrdask filter)", positional=True, input=True)
     zooms: tuple[int, ...] | None = option(
         None, "image levels (default: all in the store)", parse=parse_levels
     )

@@ -12,8 +12,10 @@ from sfrdask.stages.base import Stage, option, required
 
 @dataclass(frozen=True)
 class Params:
-    run: Path = required("run directory (or its best.pt / model.npz / model.json)", positional=True)
-    store: Path = required("zarr store holding the inputs at the trained levels")
+    run: Path = required(
+        "run directory (or its best.pt / model.npz / model.json)", positional=True, input=True
+    )
+    store: Path = required("zarr store holding the inputs at the trained levels", input=True)
     split: str = option("test", "which split to score", choices=["train", "validation", "test"])
 
 

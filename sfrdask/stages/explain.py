@@ -12,8 +12,8 @@ from sfrdask.stages.base import Stage, option, required
 
 @dataclass(frozen=True)
 class Params:
-    run: Path = required("run directory of a trained network (or its best.pt)", positional=True)
-    store: Path = required("the store holding the run's inputs (its training store, or another)")
+    run: Path = required("run directory of a trained network (or its best.pt)", positional=True, input=True)
+    store: Path = required("the store holding the run's inputs (its training store, or another)", input=True)
     split: str = option("test", "whose objects to explain", choices=["train", "validation", "test"])
     objects: int = option(256, "objects explained (drawn at random from the split)")
     steps: int = option(32, "integration steps of integrated gradients")

@@ -13,7 +13,7 @@ from sfrdask.stages.base import Stage, required, setting
 
 @dataclass(frozen=True)
 class Params:
-    store: Path = required("zarr store written by ingest", positional=True)
+    store: Path = required("zarr store written by ingest", positional=True, input=True)
     flag: int = setting("preprocess.flag", "keep catalogue rows with this FLAG")
     max_bad_fraction: float = setting("preprocess.max-bad-fraction", "drop objects with more NaN than this")
     classes: tuple[str, ...] = setting("preprocess.classes", "comma-separated classes kept, e.g. GALAXY,QSO")

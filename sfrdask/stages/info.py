@@ -14,11 +14,13 @@ from sfrdask.stages.ingest import read_catalogs
 
 @dataclass(frozen=True)
 class Params:
-    cube: Path = required("HiSS-Cube file", positional=True)
-    catalog: Path | None = option(None, "directory holding the MPA-JHU DR7 FITS tables (standard names)")
-    gal_info: Path | None = option(None, "gal_info table (overrides --catalog)")
-    totsfr: Path | None = option(None, "gal_totsfr table (overrides --catalog)")
-    totlgm: Path | None = option(None, "totlgm (stellar mass) table, optional")
+    cube: Path = required("HiSS-Cube file", positional=True, input=True)
+    catalog: Path | None = option(
+        None, "directory holding the MPA-JHU DR7 FITS tables (standard names)", input=True
+    )
+    gal_info: Path | None = option(None, "gal_info table (overrides --catalog)", input=True)
+    totsfr: Path | None = option(None, "gal_totsfr table (overrides --catalog)", input=True)
+    totlgm: Path | None = option(None, "totlgm (stellar mass) table, optional", input=True)
     json: bool = option(False, "print JSON")
 
 

@@ -39,12 +39,14 @@ def read_catalogs(p: Any) -> pd.DataFrame | None:
 
 @dataclass(frozen=True)
 class Params:
-    cube: Path = required("HiSS-Cube file", positional=True)
+    cube: Path = required("HiSS-Cube file", positional=True, input=True)
     out: Path = required("the zarr store to write")
-    catalog: Path | None = option(None, "directory holding the MPA-JHU DR7 FITS tables (standard names)")
-    gal_info: Path | None = option(None, "gal_info table (overrides --catalog)")
-    totsfr: Path | None = option(None, "gal_totsfr table (overrides --catalog)")
-    totlgm: Path | None = option(None, "totlgm (stellar mass) table, optional")
+    catalog: Path | None = option(
+        None, "directory holding the MPA-JHU DR7 FITS tables (standard names)", input=True
+    )
+    gal_info: Path | None = option(None, "gal_info table (overrides --catalog)", input=True)
+    totsfr: Path | None = option(None, "gal_totsfr table (overrides --catalog)", input=True)
+    totlgm: Path | None = option(None, "totlgm (stellar mass) table, optional", input=True)
     image_zooms: tuple[int, ...] = option(
         LEVELS, "image zoom levels, e.g. 0,2 (0..3 = 64, 32, 16, 8 px)", parse=parse_levels
     )

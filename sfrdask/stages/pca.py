@@ -13,7 +13,7 @@ from sfrdask.stages.base import Stage, option, required, setting
 
 @dataclass(frozen=True)
 class Params:
-    store: Path = required("zarr store with a selection (sfrdask filter)", positional=True)
+    store: Path = required("zarr store with a selection (sfrdask filter)", positional=True, input=True)
     zooms: tuple[int, ...] | None = option(None, "levels (default: all in the store)", parse=parse_levels)
     modalities: tuple[str, ...] = option(("image", "spectrum"), "image, spectrum or both (comma-separated)")
     image_components: int = setting("preprocess.pca.image-components", "components kept for images")

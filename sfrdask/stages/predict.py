@@ -6,8 +6,8 @@ file) does, for trained runs of any model family:
 1. **calibrate** on the runs' training store: predictions for its validation and test splits
    through the same raw-data path as below; normalised split conformal (MAPIE) fitted on the
    validation split, checked on the test split (against the true SFR too, for a synthetic
-   survey); a report per model next to the results table (``calibration.{csv,md}``) and a
-   reliability / PIT plot in each run directory;
+   survey); a report beside the catalogue (``CATALOGUE.calibration.{csv,md}``) and a reliability /
+   PIT plot per model (``CATALOGUE.calibration-MODEL.png``); the run directories are only read;
 2. **predict** every object of the input (a HiSS-Cube file with its catalogue, or a store),
    chunk by chunk on the cluster: deblending with the training store's parameters, the stored
    PCA transforms, the checkpoint's normalisation, batched inference; memory bounded by a chunk;
@@ -59,11 +59,17 @@ from sfrdask.tables import markdown
 class Params:
     """What ``predict`` needs. Defaults of the tunables come from ``sfrdask.predict`` in dask.config."""
 
-    runs: tuple[Path, ...] = required("run directories (several: an ensemble)", positional=True)
+    runs: tuple[Path, ...] = required("run directories (several: an ensemble)", positional=True, input=True)
     out: Path = required("CATALOGUE.fits, .csv or .parquet")
-    cube: Path | None = option(None, "HiSS-Cube file whose objects to predict")
-    catalog: Path | None = option(None, "MPA-JHU tables for the cube (labels, Z, CLASS, mass)")
-    store: Path | None = option(None, "or a zarr store written by sfrdask ingest (instead of --cube)")
+    cube: Path | None = option(None, "HiSS-Cube file whose objects to predict", input=True)
+    catalog: Path | None = option(None, "MPA-JHU tables for the cube (labels, Z, CLASS, mass)", input=True)
+    store: Path | None = option(
+        None, "or a zarr store written by sfrdask ingest (instead of --cube)", input=True
+    )
+    train_store: Path | None = option(
+        None, "the runs' training store, when it moved since training (default: where the run recorded it)",
+        input=True,
+    )
     overwrite: bool = option(False, "replace an existing catalogue")
     chunk_mb: float = setting("predict.chunk-mb", "raw inputs per inference task")
     seed: int = setting("predict.seed", "splits the validation set for the calibration")
@@ -200,12 +206,13 @@ def calibrate(
     client: Any,
     chunk_mb: float,
     seed: int,
-    plots: bool = True,
+    plots: Path | None = None,
 ) -> tuple[Calibration, pd.DataFrame, list[Path]]:
     """Calibrate the (ensemble of) runs on their store's validation split and report the test split.
 
     Returns the ensemble's calibration, the coverage rows of every run (and of the ensemble) and
-    the report files written."""
+    the plots written: ``{plots}.calibration-{model}.png`` per run (nothing goes into a run
+    directory, which may be shared or read-only)."""
     from sfrdask.io.store import open_store
     from sfrdask.preprocessing.split import SPLITS
     from sfrdask.training.data import target_values
@@ -240,31 +247,24 @@ def calibrate(
         cov.insert(0, "model", name)
         cov.insert(1, "split", "test")
         rows.append(cov)
-        if plots and len(members) == 1:
+        if plots is not None and len(members) == 1:
             panels = {"MPA-JHU-format labels": (y[~is_val], bounds)}
             if true is not None:
                 panels["true SFR (synthetic survey)"] = (true[~is_val], bounds)
             r = members[0]
-            reports.append(
-                reliability_plot(
-                    panels, r.path / "calibration.png", f"{r.model}: calibration on the test split"
-                )
-            )
+            png = plots.with_name(f"{plots.name}.calibration-{r.model}.png")
+            reports.append(reliability_plot(panels, png, f"{r.model}: calibration on the test split"))
         final = cal
     return final, pd.concat(rows, ignore_index=True), reports
 
 
-def _write_report(out_dir: Path, table: pd.DataFrame) -> list[Path]:
-    """``calibration.{csv,md}`` next to ``results.*``, rows of other models kept."""
+def _write_report(stem: Path, table: pd.DataFrame) -> list[Path]:
+    """``{stem}.calibration.{csv,md}``: beside the catalogue, never in a run directory."""
     from sfrdask.io.atomic import write_text
 
-    csv = out_dir / "calibration.csv"
-    if csv.exists():
-        old = pd.read_csv(csv)
-        table = pd.concat([old[~old["model"].isin(table["model"])], table], ignore_index=True)
     return [
-        write_text(csv, table.to_csv(index=False)),
-        write_text(out_dir / "calibration.md", markdown(table)),
+        write_text(stem.with_name(f"{stem.name}.calibration.csv"), table.to_csv(index=False)),
+        write_text(stem.with_name(f"{stem.name}.calibration.md"), markdown(table)),
     ]
 
 
@@ -375,7 +375,7 @@ def _run(client: Any, params: Params) -> Result:
     import time
 
     out = check_output(params.out, params.overwrite)
-    runs = [load_run(r) for r in params.runs]
+    runs = [load_run(r, store=params.train_store) for r in params.runs]
     check_compatible(runs)
     preps = [preparation(r) for r in runs]
     zi, zs = levels(runs)
@@ -383,7 +383,9 @@ def _run(client: Any, params: Params) -> Result:
     ds = _source(params, zi, zs)
     _check_levels(ds, runs, str(where))
 
-    cal, report, files = calibrate(runs, preps, client, params.chunk_mb, params.seed, params.plots)
+    stem = out.with_suffix("")  # the catalogue's reports are named after it, beside it
+    plots = stem if params.plots else None
+    cal, report, files = calibrate(runs, preps, client, params.chunk_mb, params.seed, plots)
     t0 = time.perf_counter()
     table = predictions(ds, runs, preps, client, params.chunk_mb, desc=f"predict ({Path(where).name})")
     rate = len(table) / max(time.perf_counter() - t0, 1e-9)
@@ -438,8 +440,8 @@ def _run(client: Any, params: Params) -> Result:
             report = pd.concat([report, extra], ignore_index=True)
     header = {
         "MODEL": ",".join(r.model for r in runs),
-        "RUNS": ",".join(str(r.path) for r in runs),
-        "TRAINST": str(runs[0].store),
+        "RUNS": ",".join(str(r.path.resolve()) for r in runs),
+        "TRAINST": str(runs[0].store.resolve()),
         "INPUT": str(Path(where).resolve()),
         "CATALOG": str(params.catalog or ""),
         "TARGET": runs[0].target,
@@ -454,7 +456,7 @@ def _run(client: Any, params: Params) -> Result:
     if params.rows == "spectrum" and visits is not None:
         cat = per_spectrum(targets, visits)
     write_catalogue(cat, out, header, overwrite=params.overwrite)
-    files += _write_report(runs[0].path.parent.parent, report)
+    files += _write_report(stem, report)
     ms = None
     if params.plots and "LGM_AVG" in ds:
         flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(targets), -1)

@@ -12,7 +12,7 @@ from sfrdask.stages.base import Stage, option, required, setting
 
 @dataclass(frozen=True)
 class Params:
-    store: Path = required("zarr store written by ingest", positional=True)
+    store: Path = required("zarr store written by ingest", positional=True, input=True)
     out: Path | None = option(None, "directory for tables and PNGs (default: none written)")
     label: str = option("AVG", "AVG (alias AVR), or another catalogue column")
     flag: int = setting("preprocess.flag", "keep catalogue rows with this FLAG")

@@ -12,7 +12,7 @@ from sfrdask.stages.base import Stage, option, required
 
 @dataclass(frozen=True)
 class Params:
-    data: Path = required("directory with dataset.csv and the image folders")
+    data: Path = required("directory with dataset.csv and the image folders", input=True)
     out: Path = option(Path("scene-output"), "results directory")
     models: tuple[str, ...] | None = option(None, "comma-separated (default: every Scene model)")
     size: int = option(32, "frames resized to SIZE x SIZE px")

@@ -13,7 +13,7 @@ from sfrdask.stages.base import Stage, option, required
 
 @dataclass(frozen=True)
 class Params:
-    store: Path = required("zarr store with a selection (sfrdask filter)", positional=True)
+    store: Path = required("zarr store with a selection (sfrdask filter)", positional=True, input=True)
     out: Path | None = option(None, "directory for tables and PNGs (default: none written)")
     label: str = option("AVG", "AVG (alias AVR), or another catalogue column")
 

@@ -18,15 +18,15 @@ from typing import Any
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, digest, option, required, setting
+from sfrdask.stages.base import Stage, check_inputs, digest, option, required, setting
 
 LEVELS = (0, 1, 2, 3)
 
 
 @dataclass(frozen=True)
 class Params:
-    cube: Path = required("HiSS-Cube file to study")
-    catalog: Path = required("directory of its MPA-JHU DR7 tables")
+    cube: Path = required("HiSS-Cube file to study", input=True)
+    catalog: Path = required("directory of its MPA-JHU DR7 tables", input=True)
     out: Path = option(Path("study"), "study directory: tables, plots, work/ (store, runs, record)")
     models: tuple[str, ...] = setting("study.models", "comma-separated; gbt, tree: -image, -spectrum, -both")
     image_levels: tuple[int, ...] = option(LEVELS, "image levels (0..3 = 64..8 px)", parse=parse_levels)
@@ -39,13 +39,6 @@ class Params:
     gpus: int = setting("study.gpus", "GPUs one training holds: worker resource GPU (0: none asked)")
     retries: int = setting("study.retries", "tries more for a training that failed or whose worker died")
     report_only: bool = option(False, "tables and plots of what is recorded, training nothing")
-
-    def check(self) -> None:
-        """The inputs exist: run before any cluster starts (stages.base.execute) and by ``run``
-        (a run file's synthetic cube is written by the stage before)."""
-        for path, what in ((self.cube, "HiSS-Cube file"), (self.catalog, "MPA-JHU catalogue directory")):
-            if not Path(path).exists():
-                raise SfrdaskError(f"{path}: no such {what} (sfrdask study --cube CUBE --catalog DIR)")
 
 
 @dataclass(frozen=True)
@@ -128,7 +121,7 @@ def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.resolution.record import Record
     from sfrdask.resolution.report import end_to_end, write_all
 
-    p.check()
+    check_inputs(p)  # also when called from a run file or the API with a runtime of its own
     plan = grid.plan(list(p.models), list(p.image_levels), list(p.spectrum_levels), list(p.seeds), p.pairs)
     work = Path(p.out) / "work"
     work.mkdir(parents=True, exist_ok=True)

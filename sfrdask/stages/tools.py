@@ -42,7 +42,7 @@ MODELS = Stage(ModelsParams, _models, _models_report, uses_cluster=False)
 
 @dataclass(frozen=True)
 class PlotLabelsParams:
-    store: Path = required("zarr store with labels", positional=True)
+    store: Path = required("zarr store with labels", positional=True, input=True)
     out: Path = required("the PNG to write")
     label: str = option("AVG", "AVG (alias AVR), or another catalogue column")
 

@@ -20,7 +20,7 @@ def _parse_context(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Params:
-    store: Path = required("preprocessed zarr store")
+    store: Path = required("preprocessed zarr store", input=True)
     models: tuple[str, ...] = required("model name(s), comma-separated (sfrdask models)", flag="--model")
     image_zoom: int | None = option(None, "0..3 = 64, 32, 16, 8 px", parse=parse_zoom)
     spectrum_zoom: int | None = option(None, "0..3 = 4620, 2310, 1155, 577 samples", parse=parse_zoom)

@@ -13,8 +13,10 @@ import copy
 import hashlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -317,7 +319,11 @@ def _write_outputs(spec: TrainSpec, result: dict[str, Any]) -> None:
     keep = {k: v for k, v in result.items() if not k.startswith("test_") and k != "history"}
     family = spec.model_spec.family
     manifest = {"family": family, "model_file": MODEL_FILES[family]}  # how load_run reads the run back
-    record = {**keep, **manifest, "spec": spec.as_dict(), "sfrdask_version": __version__}
+    store = Path(spec.store).resolve()
+    # the store twice, so that predict finds it from any directory, and after the run directory and
+    # the store moved together: absolute, and relative to the run directory (inference.load_run)
+    where = {"store": str(store), "store_from_run": os.path.relpath(store, run.resolve())}
+    record = {**keep, **manifest, "spec": spec.as_dict(), "inputs": where, "sfrdask_version": __version__}
     write_text(run / "metrics.json", json.dumps(record, indent=1, default=str))
     res = resolution(spec)
     where = ", ".join(

@@ -153,13 +153,68 @@ def test_intervals_cover_the_test_split_within_binomial_noise(catalogue):
         assert row["coverage_68_true"] >= row["coverage_68"] - 0.1
 
 
-def test_calibration_report_and_plots_written(catalogue, trained):
-    runs = trained["runs"]
-    md = (runs / "calibration.md").read_text()
+def test_calibration_report_and_plots_written_beside_the_catalogue(catalogue, trained):
+    here = catalogue.catalogue.parent
+    md = (here / "sfr.calibration.md").read_text()
     assert "gbt-both" in md and "coverage_68" in md and "class GALAXY" in md and "decile 10" in md
     for m in ("gbt-both", "spectrum-mlp", "physics-halpha"):
-        assert (trained[m] / "calibration.png").read_bytes()[:4] == b"\x89PNG"
+        assert (here / f"sfr.calibration-{m}.png").read_bytes()[:4] == b"\x89PNG"
+        assert not list(trained[m].glob("calibration*"))  # predict only reads a run directory
+    assert not list(trained["runs"].glob("calibration*"))
     assert catalogue.main_sequence is not None and catalogue.main_sequence.exists()
+
+
+def _snapshot(d: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(d)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(d.rglob("*"))}
+
+
+def test_a_run_that_moved_predicts_from_another_directory(trained, tmp_path, monkeypatch):
+    """Trained with relative paths in one directory; the run directory and its store then move
+    together, and predict runs from a third directory with the run directory read-only: the store
+    is found relative to the run directory, and predict writes nothing into it. When the store
+    moves on its own, the error names every path tried, and --train-store points at it."""
+    from sfrdask.errors import StoreError
+    from sfrdask.training.run import train
+
+    first = tmp_path / "first"
+    first.mkdir()
+    shutil.copytree(trained["store"], first / "store.zarr")
+    monkeypatch.chdir(first)
+    with dask.config.set(scheduler="threads"):
+        run = Path(train("store.zarr", "gbt-both", 3, 3, out="runs", progress=False)["run_dir"])
+    recorded = json.loads((run / "metrics.json").read_text())["inputs"]
+    assert Path(recorded["store"]).is_absolute() and recorded["store_from_run"].startswith("..")
+    moved = tmp_path / "moved"
+    (first).rename(moved)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    run_dir = moved / run
+    before = _snapshot(moved / "runs")
+    for p in [run_dir, *run_dir.rglob("*")]:
+        p.chmod(0o555 if p.is_dir() else 0o444)
+    try:
+        with dask.config.set(scheduler="threads"):
+            r = sfrdask.predict(run_dir, "sfr.fits", store=moved / "store.zarr", client="threads")
+        assert r.rows > 0 and (elsewhere / "sfr.calibration.md").exists()
+        hdr = Table.read(elsewhere / "sfr.fits", hdu=1, unit_parse_strict="silent").meta
+        assert hdr["TRAINST"] == str((moved / "store.zarr").resolve()) and Path(hdr["RUNS"]).is_absolute()
+        assert _snapshot(moved / "runs") == before
+
+        (moved / "store.zarr").rename(tmp_path / "store-now-here.zarr")
+        with pytest.raises(StoreError) as e:
+            sfrdask.predict(run_dir, "again.fits", store=tmp_path / "store-now-here.zarr", client="threads")
+        for tried in (first / "store.zarr", moved / "store.zarr", Path("store.zarr")):
+            assert str(tried) in str(e.value)
+        assert "--train-store" in str(e.value)
+        r = sfrdask.predict(
+            run_dir, "again.fits", store=tmp_path / "store-now-here.zarr",
+            train_store=tmp_path / "store-now-here.zarr", client="threads",
+        )  # fmt: skip
+        assert r.rows > 0
+    finally:
+        for p in [run_dir, *run_dir.rglob("*")]:
+            p.chmod(0o755 if p.is_dir() else 0o644)
 
 
 @pytest.mark.parametrize(("ext", "rows"), [(".csv", "spectrum"), (".parquet", "target")])
