@@ -42,8 +42,9 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
     config.validate()
     kind = kind or config.get("cluster.kind")
     if kind == "slurm":
+        bind = str(config.get("cluster.slurm.dashboard-address")).rsplit(":", 1)[0]
         with (
-            dask.config.set(distributed_timeouts()),
+            dask.config.set(distributed_timeouts() | _dashboard_link_on(bind)),
             _quiet_after_an_error() as failed,
             _slurm_client(**overrides) as client,
         ):
@@ -81,7 +82,7 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
                 f"(sfrdask.cluster.connect-timeout): {type(e).__name__}: {e}"
             ) from None
         with client:
-            _announce(client, kind, "")
+            _announce(client, kind)
             yield client
     elif kind in ("threads", "synchronous"):
         with dask.config.set(scheduler=kind):
@@ -203,7 +204,7 @@ def _slurm_client(**overrides: Any) -> Iterator[Client]:
             sc.adapt(minimum_jobs=int(adapt["minimum-jobs"]), maximum_jobs=int(adapt["maximum-jobs"]))
         else:
             sc.scale(jobs=int(own["jobs"]))
-        _announce(client, sc.scheduler_address, own["dashboard-address"])
+        _announce(client, sc.scheduler_address)
         try:
             client.wait_for_workers(1, timeout=float(own["start-timeout"]))
         except TimeoutError:
@@ -214,19 +215,27 @@ def _slurm_client(**overrides: Any) -> Iterator[Client]:
         yield client
 
 
-def _announce(client: Client, scheduler: str, bind: str) -> None:
+def _dashboard_link_on(host: str) -> dict[str, str]:
+    """``client.dashboard_link`` as the dashboard really listens: on the host it is bound to (the
+    loopback by default), not on the scheduler's cluster-network address that Dask would name."""
+    if host in ("", "0.0.0.0", "*"):
+        return {}
+    return {"distributed.dashboard.link": f"{{scheme}}://{host}:{{port}}/status"}
+
+
+def tunnel_hint(link: str) -> str:
+    """How to open the dashboard at ``link`` from a laptop: an SSH tunnel to this (login) node."""
+    port = urlparse(link).port
+    return (
+        f"from your laptop: ssh -N -L {port}:localhost:{port} {socket.gethostname()}   "
+        f"then open http://localhost:{port}/status"
+    )
+
+
+def _announce(client: Client, scheduler: str) -> None:
     """Print the dashboard link and how to reach it from a laptop (an SSH tunnel)."""
     link = client.dashboard_link
-    port = urlparse(link).port
-    host = bind.rsplit(":", 1)[0]
-    if host not in ("", "0.0.0.0", "*"):  # the link names the scheduler host, not the bound one
-        link = urlparse(link)._replace(netloc=f"{host}:{port}").geturl()
-    login = socket.gethostname()
-    print(f"Dask scheduler: {scheduler}\nDask dashboard: {link}", flush=True)
-    print(
-        f"  from your laptop: ssh -N -L {port}:localhost:{port} {login}   then open http://localhost:{port}/status",
-        flush=True,
-    )
+    print(f"Dask scheduler: {scheduler}\nDask dashboard: {link}\n  {tunnel_hint(link)}", flush=True)
     log.info("Dask dashboard: %s", link)
 
 

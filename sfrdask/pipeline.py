@@ -277,6 +277,23 @@ def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: boo
     return run
 
 
+def _log_places(run: Path, kind: str, worker_logs: str | None) -> None:
+    """Say in run.log where every log of this run goes."""
+    import os
+
+    here = run.resolve()
+    log.info("run log: %s; stage records: %s; performance reports: %s",
+             here / "run.log", here / "stages", here / "reports")  # fmt: skip
+    job = os.environ.get("SLURM_JOB_ID")
+    if job:  # a driver batch job: its own output file is SLURM's
+        log.info("driver job %s: its output goes where sbatch --output says (run.sbatch: "
+                 "sfrdask-driver-%s.out in %s, the directory it was submitted from)",
+                 job, job, os.environ.get("SLURM_SUBMIT_DIR", "?"))  # fmt: skip
+    if kind == "slurm":
+        where = worker_logs or config.get("cluster.slurm.log-directory")
+        log.info("worker jobs' stdout/stderr: %s (dask-worker-JOBID.out/.err)", Path(where).resolve())
+
+
 def _run_stages(
     cfg: dict[str, Any],
     run: Path,
@@ -310,9 +327,15 @@ def _run_stages(
     sizes: dict[str, Any] = {}
     if "train" in params and any(s == "train" and not skip for s, *_, skip in todo):
         sizes = get_stage("train").cluster_overrides(params["train"], kind) or {}
+    if kind == "slurm" and not config.get("cluster.slurm.log-directory"):
+        sizes["log_directory"] = str((run / "logs").resolve())  # the run's logs in one place
+    _log_places(run, kind, sizes.get("log_directory"))
     with open_runtime(kind, **sizes) as rt:
         if rt.client is not None:
-            log.info("Dask dashboard: %s", rt.client.dashboard_link)
+            from sfrdask.clusters import tunnel_hint
+
+            link = rt.client.dashboard_link
+            log.info("Dask dashboard: %s (%s)", link, tunnel_hint(link))
         for stage, d, record, skip in todo:
             if skip:
                 print(f"[{stage}] up to date (same inputs and settings): skipped", flush=True)

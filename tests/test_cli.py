@@ -155,7 +155,7 @@ def test_an_interrupt_swallowed_by_a_finaliser_is_delivered_again():
     ("argv", "named"),
     [
         (["ingest", "{tmp}/no.h5", "--out", "{tmp}/s.zarr"], "cube: {tmp}/no.h5: no such file"),
-        (["predict", "{tmp}/no-run", "--out", "{tmp}/c.fits", "--store", "{tmp}/s.zarr"], "runs: {tmp}/no-run"),
+        (["predict", "{tmp}/no-run", "--out", "{tmp}/c.fits", "--store", "{tmp}/s"], "runs: {tmp}/no-run"),
         (["info", "{tmp}/no.h5", "--catalog", "{tmp}"], "cube: {tmp}/no.h5: no such file"),
     ],
 )

@@ -120,6 +120,7 @@ def test_dashboard_answers_during_a_computation(slurm, tmp_path, capsys):
     with sfrdask.cluster("slurm", **_opts(tmp_path, jobs=1)) as c:
         printed = capsys.readouterr().out
         link = next(w for w in printed.split() if w.startswith("http://") and w.endswith("/status"))
+        assert c.dashboard_link == link and link.startswith("http://127.0.0.1:")  # where it listens
         futs = c.map(time.sleep, [0.5] * 8, pure=False)
         with urllib.request.urlopen(link, timeout=10) as r:
             assert r.status == 200 and b"Dask" in r.read()
@@ -204,7 +205,8 @@ def test_the_batch_script_runs_a_tiny_pipeline_under_slurm(slurm, tmp_path):
         "train": {"models": ["tree-both"], "image-zoom": 3, "spectrum-zoom": 3},
         "cluster": {
             "kind": "slurm",
-            "slurm": {**{k.replace("_", "-"): v for k, v in _opts(tmp_path).items()}, "jobs": 1},
+            # no log-directory: the worker jobs' logs go under the run directory
+            "slurm": {k.replace("_", "-"): v for k, v in _opts(tmp_path, jobs=1).items() if "log" not in k},
         },
         "settings": {"preprocess": {"pca": {"image-components": 6, "spectrum-components": 6}}},
     }
@@ -240,3 +242,12 @@ def test_the_batch_script_runs_a_tiny_pipeline_under_slurm(slurm, tmp_path):
         assert (tmp_path / "run" / "stages" / f"{stage}.json").exists(), stage
     assert (tmp_path / "run" / "reports" / "preprocess.html").stat().st_size > 0
     assert "tree-both" in (tmp_path / "run" / "runs" / "results.md").read_text()
+    # every log named in run.log; the workers' in the run directory, without shutdown tracebacks
+    run_log = (tmp_path / "run" / "run.log").read_text()
+    logs = (tmp_path / "run" / "logs").resolve()
+    assert f"worker jobs' stdout/stderr: {logs}" in run_log and f"driver job {job}" in run_log
+    assert "Dask dashboard: http://127.0.0.1:" in run_log and "ssh -N -L" in run_log
+    errs = sorted(logs.glob("dask-worker-*.err"))
+    assert errs, sorted(logs.iterdir()) if logs.exists() else "no logs directory"
+    for err in errs:
+        assert "Traceback" not in err.read_text(), err.read_text()[-2000:]

@@ -251,7 +251,8 @@ def check_inputs(params: Any, made_under: Path | None = None) -> None:
                 continue
             if not path.exists():
                 flag = f.name if f.metadata.get("positional") else "--" + f.name.replace("_", "-")
-                raise SfrdaskError(f"{flag}: {path}: no such file or directory ({f.metadata.get('help', '')})")
+                what = f.metadata.get("help", "")
+                raise SfrdaskError(f"{flag}: {path}: no such file or directory ({what})")
     if hasattr(params, "check"):
         params.check()
 
