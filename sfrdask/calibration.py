@@ -21,7 +21,7 @@ of the prediction; :func:`reliability_plot` shows nominal against empirical cove
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,26 @@ class Calibration:
 
     regressors: dict[str, Any]  # group -> SplitConformalRegressor; "" is the pooled one
     levels: tuple[float, ...]
+    scores: dict[str, int] = field(default_factory=dict)  # group -> conformity scores behind it
+
+    def warnings(self, groups: Any, below: int) -> list[str]:
+        """What a reader of the intervals should know: a group of ``groups`` (the classes being
+        predicted) whose intervals rest on fewer than ``below`` conformity scores, or borrow the
+        pooled factors because it has too few labelled objects of its own."""
+        out = []
+        pooled = self.scores.get("", 0)
+        if pooled < below:
+            out.append(f"all intervals rest on {pooled} conformity scores (< {below}): their coverage "
+                       f"scatters by about +-{_scatter(pooled):.2f} from the nominal level")  # fmt: skip
+        for g in sorted({str(g) for g in np.asarray(groups, str)} - {""}):
+            n = self.scores.get(g)
+            if n is None:
+                out.append(f"class {g}: too few labelled calibration objects of its own (< {MIN_GROUP}): "
+                           f"it uses the factors pooled over all classes ({pooled} scores)")  # fmt: skip
+            elif n < below:
+                out.append(f"class {g}: its intervals rest on {n} conformity scores (< {below}): coverage "
+                           f"scatters by about +-{_scatter(n):.2f}")  # fmt: skip
+        return out
 
     def intervals(
         self, x: np.ndarray, groups: np.ndarray | None = None
@@ -158,11 +178,42 @@ def fit_calibration(
     difficulty = DifficultyModel().fit(x[fit_rows], y[fit_rows] - x[fit_rows, 0])
     groups = np.full(len(x), "") if groups is None else np.asarray(groups, str)
     regs = {"": _conformalize(x[score_rows], y[score_rows], difficulty, levels)}
+    scores = {"": int(score_rows.sum())}
     for g in np.unique(groups[ok]):
         rows = score_rows & (groups == g)
         if g and np.sum(groups[ok] == g) >= MIN_GROUP and rows.sum() >= MIN_SCORES:
             regs[g] = _conformalize(x[rows], y[rows], difficulty, levels)
-    return Calibration(regs, tuple(levels))
+            scores[g] = int(rows.sum())
+    return Calibration(regs, tuple(levels), scores)
+
+
+def _scatter(n: int, level: float = 0.68) -> float:
+    """The binomial scatter of the coverage an interval calibrated on ``n`` scores gets."""
+    return float(np.sqrt(level * (1 - level) / max(n, 1)))
+
+
+def cross_fitted_intervals(
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: np.ndarray | None = None,
+    seed: int = 0,
+    folds: int = 5,
+    levels: tuple[float, ...] = LEVELS + RELIABILITY,
+) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Every row's intervals from a calibration fitted on the other folds: an honest check of the
+    coverage of a calibration that uses all the rows (``fit_calibration(x, y)``), when there are
+    too few of them to hold some out."""
+    rng = np.random.default_rng(seed + 1)
+    fold = rng.permutation(len(x)) % folds
+    groups = np.full(len(x), "") if groups is None else np.asarray(groups, str)
+    lo = np.full((len(x), len(levels)), np.nan)
+    hi = lo.copy()
+    for k in range(folds):
+        held = fold == k
+        b = fit_calibration(x[~held], y[~held], groups[~held], seed, levels).intervals(x[held], groups[held])
+        for i, lv in enumerate(levels):
+            lo[held, i], hi[held, i] = b[lv]
+    return {lv: (lo[:, i], hi[:, i]) for i, lv in enumerate(levels)}
 
 
 def _cover(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:

@@ -90,3 +90,35 @@ def test_mondrian_groups_get_their_own_coverage():
     assert at["class GALAXY"][0] > 0.85 and at["class QSO"][0] < 0.5
     assert all(abs(v[1] - 0.68) < 0.04 for v in at.values())
     assert set(cal.regressors) == {"", "GALAXY", "QSO"}
+
+
+def test_cross_fitted_intervals_estimate_the_coverage_honestly():
+    """Out-of-fold intervals on a small calibration set cover at the nominal level (each row's
+    interval comes from a calibration that never saw it), and an over-noisy label set is caught."""
+    from sfrdask.calibration import cross_fitted_intervals
+
+    x, y, pred, qso, _ = _data(3000, 6)
+    groups = np.where(qso, "QSO", "GALAXY")
+    b = cross_fitted_intervals(x, y, groups, seed=0)
+    assert all(np.isfinite(lo).all() and np.isfinite(hi).all() for lo, hi in b.values())
+    row = coverage_table(y, pred, b, groups).iloc[0]
+    assert abs(row["coverage_68"] - 0.68) < 0.03 and abs(row["coverage_95"] - 0.95) < 0.02
+    # the same check on labels twice as noisy as the ones calibrated: coverage falls
+    noisier = pred + 2 * (y - pred)
+    bad = coverage_table(noisier, pred, cross_fitted_intervals(x, y, groups, seed=0), groups).iloc[0]
+    assert bad["coverage_68"] < 0.5
+
+
+def test_warnings_name_thin_calibrations_and_borrowed_factors():
+    x, y, *_ = _data(400, 7)
+    groups = np.where(np.arange(400) < 30, "QSO", "GALAXY")  # 30 quasars: pooled factors
+    cal = fit_calibration(x, y, groups, seed=0)
+    assert cal.scores[""] == 200 and "QSO" not in cal.scores and 0 < cal.scores["GALAXY"] < 200
+    notes = cal.warnings(["GALAXY", "QSO"], below=150)
+    assert any(n.startswith("class QSO: too few labelled calibration objects") for n in notes)
+    assert not any(n.startswith("all intervals rest on") for n in notes)  # 200 pooled scores >= 150
+    galaxy = cal.scores["GALAXY"]
+    assert (galaxy < 150) == any(n.startswith(f"class GALAXY: its intervals rest on {galaxy}") for n in notes)
+    thin = cal.warnings([], below=500)
+    assert any(n.startswith("all intervals rest on 200 conformity scores") for n in thin)
+    assert cal.warnings(["GALAXY"], below=10) == []

@@ -40,6 +40,7 @@ FLAG_BITS: dict[int, tuple[str, str]] = {
     128: ("AGN_LINES", "physics run: BPT composite or AGN, H-alpha lit by the nucleus, no line SFR"),
     256: ("BROAD_LINE", "physics run: broad H-alpha (a type-1 AGN), no line SFR"),
     512: ("SFR_UPPER_LIMIT", "physics run: H-alpha below S/N 3, the SFR of its 3-sigma upper limit"),
+    1024: ("WIDE_INTERVAL", "95% interval wider than sfrdask.predict.wide-interval-dex: says little"),
 }
 BIT = {name: bit for bit, (name, _) in FLAG_BITS.items()}
 UNITS = {"RA": "deg", "DEC": "deg", **dict.fromkeys(SFR_COLUMNS, SFR_UNIT)}

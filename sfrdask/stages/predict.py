@@ -34,6 +34,7 @@ from sfrdask.bpt import AGN_CLASSES
 from sfrdask.calibration import (
     Calibration,
     coverage_table,
+    cross_fitted_intervals,
     difficulty_features,
     fit_calibration,
     reliability_plot,
@@ -236,36 +237,77 @@ def calibrate(
         candidates.append(
             ("ensemble(" + "+".join(r.model for r in runs) + ")", _ensemble(table, len(runs)), runs)
         )
+    pooled = _pooled(int(np.sum(is_val & np.isfinite(y))))
+    fit = np.ones(len(y), bool) if pooled else is_val  # the rows the catalogue's intervals rest on
+    check = fit if pooled else ~is_val  # the rows their coverage is measured on
+    split_name = POOLED_CHECK if pooled else "test"
     rows, reports, final = [], [], None
     for name, pred, members in candidates:
         x = _features(pred, ds, table, len(members))
-        cal = fit_calibration(x[is_val], y[is_val], classes[is_val], seed=seed)
-        bounds = cal.intervals(x[~is_val], classes[~is_val])
+        cal = fit_calibration(x[fit], y[fit], classes[fit], seed=seed)
+        if pooled:  # each row's interval from a calibration without it: an honest coverage check
+            bounds = cross_fitted_intervals(x, y, classes, seed=seed)
+        else:
+            bounds = cal.intervals(x[check], classes[check])
         cov = coverage_table(
-            y[~is_val], pred[~is_val], bounds, classes[~is_val], None if true is None else true[~is_val]
+            y[check], pred[check], bounds, classes[check], None if true is None else true[check]
         )
         cov.insert(0, "model", name)
-        cov.insert(1, "split", "test")
+        cov.insert(1, "split", split_name)
         rows.append(cov)
         if plots is not None and len(members) == 1:
-            panels = {"MPA-JHU-format labels": (y[~is_val], bounds)}
+            panels = {"MPA-JHU log SFR (AVG)": (y[check], bounds)}
             if true is not None:
-                panels["true SFR (synthetic survey)"] = (true[~is_val], bounds)
+                panels["true log SFR (synthetic survey)"] = (true[check], bounds)
             r = members[0]
             png = plots.with_name(f"{plots.name}.calibration-{r.model}.png")
-            reports.append(reliability_plot(panels, png, f"{r.model}: calibration on the test split"))
+            reports.append(reliability_plot(panels, png, f"{r.model}: calibration, {split_name}"))
         final = cal
     return final, pd.concat(rows, ignore_index=True), reports
 
 
-def _write_report(stem: Path, table: pd.DataFrame) -> list[Path]:
-    """``{stem}.calibration.{csv,md}``: beside the catalogue, never in a run directory."""
+POOLED_CHECK = "validation + test, 5-fold out of fold"
+
+
+def _pooled(labelled_validation: int) -> bool:
+    """Whether the intervals rest on the validation and test splits together (then checked out of
+    fold), not on the validation split alone: ``sfrdask.predict.calibrate-on``."""
+    mode = config.get("predict.calibrate-on")
+    if mode not in ("auto", "validation", "pooled"):
+        raise SfrdaskError(f"sfrdask.predict.calibrate-on must be auto, validation or pooled, got {mode!r}")
+    below = int(config.get("predict.pool-below"))
+    return mode == "pooled" or (mode == "auto" and labelled_validation < below)
+
+
+def _write_report(stem: Path, table: pd.DataFrame, notes: list[str] = ()) -> list[Path]:
+    """``{stem}.calibration.{csv,md}``: beside the catalogue, never in a run directory; the
+    markdown ends with what the reader should know about the intervals."""
     from sfrdask.io.atomic import write_text
 
+    text = markdown(table)
+    if notes:
+        text += "\n\n## Read before using the intervals\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     return [
         write_text(stem.with_name(f"{stem.name}.calibration.csv"), table.to_csv(index=False)),
-        write_text(stem.with_name(f"{stem.name}.calibration.md"), markdown(table)),
+        write_text(stem.with_name(f"{stem.name}.calibration.md"), text),
     ]
+
+
+def _width_notes(
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]], classes: np.ndarray, kinds: list[str], wide: float
+) -> list[tuple[str, float]]:
+    """Per class predicted for: a line on the 95% intervals' median width and the share flagged
+    WIDE_INTERVAL, and that share."""
+    width = bounds[0.95][1] - bounds[0.95][0]
+    out = []
+    for c in kinds:
+        m = classes == c
+        if m.any():
+            share = float(np.mean(width[m] > wide))
+            text = (f"class {c}: median 95% interval width {np.median(width[m]):.2f} dex over {int(m.sum())} "
+                    f"objects; {share:.0%} wider than {wide:g} dex (FLAGS bit WIDE_INTERVAL)")  # fmt: skip
+            out.append((text, share))
+    return out
 
 
 def _match_training(ds: xr.Dataset, store: Path, same: bool) -> np.ndarray:
@@ -391,12 +433,21 @@ def _run(client: Any, params: Params) -> Result:
     rate = len(table) / max(time.perf_counter() - t0, 1e-9)
     pred = _ensemble(table, len(runs))
     bounds = cal.intervals(_features(pred, ds, table, len(runs)), _classes(ds))
+    kinds = [str(c).upper() for c in preps[0].selection_attrs.get("classes", ["GALAXY", "QSO"])]
+    notes = cal.warnings(kinds, int(config.get("predict.warn-below")))
     same = params.store is not None and Path(params.store).resolve() == runs[0].store.resolve()
     split = _match_training(ds, runs[0].store, same)
     flags, missing = _flags(ds, table, split, preps[0], runs)
     phys_class = _physics_flags(table, runs, flags)
+    wide_dex = float(config.get("predict.wide-interval-dex"))
+    wide = (bounds[0.95][1] - bounds[0.95][0]) > wide_dex
+    flags[wide] |= BIT["WIDE_INTERVAL"]
+    widths = _width_notes(bounds, _classes(ds), kinds, wide_dex)
     for m in missing:
         print(f"sfrdask predict: warning: flag {m} is unavailable; the bit stays 0", file=sys.stderr)
+    for note in notes + [text for text, share in widths if share > 0.1]:  # a tenth: say it now
+        print(f"sfrdask predict: warning: {note}", file=sys.stderr)
+    notes += [text for text, _ in widths]
 
     keys = _keys(ds)
     cat = pd.DataFrame(
@@ -447,7 +498,9 @@ def _run(client: Any, params: Params) -> Result:
         "TARGET": runs[0].target,
         "IMGZOOM": -1 if zi is None else zi,
         "SPECZOOM": -1 if zs is None else zs,
-        "CALIB": "normalised split conformal (MAPIE), validation split",
+        "CALIB": "normalised split conformal (MAPIE), "
+        + ("validation + test splits" if (report["split"] == POOLED_CHECK).any() else "validation split"),
+        "WIDEDEX": wide_dex,
         "SFRDASK": __version__,
         "FLAGNA": "; ".join(missing),
     }
@@ -456,7 +509,7 @@ def _run(client: Any, params: Params) -> Result:
     if params.rows == "spectrum" and visits is not None:
         cat = per_spectrum(targets, visits)
     write_catalogue(cat, out, header, overwrite=params.overwrite)
-    files += _write_report(stem, report)
+    files += _write_report(stem, report, notes)
     ms = None
     if params.plots and "LGM_AVG" in ds:
         flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(targets), -1)
