@@ -27,6 +27,7 @@ from sfrdask import config
 # sfrdask/NAME/): importing the submodule would replace the attribute.
 _LAZY = {
     "cluster": ("sfrdask.clusters", "cluster"),
+    "open_cluster": ("sfrdask.clusters", "open_cluster"),
     "join_labels": ("sfrdask.io.catalog", "join_labels"),
     "label_coverage": ("sfrdask.io.catalog", "label_coverage"),
     "read_catalog_dir": ("sfrdask.io.catalog", "read_catalog_dir"),

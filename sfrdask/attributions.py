@@ -195,10 +195,15 @@ def radius_arcsec(size: int, zoom: int) -> np.ndarray:
     return np.hypot(*np.meshgrid(c, c))
 
 
-def _nanmean(x: np.ndarray) -> np.ndarray:
-    """Mean over objects, NaN where no object covers a wavelength (no warning)."""
+def _nanmean(x: np.ndarray, min_share: float = 0.0) -> np.ndarray:
+    """Mean over objects, NaN where no object covers a wavelength (no warning), or where fewer
+    than ``min_share`` of them do (a mean there would speak for a few objects of the group only)."""
     n = np.isfinite(x).sum(axis=0)
-    return np.where(n > 0, np.nansum(x, axis=0) / np.maximum(n, 1), np.nan)
+    enough = (n > 0) & (n >= min_share * len(x))
+    return np.where(enough, np.nansum(x, axis=0) / np.maximum(n, 1), np.nan)
+
+
+COVERED = 0.5  # the spectrum plot draws a group's mean where at least this share of it is observed
 
 
 def _groups(e: Explanation) -> list[tuple[str, str, np.ndarray]]:
@@ -217,10 +222,15 @@ def plot_spectrum(e: Explanation, out: Path, label: str) -> Path:
     for ax, kind in zip(axes, ("class", "sfr_bin"), strict=True):
         for _, v, sel in [g for g in _groups(e) if g[0] == kind]:
             name = f"{v} (n = {sel.sum()})" if kind == "class" else f"{label} {v} (n = {sel.sum()})"
-            ax.plot(e.rest_wavelength, _nanmean(e.spectrum[sel]), lw=0.8, label=name)
+            curve = _nanmean(e.spectrum[sel], COVERED)
+            if not np.isfinite(curve).any():  # e.g. quasars at z ~ 1.3: their rest frame is bluer
+                name += ": no wavelength observed for half of them"
+            ax.plot(e.rest_wavelength, curve, lw=0.8, label=name)
         for i, (name, (lo, hi)) in enumerate(WINDOWS.items()):
             ax.axvspan(lo, hi, color=f"C{i + 3}", alpha=0.2, label=name if kind == "class" else None)
         ax.set_ylabel("mean |attribution| per sample\n(each object's total = 1)")
+        ax.text(0.01, 0.97, f"each curve where at least {COVERED:.0%} of its objects are observed",
+                transform=ax.transAxes, fontsize=7, va="top")  # fmt: skip
         ax.legend(fontsize=7, ncol=2)
     axes[0].set_title(f"{e.model}: integrated gradients over the spectrum ({len(e.objects)} test objects)")
     axes[1].set_xlabel(r"rest-frame wavelength [$\AA$]")

@@ -215,6 +215,31 @@ def _slurm_client(**overrides: Any) -> Iterator[Client]:
         yield client
 
 
+def open_cluster(kind: str | None = None, **overrides: Any) -> Client | None:
+    """:func:`cluster` for a notebook, where a ``with`` block cannot span cells: the client of a
+    cluster that stays up until ``client.close()``, which closes the workers (and their SLURM
+    jobs) too, as does the end of the Python process. ``None`` for ``threads`` / ``synchronous``."""
+    import atexit
+
+    stack = contextlib.ExitStack()
+    client = stack.enter_context(cluster(kind, **overrides))
+    if client is None:
+        stack.close()
+        return None
+    close_client = client.close
+
+    def close(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return close_client(*args, **kwargs)
+        finally:
+            stack.close()
+            atexit.unregister(stack.close)
+
+    client.close = close  # type: ignore[method-assign]
+    atexit.register(stack.close)
+    return client
+
+
 def _dashboard_link_on(host: str) -> dict[str, str]:
     """``client.dashboard_link`` as the dashboard really listens: on the host it is bound to (the
     loopback by default), not on the scheduler's cluster-network address that Dask would name."""

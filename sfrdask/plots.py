@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 
@@ -111,4 +112,34 @@ def plot_deblend_montage(
         "asinh scale",
         fontsize=8,
     )
+    return save_figure(fig, out)
+
+
+def main_sequence_plot(cat: pd.DataFrame, mass: np.ndarray, flag: np.ndarray, out: str | Path) -> Path:
+    """Predicted log SFR against MPA-JHU stellar mass, one point per galaxy with a mass: FLAG == 0
+    and FLAG != 0 (or unmatched) in two colours, objects the model was fitted on (train and
+    validation splits) apart from the out-of-sample rest, each group with its count."""
+    cls = cat["CLASS"].astype(str).str.strip().str.upper().to_numpy()
+    gal = (cls == "GALAXY") & np.isfinite(mass)
+    fitted = cat["SPLIT"].isin(["train", "validation"]).to_numpy()
+    sfr = cat["MEDIAN"].to_numpy()
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    groups = (
+        (flag != 0, "FLAG != 0 or unmatched", "C1"),
+        (flag == 0, "FLAG == 0", "C0"),
+    )
+    for good, label, colour in groups:
+        for used, how, marker in ((~fitted, "out of sample", "o"), (fitted, "train / validation", "x")):
+            sel = gal & good & used
+            if sel.any():
+                ax.scatter(mass[sel], sfr[sel], s=7, alpha=0.55, color=colour, marker=marker, lw=0.8,
+                           label=f"{label}, {how} (n = {int(sel.sum())})")  # fmt: skip
+    ax.set_xlabel(r"log stellar mass [M$_\odot$] (MPA-JHU LGM_AVG)")
+    ax.set_ylabel(r"predicted log SFR [M$_\odot$ yr$^{-1}$]")
+    ax.set_title(
+        f"Predicted SFR against stellar mass: the {int(gal.sum())} galaxies of {len(cat)} objects "
+        "with an MPA-JHU mass", fontsize=9,
+    )  # fmt: skip
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=7, markerscale=2)
     return save_figure(fig, out)

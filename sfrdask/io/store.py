@@ -205,6 +205,16 @@ def _open_root(path: Path) -> zarr.Group:
     return g
 
 
+def missing_level(store: str | Path, kind: str, zoom: int, present: list[int]) -> str:
+    """The error for a zoom level a store lacks, with the commands that add it."""
+    want = ",".join(str(z) for z in sorted({*present, zoom}))
+    return (
+        f"{store}: {kind} zoom level {zoom} not in the store (levels present: {list(present)}); add it by "
+        f"ingesting again with it, `sfrdask ingest CUBE --catalog DIR --out {store} --{kind}-zooms {want} "
+        f"--overwrite`, then `sfrdask preprocess {store}`"
+    )
+
+
 def open_store(path: str | Path, image_zoom: int | None = 0, spectrum_zoom: int | None = 0) -> xr.Dataset:
     """Open a store as one lazy Dataset shaped like ``open_hisscube``'s (labels included).
 
@@ -217,9 +227,7 @@ def open_store(path: str | Path, image_zoom: int | None = 0, spectrum_zoom: int 
         if z is None:
             continue
         if z not in levels[kind]:
-            raise StoreError(
-                f"{path}: {kind} zoom level {z} not in the store (levels present: {levels[kind]})"
-            )
+            raise StoreError(missing_level(path, kind, z, levels[kind]))
         parts.append(xr.open_zarr(path, group=f"{kind}/{z}", zarr_format=3, consolidated=False))
     ds = xr.merge(parts, combine_attrs="override", join="exact")
     for name, var in ds.variables.items():  # zarr gives numpy StringDType; hand back plain str arrays

@@ -23,7 +23,7 @@ from sklearn.decomposition import IncrementalPCA
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
-from sfrdask.io.store import open_group, open_store, store_levels, write_group
+from sfrdask.io.store import missing_level, open_group, open_store, store_levels, write_group
 from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.quality import fill_nan, selected_objects, selection_digest
 from sfrdask.preprocessing.split import SPLITS
@@ -116,9 +116,7 @@ def fit_pca_store(
     want = n_components or cf[f"{modality}-components"]
     levels = store_levels(store)[modality]
     if zoom not in levels:
-        raise SfrdaskError(
-            f"{store}: {modality} zoom level {zoom} not in the store (levels present: {levels})"
-        )
+        raise SfrdaskError(missing_level(store, modality, zoom, levels))
     x, idx, src = selection_rows(store, modality, zoom, source)
     train = selected_objects(store, "train")
     if train.size < 2:

@@ -50,6 +50,7 @@ from sfrdask.inference import (
     preparation,
 )
 from sfrdask.io.sfr_catalogue import BIT, KEYS, ROW_FORMS, check_output, per_spectrum, write_catalogue
+from sfrdask.plots import main_sequence_plot
 from sfrdask.progress import compute_tasks
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required, setting
@@ -387,26 +388,6 @@ def _physics_flags(table: pd.DataFrame, runs: list[TrainedRun], flags: np.ndarra
     return cls
 
 
-def main_sequence_plot(cat: pd.DataFrame, mass: np.ndarray, flag: np.ndarray, out: Path) -> Path:
-    """Predicted log SFR against catalogue stellar mass for every galaxy; FLAG == 0 and the rest
-    drawn apart, each with its count."""
-    from sfrdask.plots import plt, save_figure
-
-    gal = (cat["CLASS"].astype(str).str.upper() == "GALAXY").to_numpy() & np.isfinite(mass)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    for sel, label, style in (
-        (gal & (flag != 0), "FLAG != 0 or unmatched", {"color": "0.55", "s": 3, "alpha": 0.4}),
-        (gal & (flag == 0), "FLAG == 0", {"color": "C0", "s": 4, "alpha": 0.6}),
-    ):
-        ax.scatter(mass[sel], cat["MEDIAN"].to_numpy()[sel], label=f"{label} (n = {int(sel.sum())})", **style)
-    ax.set_xlabel(r"log stellar mass [M$_\odot$] (MPA-JHU)")
-    ax.set_ylabel(r"predicted log SFR [M$_\odot$/yr]")
-    ax.set_title("Star-forming main sequence: predicted SFR of every galaxy", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, markerscale=3)
-    return save_figure(fig, out)
-
-
 def run(rt: Runtime, params: Params) -> Result:
     """Calibrate, predict every object, write the catalogue (see the module docstring)."""
     with rt.active():
@@ -515,7 +496,7 @@ def _run(client: Any, params: Params) -> Result:
         flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(targets), -1)
         ms = main_sequence_plot(
             targets, ds["LGM_AVG"].values.astype(np.float64), flag_col, out.with_suffix(".main_sequence.png")
-        )
+        )  # one point per target
     return Result(out, len(cat), report, tuple(files), ms, rate, tuple(missing))
 
 

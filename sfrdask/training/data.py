@@ -34,7 +34,7 @@ from sfrdask import config
 from sfrdask.errors import StoreError
 from sfrdask.io.catalog import resolve_label
 from sfrdask.io.levels import wavelength_grid
-from sfrdask.io.store import open_store, store_levels
+from sfrdask.io.store import missing_level, open_store, store_levels
 from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.context import context_features, rest_frame, usable_redshift
 from sfrdask.preprocessing.quality import selected_objects, selection_digest
@@ -133,9 +133,7 @@ def input_sources(
         if zoom is None:
             raise StoreError(f"input {name}{who} needs --{modality}-zoom")
         if zoom not in levels[modality]:
-            raise StoreError(
-                f"{store}: {modality} zoom level {zoom}{who} not in the store (levels: {levels[modality]})"
-            )
+            raise StoreError(missing_level(store, modality, zoom, levels[modality]) + who)
         if name.endswith("_pca"):
             group = f"pca/{modality}/{zoom}"
             if not (store / group / "zarr.json").exists():

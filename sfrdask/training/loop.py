@@ -337,4 +337,5 @@ def _write_outputs(spec: TrainSpec, result: dict[str, Any]) -> None:
         run / "pred_vs_true.png",
         f"{spec.model} ({where})",
         AXIS_LABELS[spec.target],
+        reference=f"MPA-JHU {spec.target}",
     )

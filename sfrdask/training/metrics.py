@@ -151,8 +151,11 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_predictions(y: np.ndarray, pred: np.ndarray, out: str | Path, title: str, label: str) -> Path:
-    """Predicted vs true (with the 1:1 line) and residuals vs true, for the test split."""
+def plot_predictions(
+    y: np.ndarray, pred: np.ndarray, out: str | Path, title: str, label: str, reference: str = "MPA-JHU"
+) -> Path:
+    """Predicted against the catalogue value the model learned (``reference``, e.g. "MPA-JHU ...
+    (AVG)": a label, not the truth), with the 1:1 line, and the residuals, for the test split."""
     from sfrdask.plots import plt, save_figure
 
     m = regression_metrics(y, pred)
@@ -160,14 +163,14 @@ def plot_predictions(y: np.ndarray, pred: np.ndarray, out: str | Path, title: st
     lo, hi = np.nanmin([y.min(), pred.min()]), np.nanmax([y.max(), pred.max()])
     a.scatter(y, pred, s=5, alpha=0.5)
     a.plot([lo, hi], [lo, hi], "k--", lw=1)
-    a.set_xlabel(f"true {label}")
+    a.set_xlabel(f"{reference} {label}")
     a.set_ylabel(f"predicted {label}")
     a.set_title(
         f"{title}\nR$^2$ = {m['r2']:.3f}, RMSE = {m['rmse']:.3f} dex (n = {m['n']} test objects)", fontsize=9
     )
     b.scatter(y, pred - y, s=5, alpha=0.5)
     b.axhline(0, color="k", lw=1, ls="--")
-    b.set_xlabel(f"true {label}")
-    b.set_ylabel("predicted - true [dex]")
+    b.set_xlabel(f"{reference} {label}")
+    b.set_ylabel(f"predicted - {reference.split()[0]} [dex]")
     b.set_title("residuals", fontsize=9)
     return save_figure(fig, out)

@@ -50,8 +50,12 @@ def test_provenance(store, cube):
 
 
 def test_levels_not_in_store(store):
-    with pytest.raises(StoreError, match=r"image zoom level 1 not in the store \(levels present: \[0, 3\]\)"):
+    """The error says how to add the level: ingest again with it, then preprocess."""
+    said = r"image zoom level 1 not in the store \(levels present: \[0, 3\]\)"
+    with pytest.raises(StoreError, match=said) as e:
         open_store(store, image_zoom=1)
+    fix = f"--out {store} --image-zooms 0,1,3 --overwrite`, then `sfrdask preprocess {store}`"
+    assert fix in str(e.value)
 
 
 def test_not_a_store(tmp_path):
