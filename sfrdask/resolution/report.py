@@ -139,7 +139,8 @@ def plot_pareto(df: pd.DataFrame, out: Path, ceilings: dict | None = None) -> Pa
         for _, r in front.iterrows():
             ax.annotate(_label(r), (r[col], r.r2), fontsize=6, xytext=(3, 3), textcoords="offset points")
         ax.set(xscale="log", xlabel=name, ylabel="R$^2$ (test split; mean and std over seeds)")
-    axes[0].legend(fontsize=7, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()  # outside the axes: it hides no point
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=6)
     fig.suptitle("Throughput against accuracy at every resolution level")
     return save_figure(fig, out)
 
