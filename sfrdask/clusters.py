@@ -226,14 +226,14 @@ def open_cluster(kind: str | None = None, **overrides: Any) -> Client | None:
     if client is None:
         stack.close()
         return None
-    close_client = client.close
+    close_client, closing = client.close, []
 
     def close(*args: Any, **kwargs: Any) -> Any:
-        try:
+        if closing:  # called again by Client.__exit__ as the stack unwinds: the client's own close
             return close_client(*args, **kwargs)
-        finally:
-            stack.close()
-            atexit.unregister(stack.close)
+        closing.append(True)
+        atexit.unregister(stack.close)
+        stack.close()  # leaves the cluster's context as a ``with`` block would, config restored
 
     client.close = close  # type: ignore[method-assign]
     atexit.register(stack.close)

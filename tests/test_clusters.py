@@ -12,6 +12,7 @@ from sfrdask.clusters import _dashboard_link_on, tunnel_hint
 
 
 def test_open_cluster_stays_up_until_the_client_closes_it():
+    before = dask.config.get("scheduler", None)
     client = sfrdask.open_cluster("local", n_workers=1)
     try:
         cluster = client.cluster
@@ -21,6 +22,7 @@ def test_open_cluster_stays_up_until_the_client_closes_it():
     finally:
         client.close()
     assert cluster.status.name == "closed" and client.status == "closed"
+    assert dask.config.get("scheduler", None) == before  # the client is no longer the default scheduler
     assert sfrdask.open_cluster("threads") is None
 
 
