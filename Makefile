@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check sfrdask tests benchmarks
+	$(BIN)/lint-imports  # the layer contract in pyproject.toml (docs/architecture.md)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py --objects 3000 --out bench-output

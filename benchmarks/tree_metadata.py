@@ -9,7 +9,7 @@ header and follows the cell's ``image_cutouts_<zoom>`` region references to the 
 A synthetic survey is written and converted with ``write_tree`` (HiSS-Cube's TREE structure); each
 size is then read in a fresh process with the page cache emptied, two ways:
 
-- ``sfrdask``: :func:`sfrdask.io.hisscube.read_target_metadata` as shipped (one C-level walk of the
+- ``sfrdask``: :func:`sfrdask.io.hisscube_meta.read_target_metadata` as shipped (one C-level walk of the
   link names, then per cell its spectrum headers and its frames' FILTERs);
 - ``typed walk``: the cells found as the reader found them before, opening every group and reading
   its ``type`` attribute (:func:`sfrdask.io.hisscube_tree.spectrum_cells`), the walk alone.
@@ -30,7 +30,7 @@ from common import machine, markdown, read_cold, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
-from sfrdask.io.hisscube_tree import write_tree
+from sfrdask.io.hisscube_write import write_tree
 from sfrdask.synthetic import SynthParams
 
 READ = """
@@ -38,7 +38,7 @@ import json, sys, time
 path, how = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 if how == "sfrdask":
-    from sfrdask.io.hisscube import read_target_metadata
+    from sfrdask.io.hisscube_meta import read_target_metadata
     n = int((read_target_metadata(path)["spec_plateid"][:, 0] > 0).sum())
 else:
     import h5py

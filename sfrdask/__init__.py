@@ -17,10 +17,9 @@ Readers for the data stay available on their own: :func:`open_hisscube`, :func:`
 :func:`read_catalog_dir`, :func:`join_labels`.
 """
 
-__version__ = "0.3.0"
-
 from sfrdask import api as _api
 from sfrdask import config
+from sfrdask._version import __version__
 
 # Everything else is imported when first used, so `import sfrdask` and `sfrdask --help` stay quick
 # (and `sfrdask synth` never loads torch). No name here may be a submodule's (sfrdask/NAME.py or

@@ -18,7 +18,8 @@ from typing import Any
 
 import dask
 
-from sfrdask import __version__, config
+from sfrdask import config
+from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.stages import NAMES, get_stage, help_of
 from sfrdask.stages.base import add_arguments, execute, from_namespace

@@ -14,8 +14,7 @@ import shutil
 import socket
 import sys
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -290,41 +289,3 @@ def _worker_environ() -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-
-
-def map_ordered(
-    fn: Callable[..., Any],
-    items: Iterable[Any],
-    client: Client | None,
-    total: int | None = None,
-    window: int | None = None,
-    desc: str = "",
-    progress: bool = True,
-) -> Iterator[Any]:
-    """``fn(item)`` for every item on ``client`` (``None``: Dask's configured in-process
-    scheduler), yielded in input order, with at most ``window`` tasks in flight (bounded memory);
-    progress as a bar on a terminal, plain lines in a log."""
-    from sfrdask.progress import Progress
-
-    items = iter(items)
-    bar = Progress(total or 0, desc, enabled=progress)
-    try:
-        if client is None:
-            window = window or 4
-            while batch := [x for _, x in zip(range(window), items, strict=False)]:
-                for r in dask.compute(*[dask.delayed(fn, pure=False)(x) for x in batch]):
-                    bar.update()
-                    yield r
-            return
-        window = window or 2 * max(1, sum(client.nthreads().values()))
-        pending: deque = deque()
-        for x in items:
-            pending.append(client.submit(fn, x, pure=False))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-                bar.update()
-        while pending:
-            yield pending.popleft().result()
-            bar.update()
-    finally:
-        bar.close()

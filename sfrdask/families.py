@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from sfrdask.models.registry import MODEL_FILES
+
 
 @dataclass(frozen=True)
 class Family:
@@ -32,7 +34,7 @@ class Family:
 
 # -- trees: scikit-learn estimators on PCA features, saved as plain arrays (no pickle) -------------
 def _fit_tree(spec: Any, ranks: int | None = None, client: Any = None) -> dict[str, Any]:
-    from sfrdask.training.run import fit_trees
+    from sfrdask.training.fit import fit_trees
 
     return fit_trees(spec)
 
@@ -96,7 +98,7 @@ def _load_net(path: Path) -> dict[str, Any]:
 
 
 def _predict_net(run: Any, model: Any, inputs: dict[str, np.ndarray], raw: dict, clean: Any) -> np.ndarray:
-    from sfrdask.inference import forward, set_worker_threads
+    from sfrdask.training.loop import forward, set_worker_threads
 
     set_worker_threads()
     return run.normaliser.untarget(forward(model, inputs))
@@ -110,7 +112,7 @@ def _split_net(spec: Any, run: Any, model: Any, ds: Any) -> np.ndarray:
 
 # -- physics: estimates from first principles, no training; a JSON record --------------------------
 def _fit_physics(spec: Any, ranks: int | None = None, client: Any = None) -> dict[str, Any]:
-    from sfrdask.training.run import fit_physics
+    from sfrdask.training.fit import fit_physics
 
     return fit_physics(spec)
 
@@ -147,18 +149,19 @@ def _predict_physics(
 
 
 def _split_physics(spec: Any, run: Any, model: Any, ds: Any) -> np.ndarray:
-    from sfrdask.training.run import physics_predict
+    from sfrdask.training.fit import physics_predict
 
     pred = physics_predict(spec, ds, model)
     return np.where(np.isfinite(pred), pred, run.weights)
 
 
 FAMILIES: dict[str, Family] = {
-    "tree": Family("tree", "model.npz", _fit_tree, _load_tree, _predict_tree, _split_tree),
-    "net": Family("net", "best.pt", _fit_net, _load_net, _predict_net, _split_net),
-    "physics": Family("physics", "model.json", _fit_physics, _load_physics, _predict_physics, _split_physics),
+    "tree": Family("tree", MODEL_FILES["tree"], _fit_tree, _load_tree, _predict_tree, _split_tree),
+    "net": Family("net", MODEL_FILES["net"], _fit_net, _load_net, _predict_net, _split_net),
+    "physics": Family(
+        "physics", MODEL_FILES["physics"], _fit_physics, _load_physics, _predict_physics, _split_physics
+    ),
 }
-MODEL_FILES = {name: f.model_file for name, f in FAMILIES.items()}
 
 
 def family_of(name: str) -> Family:

@@ -23,12 +23,10 @@ from typing import Any
 import numpy as np
 import zarr
 
-from sfrdask import __version__
+from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError, StoreError
 from sfrdask.models import ModelError, get_model
 from sfrdask.training.checkpoint import CheckpointError
-
-PREDICT_BATCH = 256
 
 
 def _major_minor(version: str) -> tuple[str, ...]:
@@ -221,31 +219,6 @@ def preparation(run: TrainedRun) -> Preparation:
     z_range = (float(z.min()), float(z.max())) if z.size else (np.nan, np.nan)
     sel = open_group(store, "selection")
     return Preparation(deblend, pca, z_range, dict(sel.attrs))
-
-
-def set_worker_threads() -> None:
-    """One torch thread per Dask worker thread, so two workers do not fight over the cores."""
-    import torch
-
-    try:
-        from distributed import get_worker
-
-        torch.set_num_threads(max(1, get_worker().state.nthreads))
-    except ValueError:  # not on a worker: leave torch's own setting
-        pass
-
-
-def forward(net: Any, inputs: dict[str, np.ndarray], batch: int = PREDICT_BATCH) -> np.ndarray:
-    """A network's standardised predictions for normalised inputs, in batches (no gradients)."""
-    import torch
-
-    n = next(iter(inputs.values())).shape[0]
-    out = []
-    with torch.no_grad():
-        for a in range(0, n, batch):
-            b = {k: torch.from_numpy(np.ascontiguousarray(v[a : a + batch])) for k, v in inputs.items()}
-            out.append(net.prediction(net(b)).cpu().numpy())
-    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def model_inputs(

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import dask
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 
 class Progress:
@@ -103,3 +107,39 @@ def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str, progress:
         return out
     finally:
         prog.close()
+
+
+def map_ordered(
+    fn: Callable[..., Any],
+    items: Iterable[Any],
+    client: Client | None,
+    total: int | None = None,
+    window: int | None = None,
+    desc: str = "",
+    progress: bool = True,
+) -> Iterator[Any]:
+    """``fn(item)`` for every item on ``client`` (``None``: Dask's configured in-process
+    scheduler), yielded in input order, with at most ``window`` tasks in flight (bounded memory);
+    progress as a bar on a terminal, plain lines in a log."""
+    items = iter(items)
+    bar = Progress(total or 0, desc, enabled=progress)
+    try:
+        if client is None:
+            window = window or 4
+            while batch := [x for _, x in zip(range(window), items, strict=False)]:
+                for r in dask.compute(*[dask.delayed(fn, pure=False)(x) for x in batch]):
+                    bar.update()
+                    yield r
+            return
+        window = window or 2 * max(1, sum(client.nthreads().values()))
+        pending: deque = deque()
+        for x in items:
+            pending.append(client.submit(fn, x, pure=False))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+                bar.update()
+        while pending:
+            yield pending.popleft().result()
+            bar.update()
+    finally:
+        bar.close()

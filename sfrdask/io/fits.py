@@ -44,7 +44,6 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from sfrdask import config
-from sfrdask.clusters import map_ordered
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 from sfrdask.io.hisscube_write import HissCubeWriter
@@ -61,6 +60,7 @@ from sfrdask.io.levels import (
     nmgy_to_stored,
     wavelength_grid,
 )
+from sfrdask.progress import map_ordered
 
 FRAME_RE = re.compile(r"^frame-([ugriz])-(\d{6})-(\d)-(\d{4})\.fits(\.bz2)?$")
 SPEC_RE = re.compile(r"^spec-(\d{4,5})-(\d{5})-(\d{4})\.fits$")

@@ -1,6 +1,7 @@
 """Write HiSS-Cube files in the DATASET layout, as the reference implementation lays them out.
 
-The synthetic survey uses this writer, and so will the FITS builder. Rows are written in
+The synthetic survey and the FITS builder use this writer; :func:`write_tree` writes a file
+again in the TREE layout (tests, and files for tools that expect it). Rows are written in
 batches at fixed offsets, so a file of any size is written without holding it in memory.
 A file without whole frames (the synthetic survey) keeps the semi-sparse *metadata* that
 the dense cube's references point at, and leaves ``image_cutout_refs`` empty. Reference tables
@@ -21,7 +22,11 @@ import numpy as np
 from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
-from sfrdask.io.levels import N_ZOOM, image_size, spectrum_samples, stored_wavelengths
+from sfrdask.io.h5 import open_h5, parse_header
+from sfrdask.io.hisscube_meta import read_target_metadata
+from sfrdask.io.hisscube_tree import FRAME_ORDER, MIDPOINTS
+from sfrdask.io.layout import observation_time
+from sfrdask.io.levels import N_ZOOM, image_size, spectrum_samples, stored_wavelengths, wavelength_grid
 
 
 def serialise_header(header: dict[str, Any], max_bytes: int, what: str) -> bytes:
@@ -222,3 +227,179 @@ class HissCubeWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- the TREE layout (the 2021 paper's), written from a DATASET-layout file ----------------------
+def _cell_path(ipix: int, order: int) -> list[str]:
+    """Group names from order 0 down to ``order`` of a nested HEALPix pixel of that order."""
+    return [str(ipix >> (2 * (order - k))) for k in range(order + 1)]
+
+
+def _spatial(root: h5py.Group, names: list[str]) -> h5py.Group:
+    g = root
+    for name in names:
+        if name not in g:
+            g.create_group(name, track_order=True).attrs["type"] = "spatial"
+        g = g[name]
+    return g
+
+
+def _typed(parent: h5py.Group, name: str, kind: str, **attrs: Any) -> h5py.Group:
+    if name not in parent:
+        g = parent.create_group(name, track_order=True)
+        g.attrs["type"] = kind
+        g.attrs.update(attrs)
+    return parent[name]
+
+
+def _time_name(h: dict[str, Any], fallback: str) -> str:
+    for key in ("TAI", "MJD"):
+        if key in h:
+            return str(h[key])
+    return fallback
+
+
+def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Path:
+    """Write the DATASET-layout file ``src`` again in the TREE layout at ``out``.
+
+    Targets go into nested HEALPix cells of ``healpix_order`` by their first spectrum's plug
+    position (cells created in pixel order, so the dense rows follow HiSS-Cube's walk); each
+    target's spectra sit under their own time groups; each referenced frame is a strip of the
+    cutouts it serves. As HiSS-Cube does, each cell's ``image_cutouts_<zoom>`` references are
+    sorted by the frames' observation time (TAI) and the dense image planes follow that order
+    (plane k: the frame of reference k), and every reference table of the dense cube stays empty.
+    """
+    import astropy.units as u
+    from astropy_healpix import HEALPix
+
+    from sfrdask.io.atomic import atomic_output
+
+    src, out = Path(src), Path(out)
+    meta = read_target_metadata(src)
+    with open_h5(src) as f:
+        spec_refs = f[f"{L.spectrum_group(0)}/spec_metadata_refs"][...]
+        img_refs = f[f"{L.image_group(0)}/image_metadata_refs"][:, :, 0]
+        spec_rows = {z: f[L.sparse_metadata(z, "spectra")][...] for z in range(N_ZOOM)}
+        img_rows = {z: f[L.sparse_metadata(z, "images")][...] for z in range(N_ZOOM)}
+        dense = {
+            z: tuple(
+                f[name][...]
+                for name in (
+                    L.image_dataset(z),
+                    f"{L.image_group(z)}/errors",
+                    L.spectrum_dataset(z),
+                    f"{L.spectrum_group(z)}/errors",
+                )
+            )
+            for z in range(N_ZOOM)
+        }
+    ok = np.isfinite(meta["RA"]) & np.isfinite(meta["DEC"])
+    if not ok.all():
+        raise HissCubeFormatError(f"{src}: {int((~ok).sum())} target(s) lack PLUG_RA/PLUG_DEC to place them")
+    hp = HEALPix(nside=2**healpix_order, order="nested")
+    cells = np.asarray(hp.lonlat_to_healpix(meta["RA"] * u.deg, meta["DEC"] * u.deg), dtype=np.int64)
+    # one row per cell (HiSS-Cube's target); targets sharing a cell keep the first one's data
+    order = np.argsort(cells, kind="stable")
+    first_of_cell: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for t in order:
+        first_of_cell.setdefault(int(cells[t]), int(t))
+        members.setdefault(int(cells[t]), []).append(int(t))
+    row_targets = [first_of_cell[c] for c in sorted(first_of_cell)]
+    # planes in the order of their frames' observation time (ties: the stored order)
+    frame_time = [observation_time(parse_header(bytes(r["header"]))) for r in img_rows[0]]
+    def _by_time(t: int) -> list[int]:
+        return sorted(range(5), key=lambda p: frame_time[int(img_refs[t, p]["ds_slice_idx"])])
+
+    by_time = np.array([_by_time(t) for t in row_targets], dtype=np.int64).reshape(-1, 5)
+
+    with atomic_output(out) as tmp, h5py.File(tmp, "w", libver="latest", track_order=True) as g:
+        sparse = g.create_group(L.SPARSE, track_order=True)
+        sparse.attrs["NX_class"] = "NXentry"
+        for t in row_targets:  # spectrum cells first: their creation order is the dense row order
+            _spatial(sparse, _cell_path(int(cells[t]), healpix_order))
+        strips: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (zoom, frame) -> (target, plane)
+        for t in row_targets:
+            for p in range(5):
+                for z in range(N_ZOOM):
+                    strips.setdefault((z, int(img_refs[t, p]["ds_slice_idx"])), []).append((t, p))
+        frame_ds: dict[tuple[int, int], h5py.Dataset] = {}
+        for (z, frame), uses in sorted(strips.items()):
+            h = parse_header(bytes(img_rows[z][frame]["header"]))
+            band = str(h.get("FILTER", "")).strip().lower()
+            s = image_size(z)
+            first_t = uses[0][0]
+            ipix = int(cells[first_t]) >> (2 * (healpix_order - FRAME_ORDER))
+            node = _spatial(sparse, _cell_path(ipix, FRAME_ORDER))
+            time = _typed(node, _time_name(h, f"frame{frame}"), "time")
+            spectral = _typed(time, str(MIDPOINTS.get(band, 0)), "spectral")
+            res = _typed(spectral, str((s * len(uses), s)), "resolution", NX_class="NXdata", res_zoom=z)
+            name = bytes(img_rows[z][frame]["path"]).decode() or f"frame-{band}-{frame}.fits"
+            ds = res.create_dataset(name, (s, s * len(uses), 2), np.float32)
+            for j, (t, p) in enumerate(uses):
+                d, e = dense[z][0][t, p], dense[z][1][t, p]
+                ds[:, j * s : (j + 1) * s, 0] = d
+                ds[:, j * s : (j + 1) * s, 1] = e
+            ds.attrs.update({"mime-type": "image", "interpretation": "image"})
+            ds.attrs["serialized_header"] = bytes(img_rows[z][frame]["header"])
+            frame_ds[(z, frame)] = ds
+
+        for r, t in enumerate(row_targets):
+            cell = int(cells[t])
+            node = _spatial(sparse, _cell_path(cell, healpix_order))
+            for member in members[cell]:
+                for slot in spec_refs[member]:
+                    if not slot["ds_path"]:
+                        continue
+                    i = int(slot["ds_slice_idx"])
+                    h0 = parse_header(bytes(spec_rows[0][i]["header"]))
+                    time = _typed(node, _time_name(h0, f"spectrum{i}"), "time")
+                    for z in range(N_ZOOM):
+                        m = spectrum_samples(z)
+                        res = _typed(time, str(m), "resolution", res_zoom=z)
+                        name = bytes(spec_rows[z][i]["path"]).decode() or f"spectrum-{i}.fits"
+                        data = np.stack(
+                            [wavelength_grid(z), dense[z][2][member], dense[z][3][member]], axis=1
+                        ).astype(np.float32)
+                        ds = res.create_dataset(name, data=data)
+                        ds.attrs["mime-type"] = "spectrum"
+                        ds.attrs["serialized_header"] = bytes(spec_rows[z][i]["header"])
+            for z in range(N_ZOOM):
+                refs = node.create_dataset(f"image_cutouts_{z}", (L.MAX_REFS,), dtype=h5py.regionref_dtype)
+                s = image_size(z)
+                for k, p in enumerate(by_time[r]):
+                    frame = int(img_refs[t, p]["ds_slice_idx"])
+                    j = strips[(z, frame)].index((t, int(p)))
+                    refs[k] = frame_ds[(z, frame)].regionref[:, j * s : (j + 1) * s, :]
+
+        _write_dense(g, dense, row_targets, by_time)
+        for name, rows in (("fits_images_metadata", img_rows[0]), ("fits_spectra_metadata", spec_rows[0])):
+            g.create_dataset(name, data=rows)
+    return out
+
+
+def _write_dense(g: h5py.File, dense: dict, rows: list[int], planes: np.ndarray) -> None:
+    """The dense cube of ``rows``, plane k of row r being stored plane ``planes[r, k]`` of the source,
+    reference tables empty."""
+    dense_grp = g.create_group(L.DENSE, track_order=True)
+    dense_grp.attrs.update(NX_class="NXentry", default="/dense_cube/0")
+    dense_grp.attrs["target_count"] = np.int64(len(rows))
+    k = len(rows)
+    for z in range(N_ZOOM):
+        s, m = image_size(z), spectrum_samples(z)
+        zg = dense_grp.create_group(str(z))
+        mi = zg.create_group("ml_image")
+        mi.attrs.update(NX_class="NXdata", signal=f"cutout_3d_cube_zoom_{z}")
+        img = np.take_along_axis(dense[z][0][rows], planes[:, :, None, None], axis=1)
+        err = np.take_along_axis(dense[z][1][rows], planes[:, :, None, None], axis=1)
+        d = mi.create_dataset(f"cutout_3d_cube_zoom_{z}", data=img, chunks=(1, 5, s, s))
+        e = mi.create_dataset("errors", data=err, chunks=(1, 5, s, s))
+        d.attrs.update(error_ds=e.ref, interpretation="image")
+        for name in ("image_cutout_refs", "image_metadata_refs"):
+            mi.create_dataset(name, (k, 5, L.MAX_REFS), L.REF_DTYPE, chunks=(1, 5, L.MAX_REFS))
+        ms = zg.create_group("ml_spectrum")
+        ms.attrs.update(NX_class="NXdata", signal=f"spectral_1d_cube_zoom_{z}")
+        sd = ms.create_dataset(f"spectral_1d_cube_zoom_{z}", data=dense[z][2][rows], chunks=(1, m))
+        se = ms.create_dataset("errors", data=dense[z][3][rows], chunks=(1, m))
+        sd.attrs.update(error_ds=se.ref, interpretation="spectrum")
+        ms.create_dataset("spec_metadata_refs", (k, L.MAX_REFS), L.REF_DTYPE, chunks=(1, L.MAX_REFS))

@@ -27,12 +27,14 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, ZstdCodec
 
-from sfrdask import __version__, config
+from sfrdask import config
+from sfrdask._version import __version__
 from sfrdask.errors import StoreError
 from sfrdask.io.atomic import remove_partial
 from sfrdask.io.bands import check_dataset
 from sfrdask.io.catalog import join_labels
-from sfrdask.io.hisscube import open_hisscube, read_target_metadata
+from sfrdask.io.hisscube import open_hisscube
+from sfrdask.io.hisscube_meta import read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
 
 __all__ = ["open_group", "open_store", "remove_partial", "store_levels", "write_group", "write_store"]

@@ -224,7 +224,7 @@ def aperture_factor(r_images: np.ndarray, image_zoom: int, fibre_arcsec: float =
 
 def luminosity_distance_cm(z: np.ndarray) -> np.ndarray:
     """Flat LambdaCDM (H0 = 70, Om0 = 0.3) luminosity distance in cm."""
-    from sfrdask.synthetic.cosmology import luminosity_distance_cm as dl
+    from sfrdask.cosmology import luminosity_distance_cm as dl
 
     return dl(np.asarray(z, float))
 

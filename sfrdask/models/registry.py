@@ -25,6 +25,8 @@ from typing import Any
 from sfrdask.errors import SfrdaskError
 
 INPUTS = ("image", "spectrum", "image_pca", "spectrum_pca", "audio")
+# what each family's fit writes in its run directory; the run's manifest (metrics.json) names it
+MODEL_FILES = {"tree": "model.npz", "net": "best.pt", "physics": "model.json"}
 
 
 class ModelError(SfrdaskError, ValueError):

@@ -49,7 +49,7 @@ def usable_redshift(z: np.ndarray) -> np.ndarray:
 
 def context_features(z: np.ndarray, classes: np.ndarray | None, parts: Sequence[str]) -> np.ndarray:
     """The ``(objects, len(columns(parts)))`` context matrix (float64; NaN where unknown)."""
-    from sfrdask.synthetic.cosmology import luminosity_distance_cm
+    from sfrdask.cosmology import luminosity_distance_cm
 
     z = np.asarray(z, np.float64)
     cols = []

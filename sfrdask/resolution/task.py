@@ -18,8 +18,8 @@ def run_training(store: str, t: Training, out: str, settings: dict[str, Any]) ->
     """Train ``t`` on ``store`` in this process (torch threads = the worker's threads) and return its
     record row. Each training writes under its own ``out/<key>`` directory, so concurrent trainings
     never share a results table."""
-    from sfrdask.inference import set_worker_threads
-    from sfrdask.training import train
+    from sfrdask.runs import train
+    from sfrdask.training.loop import set_worker_threads
 
     set_worker_threads()
     t0 = time.perf_counter()

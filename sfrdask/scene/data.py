@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sfrdask.clusters import map_ordered
 from sfrdask.errors import SfrdaskError
+from sfrdask.progress import map_ordered
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 

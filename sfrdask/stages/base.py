@@ -26,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sfrdask import __version__, config
+from sfrdask import config
+from sfrdask._version import __version__
 from sfrdask.config import ConfigError
 from sfrdask.errors import SfrdaskError
 

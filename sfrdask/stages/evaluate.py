@@ -35,7 +35,7 @@ class Result:
 def run(rt: Runtime, p: Params) -> Result:
     import pandas as pd
 
-    from sfrdask.training import evaluate
+    from sfrdask.runs import evaluate
 
     with rt.active():
         r = evaluate(p.run, p.store, split=p.split)

@@ -29,7 +29,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sfrdask import __version__, config
+from sfrdask import config
+from sfrdask._version import __version__
 from sfrdask.bpt import AGN_CLASSES
 from sfrdask.calibration import (
     Calibration,
@@ -111,7 +112,8 @@ def _source(params: Params, zi: int | None, zs: int | None) -> xr.Dataset:
     if params.store is not None:
         return open_store(params.store, image_zoom=zi, spectrum_zoom=zs)
     from sfrdask.io.catalog import join_labels, read_catalog_dir
-    from sfrdask.io.hisscube import open_hisscube, read_target_metadata
+    from sfrdask.io.hisscube import open_hisscube
+    from sfrdask.io.hisscube_meta import read_target_metadata
 
     meta = read_target_metadata(params.cube, zi or 0, zs or 0)
     ds = open_hisscube(params.cube, zi or 0, zs or 0, metadata=meta)

@@ -59,7 +59,7 @@ class Result:
 
 def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.models import get_model
-    from sfrdask.training import train
+    from sfrdask.runs import train
 
     for name in p.models:
         get_model(name)  # an unknown name is refused before any work

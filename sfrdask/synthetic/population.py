@@ -14,7 +14,7 @@ import numpy as np
 from scipy.special import gammainc
 
 from sfrdask import config
-from sfrdask.synthetic.cosmology import distance_modulus, kpc_per_arcsec
+from sfrdask.cosmology import distance_modulus, kpc_per_arcsec
 
 R_LIMIT = 17.77  # SDSS main galaxy sample
 FIBRE_RADIUS = {"sdss": 1.5, "boss": 1.0}  # arcsec

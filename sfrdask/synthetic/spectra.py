@@ -13,8 +13,8 @@ import numpy as np
 from scipy.special import erf
 
 from sfrdask.bpt import kauffmann03
+from sfrdask.cosmology import luminosity_distance_cm
 from sfrdask.io.levels import BAND_MIDPOINTS, combine_ivw, wavelength_grid
-from sfrdask.synthetic.cosmology import luminosity_distance_cm
 from sfrdask.synthetic.population import KENNICUTT
 
 C_KMS = 299792.458

@@ -19,12 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sfrdask import __version__, config
-from sfrdask.clusters import map_ordered
+from sfrdask import config
+from sfrdask._version import __version__
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
 from sfrdask.io.levels import BANDS, N_ZOOM, all_spectrum_levels, image_size, nmgy_to_stored
 from sfrdask.io.store import remove_partial
+from sfrdask.progress import map_ordered
 from sfrdask.synthetic import images as img
 from sfrdask.synthetic.population import (
     FIBRE_RADIUS,

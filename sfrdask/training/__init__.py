@@ -1,7 +1,10 @@
-"""Training and evaluation: data from the store, the training loop, DDP on Dask workers."""
+"""Training: data from the store, the training loop, DDP on Dask workers, trees and physics fits.
+
+Training and scoring a registered model end to end (its run directory, the results table) is
+:mod:`sfrdask.runs`, a layer above.
+"""
 
 from sfrdask.training.data import ChunkDistributedSampler, Normaliser, StoreDataset
-from sfrdask.training.run import evaluate, train
 from sfrdask.training.spec import TrainSpec
 
-__all__ = ["ChunkDistributedSampler", "Normaliser", "StoreDataset", "TrainSpec", "evaluate", "train"]
+__all__ = ["ChunkDistributedSampler", "Normaliser", "StoreDataset", "TrainSpec"]

@@ -25,11 +25,11 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
-from sfrdask import __version__
+from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
-from sfrdask.families import MODEL_FILES
 from sfrdask.io.atomic import write_text
 from sfrdask.models import SfrNet
+from sfrdask.models.registry import MODEL_FILES
 from sfrdask.progress import Progress
 from sfrdask.training.augment import dihedral
 from sfrdask.training.checkpoint import load_checkpoint, save_checkpoint
@@ -96,6 +96,27 @@ def predict(model: SfrNet, ds: StoreDataset, device: torch.device) -> tuple[np.n
     dt = time.perf_counter() - t0
     z = torch.cat(out).cpu().numpy() if out else np.zeros(0)
     return ds.normaliser.untarget(z), len(ds) / max(dt, 1e-9)
+
+
+def set_worker_threads() -> None:
+    """One torch thread per Dask worker thread, so two workers do not fight over the cores."""
+    try:
+        from distributed import get_worker
+
+        torch.set_num_threads(max(1, get_worker().state.nthreads))
+    except ValueError:  # not on a worker: leave torch's own setting
+        pass
+
+
+def forward(net: Any, inputs: dict[str, np.ndarray], batch: int = EVAL_BATCH) -> np.ndarray:
+    """A network's standardised predictions for normalised inputs, in batches (no gradients)."""
+    n = next(iter(inputs.values())).shape[0]
+    out = []
+    with torch.no_grad():
+        for a in range(0, n, batch):
+            b = {k: torch.from_numpy(np.ascontiguousarray(v[a : a + batch])) for k, v in inputs.items()}
+            out.append(net.prediction(net(b)).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 @torch.no_grad()

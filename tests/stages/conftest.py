@@ -10,8 +10,8 @@ import pytest
 
 from sfrdask import read_catalog_dir, write_store
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
+from sfrdask.runs import train
 from sfrdask.synthetic import SynthParams, make_survey
-from sfrdask.training.run import train
 
 MODELS = ("gbt-both", "spectrum-mlp", "physics-halpha")
 

@@ -12,9 +12,9 @@ import pytest
 from scipy.stats import ks_2samp
 
 from sfrdask import open_hisscube
+from sfrdask.cosmology import luminosity_distance_cm
 from sfrdask.io.levels import BANDS, wavelength_grid
 from sfrdask.synthetic import SynthParams, make_survey
-from sfrdask.synthetic.cosmology import luminosity_distance_cm
 from sfrdask.synthetic.population import KENNICUTT
 from sfrdask.synthetic.spectra import CARDELLI_K, galaxy_spectra
 from sfrdask.synthetic.survey import plan_chunk

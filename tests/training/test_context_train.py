@@ -9,9 +9,10 @@ import torch
 
 from sfrdask.inference import load_run
 from sfrdask.models import get_model
+from sfrdask.runs import evaluate, train
 from sfrdask.stages.train import Params
 from sfrdask.stages.train import run as run_train
-from sfrdask.training import TrainSpec, evaluate, train
+from sfrdask.training import TrainSpec
 from sfrdask.training.loop import lr_schedule
 
 FAST = {"epochs": 3, "batch_size": 16, "progress": False}

@@ -10,7 +10,7 @@ import pytest
 
 from sfrdask.attributions import WINDOWS, Explanation, fibre_table, radius_arcsec, window_table
 from sfrdask.cli import main
-from sfrdask.training import train
+from sfrdask.runs import train
 
 
 def _explanation(spectrum=None, wave=None, image=None, zoom=2):

@@ -11,7 +11,8 @@ import torch
 
 from sfrdask.errors import StoreError
 from sfrdask.models import ModelError
-from sfrdask.training import TrainSpec, evaluate, train
+from sfrdask.runs import evaluate, train
+from sfrdask.training import TrainSpec
 from sfrdask.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sfrdask.training.loop import fit_net
 
