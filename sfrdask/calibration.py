@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from sfrdask import config
+from sfrdask.errors import SfrdaskError
+
 LEVELS = (0.68, 0.95)  # the catalogue's intervals: P16-P84 and P2P5-P97P5
 RELIABILITY = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
 RESIDUAL_SPLIT = 0.5  # share of the validation split that fits the difficulty model
@@ -305,3 +308,33 @@ def reliability_plot(
     bx.legend(loc="lower center", fontsize=8)
     fig.suptitle(title, fontsize=10)
     return save_figure(fig, out)
+
+
+POOLED_CHECK = "validation + test, 5-fold out of fold"
+
+
+def pooled(labelled_validation: int) -> bool:
+    """Whether the intervals rest on the validation and test splits together (then checked out of
+    fold), not on the validation split alone: ``sfrdask.predict.calibrate-on``."""
+    mode = config.get("predict.calibrate-on")
+    if mode not in ("auto", "validation", "pooled"):
+        raise SfrdaskError(f"sfrdask.predict.calibrate-on must be auto, validation or pooled, got {mode!r}")
+    below = int(config.get("predict.pool-below"))
+    return mode == "pooled" or (mode == "auto" and labelled_validation < below)
+
+
+def width_notes(
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]], classes: np.ndarray, kinds: list[str], wide: float
+) -> list[tuple[str, float]]:
+    """Per class predicted for: a line on the 95% intervals' median width and the share flagged
+    WIDE_INTERVAL, and that share."""
+    width = bounds[0.95][1] - bounds[0.95][0]
+    out = []
+    for c in kinds:
+        m = classes == c
+        if m.any():
+            share = float(np.mean(width[m] > wide))
+            text = (f"class {c}: median 95% interval width {np.median(width[m]):.2f} dex over {int(m.sum())} "
+                    f"objects; {share:.0%} wider than {wide:g} dex (FLAGS bit WIDE_INTERVAL)")  # fmt: skip
+            out.append((text, share))
+    return out

@@ -20,12 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import dask
 import numpy as np
+import pandas as pd
+import xarray as xr
 import zarr
 
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError, StoreError
+from sfrdask.io.sfr_catalogue import object_classes
 from sfrdask.models import ModelError, get_model
+from sfrdask.progress import compute_tasks
 from sfrdask.training.checkpoint import CheckpointError
 
 
@@ -317,3 +322,55 @@ def check_compatible(runs: list[TrainedRun]) -> None:
                 f"the runs were trained at different {attr.replace('_', ' ')}s {sorted(zooms)}; "
                 "runs predicted together must read the same levels"
             )
+
+
+def _task_bounds(source_chunks: tuple[int, ...], per_object: int, chunk_mb: float) -> list[tuple[int, int]]:
+    """Object ranges of the inference tasks: the source's own chunks (each read once, by one
+    task), cut further only where a chunk holds more than ``chunk_mb`` of inputs."""
+    k = int(max(1, chunk_mb * 2**20 // per_object))
+    bounds, a = [], 0
+    for size in source_chunks:
+        bounds += [(s, min(s + k, a + size)) for s in range(a, a + size, k)]
+        a += size
+    return bounds
+
+
+def predictions(
+    ds: xr.Dataset, runs: list[TrainedRun], preps: list[Preparation], client: Any, chunk_mb: float, desc: str
+) -> pd.DataFrame:
+    """Every run's prediction for every object of ``ds``, computed chunk by chunk on the cluster.
+
+    Columns: ``object``, ``pred_{i}`` per run, ``central_found``, ``snr`` (and ``class_{i}``,
+    ``upper_{i}`` for physics runs).
+    """
+    zi, zs = levels(runs)
+    arrays = {}
+    per_object = 8
+    if zi is not None:
+        arrays["image"] = ds.image.data
+        per_object += ds.image.data[0].nbytes
+    if zs is not None:
+        arrays["spectrum"], arrays["spectrum_error"] = ds.spectrum.data, ds.spectrum_error.data
+        per_object += 2 * ds.spectrum.data[0].nbytes
+    n = ds.sizes["object"]
+    objects = ds.object.values.astype(np.int64)
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
+    classes = object_classes(ds)
+    models = dask.delayed(runs, traverse=False)
+    recipes = dask.delayed(preps, traverse=False)
+    tasks = []
+    for a, b in _task_bounds(next(iter(arrays.values())).chunks[0], per_object, chunk_mb):
+        raw = {name: arr[a:b] for name, arr in arrays.items()}
+        raw |= {"object": objects[a:b], "Z": z[a:b], "CLASS": classes[a:b]}
+        tasks.append(dask.delayed(predict_block)(dask.delayed(raw), models, recipes))
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "256MB"}):
+        parts = compute_tasks(tasks, client, desc) if tasks else []
+    cols = ["central_found", "snr", *[f"pred_{i}" for i in range(len(runs))]]
+    cols += [c for c in (parts[0] if parts else {}) if c not in cols]  # physics classes
+    table = {c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0) for c in cols}
+    return pd.DataFrame({"object": objects, **table})
+
+
+def ensemble(table: pd.DataFrame, n_runs: int) -> np.ndarray:
+    """The mean of the runs' predictions: several runs predict as one ensemble."""
+    return table[[f"pred_{i}" for i in range(n_runs)]].to_numpy().mean(axis=1)

@@ -1,6 +1,6 @@
-"""Train and evaluate registered models on a store: the orchestration behind ``sfrdask train`` and
-``sfrdask evaluate``, above the model families (:mod:`sfrdask.families`) and the trained-run
-reader (:mod:`sfrdask.inference`).
+"""Train, evaluate and calibrate registered models on a store: the orchestration behind ``sfrdask
+train``, ``sfrdask evaluate`` and the calibration step of ``sfrdask predict``, above the model
+families (:mod:`sfrdask.families`) and the trained-run reader (:mod:`sfrdask.inference`).
 
 ``sfrdask.train`` (:mod:`sfrdask.api`) is the public way in; the stage module
 :mod:`sfrdask.stages.train` calls :func:`train` once per model, the resolution study once per
@@ -12,12 +12,30 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sfrdask.calibration import (
+    POOLED_CHECK,
+    Calibration,
+    coverage_table,
+    cross_fitted_intervals,
+    difficulty_features,
+    fit_calibration,
+    pooled,
+    reliability_plot,
+)
 from sfrdask.errors import SfrdaskError
 from sfrdask.families import family_of
-from sfrdask.inference import load_run
+from sfrdask.inference import Preparation, TrainedRun, ensemble, levels, load_run, predictions
+from sfrdask.io.sfr_catalogue import object_classes
+from sfrdask.io.store import open_store
 from sfrdask.preprocessing.split import SPLITS
+from sfrdask.synthetic.truth import store_truth
 from sfrdask.training.ceilings import ceilings
 from sfrdask.training.checkpoint import CheckpointError
+from sfrdask.training.data import target_values
 from sfrdask.training.metrics import regression_metrics, update_results
 from sfrdask.training.spec import TrainSpec, load_splits
 
@@ -113,3 +131,105 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
         "true": ds.y,
         "run_dir": str(trained.path),
     }
+
+
+def difficulty(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame, members: int = 1) -> np.ndarray:
+    """Difficulty features of each object; with several models, their spread is one of them."""
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(pred.size, np.nan)
+    spread = None
+    if members > 1:
+        spread = table[[f"pred_{i}" for i in range(members)]].to_numpy().std(axis=1)
+    return difficulty_features(pred, z, table["snr"].to_numpy(), object_classes(ds) == "QSO", spread)
+
+
+def _truth(store: Path) -> pd.Series | None:
+    """True log SFR per store object, for a store ingested from a synthetic survey."""
+    t = store_truth(store, ["object", "logsfr_true"])
+    return None if t is None else t["logsfr_true"]
+
+
+def calibrate(
+    runs: list[TrainedRun],
+    preps: list[Preparation],
+    client: Any,
+    chunk_mb: float,
+    seed: int,
+    plots: Path | None = None,
+) -> tuple[Calibration, pd.DataFrame, list[Path]]:
+    """Calibrate the (ensemble of) runs on their store's validation split and report the test split.
+
+    Returns the ensemble's calibration, the coverage rows of every run (and of the ensemble) and
+    the plots written: ``{plots}.calibration-{model}.png`` per run (nothing goes into a run
+    directory, which may be shared or read-only)."""
+    store = runs[0].store
+    sel = xr.open_zarr(store, group="selection", zarr_format=3, consolidated=False)
+    split = sel["split"].values
+    y_all = target_values(store, runs[0].target)
+    want = np.flatnonzero(
+        np.isin(split, [SPLITS.index("validation"), SPLITS.index("test")]) & np.isfinite(y_all)
+    )
+    ds = open_store(store, *levels(runs)).isel(object=want)
+    table = predictions(ds, runs, preps, client, chunk_mb, desc=f"calibration ({store.name})")
+    y = y_all[want]
+    is_val = split[want] == SPLITS.index("validation")
+    truth = _truth(store)
+    true = truth.reindex(want).to_numpy() if truth is not None else None
+    classes = object_classes(ds)
+    candidates = [(r.model, table[f"pred_{i}"].to_numpy(), [r]) for i, r in enumerate(runs)]
+    if len(runs) > 1:
+        candidates.append(
+            ("ensemble(" + "+".join(r.model for r in runs) + ")", ensemble(table, len(runs)), runs)
+        )
+    pool = pooled(int(np.sum(is_val & np.isfinite(y))))
+    fit = np.ones(len(y), bool) if pool else is_val  # the rows the catalogue's intervals rest on
+    check = fit if pool else ~is_val  # the rows their coverage is measured on
+    split_name = POOLED_CHECK if pool else "test"
+    rows, reports, final = [], [], None
+    for name, pred, members in candidates:
+        x = difficulty(pred, ds, table, len(members))
+        cal = fit_calibration(x[fit], y[fit], classes[fit], seed=seed)
+        if pool:  # each row's interval from a calibration without it: an honest coverage check
+            bounds = cross_fitted_intervals(x, y, classes, seed=seed)
+        else:
+            bounds = cal.intervals(x[check], classes[check])
+        cov = coverage_table(
+            y[check], pred[check], bounds, classes[check], None if true is None else true[check]
+        )
+        cov.insert(0, "model", name)
+        cov.insert(1, "split", split_name)
+        rows.append(cov)
+        if plots is not None and len(members) == 1:
+            panels = {"MPA-JHU log SFR (AVG)": (y[check], bounds)}
+            if true is not None:
+                panels["true log SFR (synthetic survey)"] = (true[check], bounds)
+            r = members[0]
+            png = plots.with_name(f"{plots.name}.calibration-{r.model}.png")
+            reports.append(reliability_plot(panels, png, f"{r.model}: calibration, {split_name}"))
+        final = cal
+    return final, pd.concat(rows, ignore_index=True), reports
+
+
+def held_out_check(
+    ds: xr.Dataset,
+    label: str,
+    pred: np.ndarray,
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]],
+    kinds: list[str],
+    report: pd.DataFrame,
+) -> pd.DataFrame:
+    """``report`` with coverage rows added for the catalogue's own FLAG != 0 galaxies and quasars
+    that still carry an MPA-JHU estimate: never used in training or calibration, an out-of-sample
+    check (``report`` as it was when there are none)."""
+    if label not in ds or "FLAG" not in ds:
+        return report
+    y = ds[label].values.astype(np.float64)
+    cls = object_classes(ds)
+    held = (ds["FLAG"].values != 0) & np.isfinite(y) & np.isin(cls, kinds)
+    if not held.any():
+        return report
+    b = {lv: (lo[held], hi[held]) for lv, (lo, hi) in bounds.items()}
+    extra = coverage_table(y[held], pred[held], b, cls[held])
+    extra = extra[~extra["group"].str.startswith("decile")]
+    extra.insert(0, "model", report["model"].iloc[-1])
+    extra.insert(1, "split", "FLAG != 0 (catalogue values, never fitted)")
+    return pd.concat([report, extra], ignore_index=True)

@@ -18,9 +18,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 
+from sfrdask import config
+from sfrdask.bpt import AGN_CLASSES
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import atomic_output
+from sfrdask.io.store import open_store
 
 FORMATS = (".fits", ".csv", ".parquet")
 ROW_FORMS = ("spectrum", "target")
@@ -145,3 +149,134 @@ def read_catalogue(path: str | Path) -> pd.DataFrame:
         if df[c].dtype.kind in "OS":
             df[c] = [v.decode("ascii").strip() if isinstance(v, bytes) else v for v in df[c]]
     return df
+
+
+def object_classes(ds: xr.Dataset) -> np.ndarray:
+    """Upper-case class of every object ('' where unknown): the calibration groups."""
+    if "CLASS" not in ds:
+        return np.full(ds.sizes["object"], "")
+    return np.char.upper(np.char.strip(ds["CLASS"].values.astype(str)))
+
+
+def match_training(ds: xr.Dataset, store: Path, same: bool) -> np.ndarray:
+    """Split code (-1 unselected, 0 train, 1 validation, 2 test) of every object of ``ds`` in the
+    training store: by position when ``ds`` is that store, else by (PLATEID, MJD, FIBERID)."""
+    split = xr.open_zarr(store, group="selection", zarr_format=3, consolidated=False)["split"].values
+    if same:
+        return split
+    root = open_store(store, image_zoom=None, spectrum_zoom=None)
+    left = pd.DataFrame({k: ds[k].values for k in KEYS})
+    right = pd.DataFrame({k: root[k].values for k in KEYS}).assign(split=split).drop_duplicates(list(KEYS))
+    return left.merge(right, on=list(KEYS), how="left")["split"].fillna(-1).to_numpy(np.int8)
+
+
+def spectrum_keys(ds: xr.Dataset) -> dict[str, np.ndarray]:
+    """The spectrum the MPA-JHU row matched (so the catalogue joins back), else the first one."""
+    out = {k: ds[k].values.astype(np.int64) for k in KEYS}
+    if "label_spectrum" in ds and "spec_plateid" in ds:
+        slot = ds["label_spectrum"].values
+        hit = slot >= 0
+        rows = np.flatnonzero(hit)
+        for k in KEYS:
+            out[k][hit] = ds[f"spec_{k.lower()}"].values[rows, slot[hit]]
+    return out
+
+
+def catalogue_flags(
+    ds: xr.Dataset,
+    table: pd.DataFrame,
+    split: np.ndarray,
+    training: dict[str, Any],
+    levels: tuple[int | None, int | None],
+    label: str,
+) -> tuple[np.ndarray, list[str]]:
+    """The FLAGS bitmask, and the flags that could not be computed (with why).
+
+    ``table``: the predictions (``central_found``, ``class_{i}``...); ``split``: each object's split
+    in the training store (:func:`match_training`); ``training``: the training store's selection
+    attributes and its training split's ``z_range``; ``levels``: the image and spectrum zooms the
+    runs read; ``label``: the target column (the MPA-JHU estimate)."""
+    n = ds.sizes["object"]
+    flags = np.zeros(n, np.int32)
+    missing = []
+    attrs = training
+    flags[split < 0] |= BIT["NOT_SELECTED"]
+    flags[np.isin(split, [0, 1])] |= BIT["USED_IN_FIT"]
+    zi, zs = levels
+    if zi is not None:
+        flags[~table["central_found"].to_numpy(bool)] |= BIT["NO_CENTRAL"]
+    max_bad = float(attrs.get("max_bad_fraction", config.get("preprocess.max-bad-fraction")))
+    bad = np.zeros(n, bool)
+    for var, used in (("image_bad_fraction", zi), ("spectrum_bad_fraction", zs)):
+        if used is not None and var in ds:
+            bad |= ds[var].values > max_bad
+    flags[bad] |= BIT["BAD_PIXELS"]
+    cls = object_classes(ds)
+    if not np.any(cls != ""):
+        missing.append("NO_SFR_CLASS (no CLASS in the cube or the catalogue)")
+    else:
+        classes = [c.upper() for c in attrs.get("classes", config.get("preprocess.classes"))]
+        flags[~np.isin(cls, classes)] |= BIT["NO_SFR_CLASS"]
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
+    if not np.isfinite(z).any():
+        missing.append("Z_OUTSIDE (no Z in the cube or the catalogue)")
+    else:
+        lo, hi = training["z_range"]
+        flags[~(np.isfinite(z) & (z >= lo) & (z <= hi))] |= BIT["Z_OUTSIDE"]
+    if label in ds:
+        flags[np.isfinite(ds[label].values.astype(np.float64))] |= BIT["HAS_LABEL"]
+    else:
+        missing.append(f"HAS_LABEL (no {label} column: pass --catalog)")
+    return flags, missing
+
+
+def physics_flags(table: pd.DataFrame, n_runs: int, flags: np.ndarray) -> np.ndarray | None:
+    """The first physics run's class per object (None without one); sets its FLAGS bits."""
+    i = next((i for i in range(n_runs) if f"class_{i}" in table), None)
+    if i is None:
+        return None
+    cls = table[f"class_{i}"].to_numpy(str)
+    flags[np.isin(cls, AGN_CLASSES)] |= BIT["AGN_LINES"]
+    flags[cls == "BROAD_LINE"] |= BIT["BROAD_LINE"]
+    flags[table[f"upper_{i}"].to_numpy(bool)] |= BIT["SFR_UPPER_LIMIT"]
+    return cls
+
+
+def assemble(
+    ds: xr.Dataset,
+    table: pd.DataFrame,
+    pred: np.ndarray,
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]],
+    flags: np.ndarray,
+    split: np.ndarray,
+    models: list[str],
+    phys_class: np.ndarray | None,
+) -> pd.DataFrame:
+    """The catalogue's rows, one per target of ``ds``: the keys of the spectrum MPA-JHU matched,
+    position, redshift and class, the ensemble's median and interval bounds (``bounds``: level ->
+    (low, high)), FLAGS, SPLIT, TARGET, N_VISITS, PHYS_CLASS (with a physics run) and a
+    MEDIAN_<MODEL> per model when ``models`` names several."""
+    cat = pd.DataFrame(
+        {
+            **spectrum_keys(ds),
+            "RA": ds["RA"].values.astype(np.float64),
+            "DEC": ds["DEC"].values.astype(np.float64),
+            "Z": ds["Z"].values.astype(np.float64) if "Z" in ds else np.nan,
+            "CLASS": ds["CLASS"].values.astype(str) if "CLASS" in ds else "",
+            "MEDIAN": pred.astype(np.float32),
+            "P2P5": bounds[0.95][0].astype(np.float32),
+            "P16": bounds[0.68][0].astype(np.float32),
+            "P84": bounds[0.68][1].astype(np.float32),
+            "P97P5": bounds[0.95][1].astype(np.float32),
+            "FLAGS": flags,
+            "SPLIT": np.array(["none", "train", "validation", "test"])[split.astype(int) + 1],
+            "TARGET": table["object"].to_numpy(np.int64),
+        }
+    )
+    plate = ds["spec_plateid"].values if "spec_plateid" in ds else None
+    cat["N_VISITS"] = (plate >= 0).sum(axis=1).astype(np.int64) if plate is not None else 1
+    if phys_class is not None:
+        cat["PHYS_CLASS"] = phys_class
+    for i, m in enumerate(models):
+        cat[f"MEDIAN_{m.upper().replace('-', '_')}"] = table[f"pred_{i}"].to_numpy(np.float32)
+    return cat

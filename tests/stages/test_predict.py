@@ -142,7 +142,7 @@ def test_intervals_cover_within_binomial_noise(catalogue):
     sqrt(p (1 - p) / n) from each side. Allow 3 standard deviations of both. The fixture's
     validation split is small (< sfrdask.predict.pool-below labelled objects): the intervals rest on
     validation + test, and each object's coverage is checked with a calibration fitted without it."""
-    from sfrdask.stages.predict import POOLED_CHECK
+    from sfrdask.calibration import POOLED_CHECK
 
     cal = catalogue.calibration
     rows = cal[(cal["split"] == POOLED_CHECK) & (cal["group"] == "all")]
