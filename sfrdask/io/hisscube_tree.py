@@ -267,3 +267,36 @@ def read_tree_metadata(
 
 
 # -- writing ---------------------------------------------------------------------------------
+
+
+# -- the tree's nodes, named as HiSS-Cube names them (the writer uses these) ---------------------
+def cell_path(ipix: int, order: int) -> list[str]:
+    """Group names from order 0 down to ``order`` of a nested HEALPix pixel of that order."""
+    return [str(ipix >> (2 * (order - k))) for k in range(order + 1)]
+
+
+def spatial_group(root: h5py.Group, names: list[str]) -> h5py.Group:
+    """The nested spatial groups ``names`` under ``root``, created where missing."""
+    g = root
+    for name in names:
+        if name not in g:
+            g.create_group(name, track_order=True).attrs["type"] = "spatial"
+        g = g[name]
+    return g
+
+
+def typed_group(parent: h5py.Group, name: str, kind: str, **attrs: Any) -> h5py.Group:
+    """Group ``name`` of ``parent``, of HiSS-Cube's node kind ``kind``, created where missing."""
+    if name not in parent:
+        g = parent.create_group(name, track_order=True)
+        g.attrs["type"] = kind
+        g.attrs.update(attrs)
+    return parent[name]
+
+
+def time_name(h: dict[str, Any], fallback: str) -> str:
+    """A time group's name: the observation's TAI, else its MJD."""
+    for key in ("TAI", "MJD"):
+        if key in h:
+            return str(h[key])
+    return fallback

@@ -24,7 +24,7 @@ from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
 from sfrdask.io.h5 import open_h5, parse_header
 from sfrdask.io.hisscube_meta import read_target_metadata
-from sfrdask.io.hisscube_tree import FRAME_ORDER, MIDPOINTS
+from sfrdask.io.hisscube_tree import FRAME_ORDER, MIDPOINTS, cell_path, spatial_group, time_name, typed_group
 from sfrdask.io.layout import observation_time
 from sfrdask.io.levels import N_ZOOM, image_size, spectrum_samples, stored_wavelengths, wavelength_grid
 
@@ -56,7 +56,7 @@ def rescale_image_header(header: dict[str, Any], zoom: int) -> dict[str, Any]:
 class HissCubeWriter:
     """Create a DATASET-layout file and fill it batch by batch.
 
-    Used as (see :func:`sfrdask.synthetic.make_survey` and :func:`sfrdask.io.fits.build_cube`)::
+    Used as (see :func:`sfrdask.synthetic.make_survey` and :func:`sfrdask.cube_build.build_cube`)::
 
         with HissCubeWriter(path, n_targets=10, n_spectra=12, n_images=5) as w:
             w.write_image_headers(0, names, headers)
@@ -230,35 +230,6 @@ class HissCubeWriter:
 
 
 # -- the TREE layout (the 2021 paper's), written from a DATASET-layout file ----------------------
-def _cell_path(ipix: int, order: int) -> list[str]:
-    """Group names from order 0 down to ``order`` of a nested HEALPix pixel of that order."""
-    return [str(ipix >> (2 * (order - k))) for k in range(order + 1)]
-
-
-def _spatial(root: h5py.Group, names: list[str]) -> h5py.Group:
-    g = root
-    for name in names:
-        if name not in g:
-            g.create_group(name, track_order=True).attrs["type"] = "spatial"
-        g = g[name]
-    return g
-
-
-def _typed(parent: h5py.Group, name: str, kind: str, **attrs: Any) -> h5py.Group:
-    if name not in parent:
-        g = parent.create_group(name, track_order=True)
-        g.attrs["type"] = kind
-        g.attrs.update(attrs)
-    return parent[name]
-
-
-def _time_name(h: dict[str, Any], fallback: str) -> str:
-    for key in ("TAI", "MJD"):
-        if key in h:
-            return str(h[key])
-    return fallback
-
-
 def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Path:
     """Write the DATASET-layout file ``src`` again in the TREE layout at ``out``.
 
@@ -308,6 +279,7 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
     row_targets = [first_of_cell[c] for c in sorted(first_of_cell)]
     # planes in the order of their frames' observation time (ties: the stored order)
     frame_time = [observation_time(parse_header(bytes(r["header"]))) for r in img_rows[0]]
+
     def _by_time(t: int) -> list[int]:
         return sorted(range(5), key=lambda p: frame_time[int(img_refs[t, p]["ds_slice_idx"])])
 
@@ -317,7 +289,7 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
         sparse = g.create_group(L.SPARSE, track_order=True)
         sparse.attrs["NX_class"] = "NXentry"
         for t in row_targets:  # spectrum cells first: their creation order is the dense row order
-            _spatial(sparse, _cell_path(int(cells[t]), healpix_order))
+            spatial_group(sparse, cell_path(int(cells[t]), healpix_order))
         strips: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (zoom, frame) -> (target, plane)
         for t in row_targets:
             for p in range(5):
@@ -330,10 +302,10 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
             s = image_size(z)
             first_t = uses[0][0]
             ipix = int(cells[first_t]) >> (2 * (healpix_order - FRAME_ORDER))
-            node = _spatial(sparse, _cell_path(ipix, FRAME_ORDER))
-            time = _typed(node, _time_name(h, f"frame{frame}"), "time")
-            spectral = _typed(time, str(MIDPOINTS.get(band, 0)), "spectral")
-            res = _typed(spectral, str((s * len(uses), s)), "resolution", NX_class="NXdata", res_zoom=z)
+            node = spatial_group(sparse, cell_path(ipix, FRAME_ORDER))
+            time = typed_group(node, time_name(h, f"frame{frame}"), "time")
+            spectral = typed_group(time, str(MIDPOINTS.get(band, 0)), "spectral")
+            res = typed_group(spectral, str((s * len(uses), s)), "resolution", NX_class="NXdata", res_zoom=z)
             name = bytes(img_rows[z][frame]["path"]).decode() or f"frame-{band}-{frame}.fits"
             ds = res.create_dataset(name, (s, s * len(uses), 2), np.float32)
             for j, (t, p) in enumerate(uses):
@@ -346,17 +318,17 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
 
         for r, t in enumerate(row_targets):
             cell = int(cells[t])
-            node = _spatial(sparse, _cell_path(cell, healpix_order))
+            node = spatial_group(sparse, cell_path(cell, healpix_order))
             for member in members[cell]:
                 for slot in spec_refs[member]:
                     if not slot["ds_path"]:
                         continue
                     i = int(slot["ds_slice_idx"])
                     h0 = parse_header(bytes(spec_rows[0][i]["header"]))
-                    time = _typed(node, _time_name(h0, f"spectrum{i}"), "time")
+                    time = typed_group(node, time_name(h0, f"spectrum{i}"), "time")
                     for z in range(N_ZOOM):
                         m = spectrum_samples(z)
-                        res = _typed(time, str(m), "resolution", res_zoom=z)
+                        res = typed_group(time, str(m), "resolution", res_zoom=z)
                         name = bytes(spec_rows[z][i]["path"]).decode() or f"spectrum-{i}.fits"
                         data = np.stack(
                             [wavelength_grid(z), dense[z][2][member], dense[z][3][member]], axis=1

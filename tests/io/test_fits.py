@@ -13,10 +13,9 @@ import pytest
 from astropy.io import fits
 
 from sfrdask import open_hisscube
+from sfrdask.cube_build import build_cube, group_targets
 from sfrdask.io.fits import (
     FitsError,
-    build_cube,
-    group_targets,
     read_frame,
     read_spectrum,
     rebin_spectrum,
