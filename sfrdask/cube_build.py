@@ -32,7 +32,6 @@ Memory is bounded by the batch: frames are read inside tasks and only cutouts co
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -44,7 +43,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from sfrdask import config
-from sfrdask.io.atomic import write_text
+from sfrdask.io.atomic import atomic_output, refuse_existing, write_text
 from sfrdask.io.fits import (
     PLACEMENTS,
     FitsError,
@@ -209,8 +208,7 @@ def build_cube(
         raise FitsError(f"unknown cutout placement {placement!r}: expected one of {PLACEMENTS}")
     if grouping not in GROUPINGS:
         raise FitsError(f"unknown target grouping {grouping!r}: expected one of {GROUPINGS}")
-    if out.exists() and not overwrite:
-        raise FitsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    refuse_existing(out, overwrite)
     frame_files, frames_skipped = _files(Path(frames), FRAME_PATTERNS, "SDSS frames")
     spec_files, spectra_skipped = _files(Path(spectra), SPECTRUM_PATTERNS, "SDSS spectra")
     f_scan = list(
@@ -264,8 +262,7 @@ def build_cube(
     frame_row = {j: k for k, j in enumerate(used_frames)}
     spec_rows = [i for ids in spec_of for i in ids]
     spec_row = {i: k for k, i in enumerate(spec_rows)}
-    tmp = out.with_name(f".{out.name}.partial")
-    try:
+    with atomic_output(out) as tmp:  # complete or absent
         with HissCubeWriter(
             tmp, n_targets=len(keep), n_spectra=len(spec_rows), n_images=len(used_frames)
         ) as w:
@@ -276,9 +273,6 @@ def build_cube(
             for a in _progress(range(0, len(keep), batch), progress):
                 ts = list(range(a, min(a + batch, len(keep))))
                 _write_batch(w, a, ts, keep, spec_of, plan, good_f, good_s, frame_row, spec_row)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     report["targets"]["spectra_per_target_max"] = max(len(s) for s in spec_of)
     write_text(out.with_name(out.name + ".build.json"), json.dumps(report, indent=1))
     return report

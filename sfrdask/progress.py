@@ -96,9 +96,13 @@ def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str, progress:
             from distributed import as_completed
 
             futures = client.compute(list(tasks))
-            for _ in as_completed(futures, loop=client.loop):  # this client, not a default one
-                prog.update()
-            return client.gather(futures)
+            try:
+                for _ in as_completed(futures, loop=client.loop):  # this client, not a default one
+                    prog.update()
+                return client.gather(futures)
+            except BaseException:  # an error, Ctrl-C, SIGTERM: queued tasks stop before the caller
+                client.cancel(futures)  # cleans up what they were writing
+                raise
         out = []
         step = max(1, len(tasks) // 20)
         for a in range(0, len(tasks), step):  # groups keep the in-process scheduler's threads busy
@@ -133,13 +137,17 @@ def map_ordered(
             return
         window = window or 2 * max(1, sum(client.nthreads().values()))
         pending: deque = deque()
-        for x in items:
-            pending.append(client.submit(fn, x, pure=False))
-            if len(pending) >= window:
+        try:
+            for x in items:
+                pending.append(client.submit(fn, x, pure=False))
+                if len(pending) >= window:
+                    yield pending.popleft().result()
+                    bar.update()
+            while pending:
                 yield pending.popleft().result()
                 bar.update()
-        while pending:
-            yield pending.popleft().result()
-            bar.update()
+        except BaseException:  # as in compute_tasks: nothing queued runs on after a failure
+            client.cancel(list(pending))
+            raise
     finally:
         bar.close()

@@ -23,7 +23,7 @@ import xarray as xr
 from sfrdask import config
 from sfrdask.bpt import AGN_CLASSES
 from sfrdask.errors import SfrdaskError
-from sfrdask.io.atomic import atomic_output
+from sfrdask.io.atomic import atomic_output, refuse_existing
 from sfrdask.io.store import open_store
 
 FORMATS = (".fits", ".csv", ".parquet")
@@ -79,9 +79,7 @@ def check_output(path: str | Path, overwrite: bool) -> Path:
         raise SfrdaskError(
             f"{path}: unknown catalogue format {path.suffix!r}; use one of {', '.join(FORMATS)}"
         )
-    if path.exists() and not overwrite:
-        raise SfrdaskError(f"{path} exists; pass --overwrite to replace it")
-    return path
+    return refuse_existing(path, overwrite)
 
 
 def _fits_format(col: pd.Series) -> str:

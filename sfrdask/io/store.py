@@ -14,9 +14,6 @@ The store is written under a temporary name and renamed when complete.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,14 +27,14 @@ from zarr.codecs import BloscCodec, ZstdCodec
 from sfrdask import config
 from sfrdask._version import __version__
 from sfrdask.errors import StoreError
-from sfrdask.io.atomic import remove_partial
+from sfrdask.io.atomic import atomic_output, refuse_existing
 from sfrdask.io.bands import check_dataset
 from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube
 from sfrdask.io.hisscube_meta import read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
 
-__all__ = ["open_group", "open_store", "remove_partial", "store_levels", "write_group", "write_store"]
+__all__ = ["open_group", "open_store", "store_levels", "write_group", "write_store"]
 
 MARKER = "sfrdask_store"
 IMAGE_VARS = ("image", "image_error", "image_bad_fraction")
@@ -122,8 +119,7 @@ def write_store(
         raise ValueError("choose at least one image or spectrum zoom level")
     for z in (*image_zooms, *spectrum_zooms):
         check_zoom(z)
-    if out.exists() and not overwrite:
-        raise StoreError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    refuse_existing(out, overwrite)
     z_img0 = image_zooms[0] if image_zooms else 0
     z_spec0 = spectrum_zooms[0] if spectrum_zooms else 0
     meta = read_target_metadata(cube, z_img0, z_spec0)
@@ -154,8 +150,7 @@ def write_store(
     for k in ("format", "image_zoom", "spectrum_zoom"):
         root.attrs.pop(k, None)
 
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_output(out) as tmp:  # complete or absent
         _write_group(root, tmp, None, compressor).compute()
         pending = []
         for z in image_zooms:
@@ -171,16 +166,6 @@ def write_store(
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "wavelength")])
             pending.append(_write_group(ds, tmp, f"spectrum/{z}", compressor))
         _compute(pending, client, f"ingest {Path(cube).name}")
-        if out.exists():
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            remove_partial(tmp)
     return out
 
 
@@ -250,21 +235,8 @@ def write_group(store: str | Path, group: str, ds: xr.Dataset, compressor: str |
     leaves a group that looks complete."""
     store = Path(store)
     _open_root(store)
-    final = store / group
-    tmp_name = f"{group}__tmp_{uuid.uuid4().hex[:8]}"
-    try:
-        _compute([_write_group(ds, store, tmp_name, compressor)], None, None)
-        if final.exists():
-            old = final.with_name(f"{final.name}__old_{uuid.uuid4().hex[:8]}")
-            os.replace(final, old)
-            os.replace(store / tmp_name, final)
-            shutil.rmtree(old)
-        else:
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(store / tmp_name, final)
-    finally:
-        if (store / tmp_name).exists():
-            remove_partial(store / tmp_name)
+    with atomic_output(store / group, hidden=False) as tmp:  # a group is complete or absent
+        _compute([_write_group(ds, store, str(tmp.relative_to(store)), compressor)], None, None)
 
 
 def open_group(store: str | Path, group: str, needed_by: str = "") -> xr.Dataset:

@@ -8,15 +8,12 @@ model saturates. Same seed, same files."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from sfrdask.io.store import remove_partial
+from sfrdask.io.atomic import atomic_output, refuse_existing
 
 ENVIRONMENTS = {  # name: (indoors, sky/upper RGB, ground/lower RGB, stripe period px)
     "beach": (False, (0.55, 0.75, 0.95), (0.90, 0.80, 0.55), 0),
@@ -62,13 +59,12 @@ def make_scene(
     from PIL import Image
 
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; pass overwrite (--overwrite) to replace it")
+    refuse_existing(out, overwrite)
     rng = np.random.default_rng(seed)
     names = list(ENVIRONMENTS)
     means = np.random.default_rng(1234).normal(0.0, 1.0, (len(names), N_MFCC))  # fixed per environment
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+    with atomic_output(out) as tmp:  # complete or absent
+        tmp.mkdir()
         rows = []
         for i in range(objects):
             k = int(rng.integers(len(names)))
@@ -84,10 +80,4 @@ def make_scene(
             row.update(CLASS1="indoors" if ENVIRONMENTS[env][0] else "outdoors", CLASS2=env, IMAGE=fname)
             rows.append(row)
         pd.DataFrame(rows).to_csv(tmp / "dataset.csv", index=False, float_format="%.6g")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            remove_partial(tmp)
     return out

@@ -10,8 +10,6 @@ any cluster.
 from __future__ import annotations
 
 import json
-import shutil
-import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,10 @@ import pandas as pd
 
 from sfrdask import config
 from sfrdask._version import __version__
+from sfrdask.io.atomic import atomic_output, refuse_existing
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.hisscube_write import HissCubeWriter
 from sfrdask.io.levels import BANDS, N_ZOOM, all_spectrum_levels, image_size, nmgy_to_stored
-from sfrdask.io.store import remove_partial
 from sfrdask.progress import map_ordered
 from sfrdask.synthetic import images as img
 from sfrdask.synthetic.population import (
@@ -395,8 +393,7 @@ def make_survey(
         raise ValueError(f"objects must be at least 1, got {objects}")
     if chunk_objects % FIELD_TARGETS:
         raise ValueError(f"chunk_objects must be a multiple of {FIELD_TARGETS}, got {chunk_objects}")
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists; choose another --out or pass overwrite")
+    refuse_existing(out, overwrite)
 
     sizes = [min(chunk_objects, objects - a) for a in range(0, objects, chunk_objects)]
     plans = [plan_chunk(seed, c, n, params) for c, n in enumerate(sizes)]
@@ -404,9 +401,8 @@ def make_survey(
     n_spectra = sum(len(s) for p in plans for s in p["spectra"])
     n_fields = sum(len(p["band_orders"]) for p in plans)
 
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_output(out) as tmp:  # complete or absent
+        tmp.mkdir()
         radecs = []
         with HissCubeWriter(tmp / CUBE_NAME, objects, n_spectra, 5 * n_fields, compression=compression) as w:
             spec0 = field0 = target0 = 0
@@ -454,10 +450,4 @@ def make_survey(
             "flag0_objects": int((tables["truth"]["FLAG"] == 0).sum()),
         }
         (tmp / "survey.json").write_text(json.dumps(meta, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            remove_partial(tmp)
     return out / CUBE_NAME

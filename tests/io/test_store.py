@@ -9,6 +9,7 @@ import zarr
 from sfrdask import join_labels, open_hisscube, open_store, read_catalog_dir, write_store
 from sfrdask.errors import StoreError
 from sfrdask.io import store as store_mod
+from sfrdask.io.atomic import OutputExistsError
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_not_a_store(tmp_path):
 
 
 def test_existing_store_is_not_overwritten_by_default(store, cube):
-    with pytest.raises(StoreError, match="exists"):
+    with pytest.raises(OutputExistsError, match="exists"):
         write_store(cube, store)
 
 
