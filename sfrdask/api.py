@@ -29,7 +29,7 @@ import typing
 from typing import Any
 
 from sfrdask.stages import get_stage, help_of
-from sfrdask.stages.base import base_type, check_inputs, coerce, fields_of
+from sfrdask.stages.base import base_type, coerce, execute, fields_of
 
 
 class StageFunction:
@@ -73,8 +73,9 @@ class StageFunction:
             raise TypeError(f"sfrdask.{self.__name__}(): {e}") from None
         config.validate()
         params = stage.params(**given)
-        check_inputs(params)  # as the command line does, before the stage touches the cluster
-        return stage.run(Runtime.of(client), params)
+        # the one path from Params to a run, as the command line and run files take: inputs and
+        # outputs checked, then the stage on this client (None: Dask's default client, else threads)
+        return execute(stage, params, Runtime.of(client))
 
     @property
     def __signature__(self) -> inspect.Signature:

@@ -305,7 +305,7 @@ def _run_stages(
     """Skip the stages whose digest matches their record; run the others on one cluster."""
     from sfrdask.runtime import open_runtime
     from sfrdask.stages import get_stage
-    from sfrdask.stages.base import as_record, digest
+    from sfrdask.stages.base import as_record, digest, execute
 
     upstream = digest("run", None, overrides, _input_fingerprint(cfg))
     todo = []
@@ -353,7 +353,7 @@ def _run_stages(
                 report = performance_report(filename=str(run / "reports" / f"{stage}.html"))
             st = get_stage(stage)
             with report:
-                result = st.run(rt, params[stage])
+                result = execute(st, params[stage], rt)  # the one path from Params to a run
             for line in st.report(result):
                 print(line, flush=True)
             dt = time.perf_counter() - t0

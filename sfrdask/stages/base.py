@@ -261,7 +261,11 @@ def check_inputs(params: Any, made_under: Path | None = None) -> None:
 def execute(stage: Stage, params: Any, where: Any = None) -> Any:
     """Run ``stage`` with ``params`` on ``where``: a cluster kind or scheduler address (``local``,
     ``slurm``, ``threads``, ``synchronous``, ``tls://...``; ``None``: ``sfrdask.cluster.kind``),
-    started for this stage and closed after it; or a Runtime or Client the caller owns."""
+    started for this stage and closed after it; or a Runtime or Client the caller owns.
+
+    The one path from Params to a run: the command line, run files (:mod:`sfrdask.pipeline`, on
+    the run's Runtime) and the Python API (:mod:`sfrdask.api`, on the caller's client) all come
+    here, so inputs and outputs are checked the same way before any work."""
     from sfrdask.runtime import Runtime, open_runtime
 
     check_inputs(params)  # before any cluster starts

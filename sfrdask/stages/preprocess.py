@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sfrdask.runtime import Runtime
@@ -39,14 +39,18 @@ class Result:
     pca: pca.Result
 
 
+def _sub(params: type, p: Params, **given: object) -> object:
+    """A sub-stage's Params from this stage's fields of the same name (by name, never by position,
+    so reordering a field cannot move a value), plus ``given``; its other fields keep their defaults."""
+    names = {f.name for f in fields(params)}
+    return params(**{f.name: getattr(p, f.name) for f in fields(Params) if f.name in names} | given)
+
+
 def run(rt: Runtime, p: Params) -> Result:
-    f = filter.run(rt, filter.Params(p.store, p.flag, p.max_bad_fraction, p.classes))
-    s = stats.run(rt, stats.Params(p.store, p.out, p.label))
-    d = deblend.run(rt, deblend.Params(p.store, None, p.strategy, p.out))
-    c = pca.run(
-        rt,
-        pca.Params(p.store, None, p.modalities, p.image_components, p.spectrum_components, p.source, p.out),
-    )
+    f = filter.run(rt, _sub(filter.Params, p))
+    s = stats.run(rt, _sub(stats.Params, p))
+    d = deblend.run(rt, _sub(deblend.Params, p, plots=p.out))  # every image level
+    c = pca.run(rt, _sub(pca.Params, p, plots=p.out))  # every level
     return Result(f, s, d, c)
 
 
