@@ -356,15 +356,16 @@ def predictions(
     objects = ds.object.values.astype(np.int64)
     z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(n, np.nan)
     classes = object_classes(ds)
-    models = dask.delayed(runs, traverse=False)
-    recipes = dask.delayed(preps, traverse=False)
+    if client is not None:  # the weights and PCA components go to the workers once, not in the graph
+        models, recipes = client.scatter([runs, preps], broadcast=True, hash=False)
+    else:
+        models, recipes = dask.delayed(runs, traverse=False), dask.delayed(preps, traverse=False)
     tasks = []
     for a, b in _task_bounds(next(iter(arrays.values())).chunks[0], per_object, chunk_mb):
         raw = {name: arr[a:b] for name, arr in arrays.items()}
         raw |= {"object": objects[a:b], "Z": z[a:b], "CLASS": classes[a:b]}
         tasks.append(dask.delayed(predict_block)(dask.delayed(raw), models, recipes))
-    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "256MB"}):
-        parts = compute_tasks(tasks, client, desc) if tasks else []
+    parts = compute_tasks(tasks, client, desc) if tasks else []
     cols = ["central_found", "snr", *[f"pred_{i}" for i in range(len(runs))]]
     cols += [c for c in (parts[0] if parts else {}) if c not in cols]  # physics classes
     table = {c: np.concatenate([p[c] for p in parts]) if parts else np.zeros(0) for c in cols}

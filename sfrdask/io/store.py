@@ -151,7 +151,8 @@ def write_store(
         root.attrs.pop(k, None)
 
     with atomic_output(out) as tmp:  # complete or absent
-        _write_group(root, tmp, None, compressor).compute()
+        # the metadata is in memory here: written from here, not shipped to workers inside a graph
+        _write_group(root, tmp, None, compressor).compute(scheduler="synchronous")
         pending = []
         for z in image_zooms:
             s = image_size(z)
