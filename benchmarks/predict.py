@@ -32,6 +32,7 @@ import zarr
 from common import machine, markdown, write_json
 
 import sfrdask
+from sfrdask.calibration import POOLED_CHECK
 from sfrdask.inference import load_run
 from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import image_size, spectrum_samples
@@ -52,7 +53,7 @@ def calibration(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
     for r in runs:
         res = run(Runtime.of(client), _params(r, cube, catalog, out / f"{r.parent.name}-{r.name}.fits"))
         cal = res.calibration
-        test = cal[cal["split"] == "test"]
+        test = cal[cal["split"].isin(["test", POOLED_CHECK])]  # pooled when the validation split is small
         allrow = test[test["group"] == "all"].iloc[0]
         classes = test[test["group"].str.startswith("class")]
         deciles = test[test["group"].str.startswith("decile")]
