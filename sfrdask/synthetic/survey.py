@@ -188,8 +188,13 @@ def _field_centre(field: int) -> tuple[float, float]:
 
 
 def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, list, list, np.ndarray]:
-    """Spectrum and frame headers of a chunk, and each target's RA/Dec."""
-    n = plan["n"]
+    """Spectrum and frame headers of a chunk, and each target's RA/Dec.
+
+    A spectrum header carries the target's Z (float32, as the SpecObj table of a spectrum file's
+    HDU 2 stores it) and CLASS, stars included, as a cube built from real spectrum files does
+    (:mod:`sfrdask.io.fits` copies them from HDU 2 into the header).
+    """
+    n, t = plan["n"], plan["t"]
     rng = _rng(seed, plan["chunk"], 2)
     spec_paths, spec_headers, radec = [], [], np.zeros((n, 2))
     for i in range(n):
@@ -218,6 +223,8 @@ def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, 
                     "NEXP": 3,
                     "FIBRERAD": FIBRE_RADIUS[survey],
                     "NAME": f"{plate:04d}-{mjd:05d}-{fibre:02d}",
+                    "Z": float(np.float32(t["z"][i])),
+                    "CLASS": str(t["class"][i]),
                     "ORIGIN": "sfrdask synthetic survey",
                 }
             )
