@@ -21,13 +21,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	@# the slurm tests use a real one-node SLURM; it starts here when it can (root on Debian), else they skip
 	@bash deploy/local/slurm.sh start || echo "make test: no local SLURM started; tests marked slurm will skip"
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -m "not slow" --durations=15
 
 # the integration tests (real clusters killed and cancelled, whole runs, benchmarks' --quick modes):
 # CI's second job
 test-slow: $(STAMP)
 	@bash deploy/local/slurm.sh start || echo "make test-slow: no local SLURM started; tests marked slurm will skip"
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -m slow --durations=25
 
 lint: $(STAMP)
 	$(BIN)/ruff check sfrdask tests benchmarks

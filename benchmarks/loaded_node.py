@@ -119,7 +119,7 @@ def main() -> None:
                                          batch_size=16 if args.quick else 64, progress=False)  # fmt: skip
             try:
                 r = train_ddp(spec, 2, client)
-                res.update(finished=True, samples_per_s=steady_rate(r["history"]))
+                res.update(finished=True, samples_per_s=steady_rate(r.history))
             except Exception as e:  # the figure to report: what a loaded node did to the run
                 res.update(finished=False, error=f"{type(e).__name__}: {e}")
             res["removed"] = list(removals.lines)  # before closing the cluster removes every worker

@@ -140,7 +140,7 @@ def quick(out: Path) -> tuple[Path, list[Path]]:
     fit_pca_store(store, "image", 3, n_components=8, progress=False)
     fit_pca_store(store, "spectrum", 3, n_components=8, progress=False)
     r = train(store, "gbt-both", 3, 3, out=out / "runs", progress=False)
-    return store, [Path(r["run_dir"])]
+    return store, [Path(r.run_dir)]
 
 
 def main() -> None:

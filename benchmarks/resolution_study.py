@@ -85,9 +85,17 @@ def run(args: argparse.Namespace, p: argparse.ArgumentParser, settings: dict) ->
         else:
             cube, catalog = args.cube, args.catalog
         r = sfrdask.study(
-            cube, catalog, args.out, models=_split(args.models, str), image_levels=_split(args.image_levels),
-            spectrum_levels=_split(args.spectrum_levels), pairs=args.pairs, seeds=_split(args.train_seeds),
-            epochs=args.epochs, batch_size=args.batch_size, report_only=args.report_only,
+            cube,
+            catalog,
+            args.out,
+            models=_split(args.models, str),
+            image_levels=_split(args.image_levels),
+            spectrum_levels=_split(args.spectrum_levels),
+            pairs=args.pairs,
+            seeds=_split(args.train_seeds),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            report_only=args.report_only,
             client=client or "threads",
         )
     print(r.table.read_text())

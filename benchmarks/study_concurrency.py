@@ -83,7 +83,7 @@ def main() -> None:
     for r in rows:  # the loop the benchmark ran before the stage: in this process, torch on both cores
         s = train(store, r["model"], r["image_zoom"], r["spectrum_zoom"], out=work / "seq",
                   epochs=args.epochs, seed=r["seed"], progress=False)  # fmt: skip
-        seq[(r["model"], r["image_zoom"], r["spectrum_zoom"], r["seed"])] = float(s["metrics"]["r2"])
+        seq[(r["model"], r["image_zoom"], r["spectrum_zoom"], r["seed"])] = float(s.metrics["r2"])
     seq_wall = time.perf_counter() - t0
     diffs = [abs(seq[(r["model"], r["image_zoom"], r["spectrum_zoom"], r["seed"])] - r["r2"]) for r in rows]
     res["sequential"] = {"wall_s": round(seq_wall, 1),

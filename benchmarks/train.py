@@ -54,8 +54,8 @@ def bench_accuracy(store: Path, out: Path, models: list[str], zoom: int, epochs:
     for m in models:
         t0 = time.perf_counter()
         r = train(store, m, zoom, zoom, out=out / "accuracy", epochs=epochs, batch_size=batch)
-        rows.append({"model": m, **r["metrics"], "seconds": time.perf_counter() - t0})
-        rows += [{"model": e["model"], **e["metrics"]} for e in r.get("extra_rows", [])]
+        rows.append({"model": m, **r.metrics, "seconds": time.perf_counter() - t0})
+        rows += [{"model": e.model, **e.metrics} for e in r.extra_rows]
         print(json.dumps(rows[-1]), flush=True)
     best = {}
     for kind, names in (("image", SINGLE["image"]), ("spectrum", SINGLE["spectrum"])):
@@ -82,8 +82,8 @@ def bench_throughput(store: Path, out: Path, models: list[str], zooms: list[int]
                 {
                     "model": m,
                     "zoom": z,
-                    "train_samples_per_s": steady_rate(r["history"]),
-                    "inference_samples_per_s": r["inference_samples_per_s"],
+                    "train_samples_per_s": steady_rate(r.history),
+                    "inference_samples_per_s": r.inference_samples_per_s,
                 }
             )
             print(json.dumps(rows[-1]), flush=True)
@@ -99,8 +99,8 @@ def bench_ddp(store: Path, out: Path, model: str, zoom: int, epochs: int, batch:
                 epochs=epochs, patience=99, batch_size=batch, progress=False,
             )  # fmt: skip
             r = train_ddp(spec, ranks, client)
-            res[f"ranks{ranks}_samples_per_s"] = steady_rate(r["history"])
-            res[f"ranks{ranks}_test_mse"] = r["metrics"]["mse"]
+            res[f"ranks{ranks}_samples_per_s"] = steady_rate(r.history)
+            res[f"ranks{ranks}_test_mse"] = r.metrics["mse"]
             print(json.dumps(res), flush=True)
     res["speedup"] = res["ranks2_samples_per_s"] / res["ranks1_samples_per_s"]
     return res

@@ -1,8 +1,13 @@
-"""The model families, one protocol: how a tree, a network or a physics estimate is trained
-(``fit``, which saves it in its run directory), read back (``load``) and applied, to a block of
-raw objects (``predict``, for ``sfrdask predict``) or to a split of the store (``predict_split``,
-for ``sfrdask evaluate``). A run's ``metrics.json`` records its family and model file (the run's
-manifest), so :func:`sfrdask.inference.load_run` needs no guessing from file names.
+"""The model families, one typed protocol: how a tree, a network or a physics estimate is trained
+(``fit``, which saves it in its run directory), read back (``load``), made into the object that
+predicts (``build``) and applied, to a block of raw objects (``predict``, for ``sfrdask predict``)
+or to a split of the store (``predict_split``, for ``sfrdask evaluate``). A run's
+``metrics.json`` records its family and model file (the run's manifest), so
+:func:`sfrdask.inference.load_run` needs no guessing from file names.
+
+A new family is a :class:`Family` of functions with these signatures, added to :data:`FAMILIES`
+(and its model file to :data:`sfrdask.models.registry.MODEL_FILES`); nothing else branches on a
+family's name.
 
 >>> sorted(FAMILIES), FAMILIES["tree"].model_file
 (['net', 'physics', 'tree'], 'model.npz')
@@ -10,130 +15,161 @@ manifest), so :func:`sfrdask.inference.load_run` needs no guessing from file nam
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from sfrdask.errors import SfrdaskError
+from sfrdask.io.levels import wavelength_grid
+from sfrdask.models import get_model
 from sfrdask.models.registry import MODEL_FILES
+from sfrdask.models.trees import TreeArrays
+from sfrdask.training.checkpoint import IDENTITY, load_checkpoint
+from sfrdask.training.data import Normaliser, StoreDataset
+from sfrdask.training.ddp import train_ddp
+from sfrdask.training.fit import fit_physics, fit_trees, physics_predict
+from sfrdask.training.loop import fit_net, forward, pick_device, predict, set_worker_threads
+from sfrdask.training.result import FitResult
+from sfrdask.training.spec import TrainSpec, as_matrix
+
+if TYPE_CHECKING:  # for the signatures only: inference sits above this module
+    from sfrdask.inference import TrainedRun
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """What ``load`` reads from a model file: the run's identity (model, levels, target, input
+    shapes), the model's build options, the training-split normaliser and the weights (a torch
+    state dict, tree arrays, or the physics fallback value)."""
+
+    identity: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    normaliser: Normaliser | None = None
+    weights: Any = None
+
+
+class Fit(Protocol):
+    def __call__(self, spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
+        """Train (or score) ``spec``'s model; save its model file in ``spec.run_dir``."""
+
+
+class Load(Protocol):
+    def __call__(self, path: Path) -> Loaded:
+        """Read a model file safely (no pickle)."""
+
+
+class Build(Protocol):
+    def __call__(self, run: TrainedRun) -> Any:
+        """The object that predicts, from a loaded run: a torch module with its weights, tree
+        arrays, or the physics estimator."""
+
+
+Arrays = dict[str, np.ndarray]
+
+
+class Predict(Protocol):
+    def __call__(self, run: TrainedRun, model: Any, inputs: Arrays, raw: Arrays, clean: Any) -> np.ndarray:
+        """Predictions in target units for a block of objects: ``inputs`` as the model reads them
+        (normalised), ``raw`` the block as read from the cube, ``clean`` its deblended cutouts."""
+
+
+class PredictSplit(Protocol):
+    def __call__(self, spec: TrainSpec, run: TrainedRun, model: Any, ds: StoreDataset) -> np.ndarray:
+        """The same for a split of the store (``sfrdask evaluate``)."""
 
 
 @dataclass(frozen=True)
 class Family:
-    """One model family's four operations."""
+    """One model family's five operations."""
 
     name: str
     model_file: str  # what ``fit`` writes in the run directory
-    fit: Callable[..., dict[str, Any]]  # (spec, ranks, client) -> result; saves model_file
-    load: Callable[[Path], dict[str, Any]]  # model file -> identity, options, normaliser, weights
-    predict: Callable[..., np.ndarray]  # (run, model, inputs, raw, clean) -> predictions in target units
-    predict_split: Callable[..., np.ndarray]  # (spec, run, model, StoreDataset) -> the same, from a store
+    fit: Fit
+    load: Load
+    build: Build
+    predict: Predict
+    predict_split: PredictSplit
+    reads_inputs: bool = True  # predict takes the normalised inputs (physics reads the raw block)
+
+
+def _shapes(run: TrainedRun) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v) for k, v in run.identity["shapes"].items()}
 
 
 # -- trees: scikit-learn estimators on PCA features, saved as plain arrays (no pickle) -------------
-def _fit_tree(spec: Any, ranks: int | None = None, client: Any = None) -> dict[str, Any]:
-    from sfrdask.training.fit import fit_trees
-
+def _fit_tree(spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
     return fit_trees(spec)
 
 
-def _load_tree(path: Path) -> dict[str, Any]:
-    import json
-
-    from sfrdask.models.trees import TreeArrays
-    from sfrdask.training.data import Normaliser
-
+def _load_tree(path: Path) -> Loaded:
     trees, meta = TreeArrays.load(path)
     norm = Normaliser({k[5:]: np.asarray(v) for k, v in meta.items() if k.startswith("norm_")})
-    return {
-        "identity": json.loads(str(meta["identity"])),
-        "options": {},
-        "normaliser": norm,
-        "weights": trees,
-    }
+    return Loaded(json.loads(str(meta["identity"])), {}, norm, trees)
 
 
-def _predict_tree(run: Any, model: Any, inputs: dict[str, np.ndarray], raw: dict, clean: Any) -> np.ndarray:
-    from sfrdask.training.spec import as_matrix
+def _build_tree(run: TrainedRun) -> TreeArrays:
+    return run.weights
 
+
+def _predict_tree(run: TrainedRun, model: Any, inputs: Arrays, raw: Arrays, clean: Any) -> np.ndarray:
     return model.predict(as_matrix(inputs, run.inputs))
 
 
-def _split_tree(spec: Any, run: Any, model: Any, ds: Any) -> np.ndarray:
-    from sfrdask.training.spec import as_matrix
-
+def _split_tree(spec: TrainSpec, run: TrainedRun, model: Any, ds: StoreDataset) -> np.ndarray:
     return model.predict(as_matrix(ds.arrays(), spec.inputs))
 
 
 # -- networks: torch modules, checkpoints read with weights_only ------------------------------------
-def _fit_net(spec: Any, ranks: int | None = None, client: Any = None) -> dict[str, Any]:
-    from sfrdask.errors import SfrdaskError
-    from sfrdask.training.loop import fit_net
-
+def _fit_net(spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
     if not ranks:
-        return fit_net(spec)
+        return fit_net(spec)  # type: ignore[return-value]  # world 1: rank 0's result
     if client is None:
         raise SfrdaskError(
             f"--ranks {ranks} needs a Dask cluster (--cluster local or slurm; a Client from Python)"
         )
-    from sfrdask.training.ddp import train_ddp
-
     return train_ddp(spec, ranks, client)
 
 
-def _load_net(path: Path) -> dict[str, Any]:
-    from sfrdask.training.checkpoint import IDENTITY, load_checkpoint
-    from sfrdask.training.data import Normaliser
-
+def _load_net(path: Path) -> Loaded:
     ck = load_checkpoint(path)
     identity = {k: ck[k] for k in IDENTITY if k in ck}
-    return {
-        "identity": identity,
-        "options": ck.get("options", {}),
-        "normaliser": Normaliser.from_state(ck["normaliser"]),
-        "weights": ck["model_state"],
-    }
+    return Loaded(identity, ck.get("options", {}), Normaliser.from_state(ck["normaliser"]), ck["model_state"])
 
 
-def _predict_net(run: Any, model: Any, inputs: dict[str, np.ndarray], raw: dict, clean: Any) -> np.ndarray:
-    from sfrdask.training.loop import forward, set_worker_threads
+def _build_net(run: TrainedRun) -> Any:
+    net = get_model(run.model).build(_shapes(run), **run.options)
+    net.load_state_dict(run.weights)
+    net.eval()
+    return net
 
+
+def _predict_net(run: TrainedRun, model: Any, inputs: Arrays, raw: Arrays, clean: Any) -> np.ndarray:
     set_worker_threads()
     return run.normaliser.untarget(forward(model, inputs))
 
 
-def _split_net(spec: Any, run: Any, model: Any, ds: Any) -> np.ndarray:
-    from sfrdask.training.loop import pick_device, predict
-
+def _split_net(spec: TrainSpec, run: TrainedRun, model: Any, ds: StoreDataset) -> np.ndarray:
     return predict(model, ds, pick_device(spec.device))[0]
 
 
 # -- physics: estimates from first principles, no training; a JSON record --------------------------
-def _fit_physics(spec: Any, ranks: int | None = None, client: Any = None) -> dict[str, Any]:
-    from sfrdask.training.fit import fit_physics
-
+def _fit_physics(spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
     return fit_physics(spec)
 
 
-def _load_physics(path: Path) -> dict[str, Any]:
-    import json
-
+def _load_physics(path: Path) -> Loaded:
     saved = json.loads(path.read_text())
-    return {
-        "identity": saved["identity"],
-        "options": saved["options"],
-        "normaliser": None,
-        "weights": float(saved["fallback"]),
-    }
+    return Loaded(saved["identity"], saved["options"], None, float(saved["fallback"]))
 
 
-def _predict_physics(
-    run: Any, model: Any, inputs: dict[str, np.ndarray], raw: dict, clean: Any
-) -> np.ndarray:
-    from sfrdask.io.levels import wavelength_grid
+def _build_physics(run: TrainedRun) -> Any:
+    return get_model(run.model).build(_shapes(run), **run.options)
 
+
+def _predict_physics(run: TrainedRun, model: Any, inputs: Arrays, raw: Arrays, clean: Any) -> np.ndarray:
     r_img = None
     if "image" in run.inputs:
         r_img = (clean if clean is not None else raw["image"])[:, 2]
@@ -148,26 +184,24 @@ def _predict_physics(
     return np.where(np.isfinite(p), p, run.weights)  # the training median where H-alpha is unmeasured
 
 
-def _split_physics(spec: Any, run: Any, model: Any, ds: Any) -> np.ndarray:
-    from sfrdask.training.fit import physics_predict
-
+def _split_physics(spec: TrainSpec, run: TrainedRun, model: Any, ds: StoreDataset) -> np.ndarray:
     pred = physics_predict(spec, ds, model)
     return np.where(np.isfinite(pred), pred, run.weights)
 
 
 FAMILIES: dict[str, Family] = {
-    "tree": Family("tree", MODEL_FILES["tree"], _fit_tree, _load_tree, _predict_tree, _split_tree),
-    "net": Family("net", MODEL_FILES["net"], _fit_net, _load_net, _predict_net, _split_net),
-    "physics": Family(
-        "physics", MODEL_FILES["physics"], _fit_physics, _load_physics, _predict_physics, _split_physics
-    ),
-}
+    f.name: f
+    for f in (
+        Family("tree", MODEL_FILES["tree"], _fit_tree, _load_tree, _build_tree, _predict_tree, _split_tree),
+        Family("net", MODEL_FILES["net"], _fit_net, _load_net, _build_net, _predict_net, _split_net),
+        Family("physics", MODEL_FILES["physics"], _fit_physics, _load_physics, _build_physics,
+               _predict_physics, _split_physics, reads_inputs=False),
+    )
+}  # fmt: skip
 
 
 def family_of(name: str) -> Family:
     """The family called ``name`` (``tree``, ``net``, ``physics``)."""
-    from sfrdask.errors import SfrdaskError
-
     if name not in FAMILIES:
         raise SfrdaskError(f"unknown model family {name!r}; families: {', '.join(FAMILIES)}")
     return FAMILIES[name]

@@ -28,6 +28,7 @@ import zarr
 
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError, StoreError
+from sfrdask.families import FAMILIES, family_of
 from sfrdask.io.sfr_catalogue import object_classes
 from sfrdask.models import ModelError, get_model
 from sfrdask.progress import compute_tasks
@@ -86,17 +87,8 @@ class TrainedRun:
 
     def build(self) -> Any:
         """The model object that predicts: a torch module with its weights, tree arrays, or the
-        physics estimator."""
-        spec = get_model(self.model)
-        shapes = {k: tuple(v) for k, v in self.identity["shapes"].items()}
-        if self.family == "net":
-            net = spec.build(shapes, **self.options)
-            net.load_state_dict(self.weights)
-            net.eval()
-            return net
-        if self.family == "tree":
-            return self.weights
-        return spec.build(shapes, **self.options)
+        physics estimator (its family's ``build``)."""
+        return family_of(self.family).build(self)
 
 
 def training_store(run_dir: Path, metrics: dict[str, Any], given: str | Path | None = None) -> list[Path]:
@@ -125,8 +117,6 @@ def load_run(run: str | Path, check_version: bool = True, store: str | Path | No
     may mean something else; ``metrics.json`` records the version. ``store``: the training store,
     when it moved since training (else :func:`training_store` finds it).
     """
-    from sfrdask.families import FAMILIES
-
     run = Path(run)
     if not run.exists():
         raise CheckpointError(f"{run}: no such run directory")
@@ -164,9 +154,7 @@ def load_run(run: str | Path, check_version: bool = True, store: str | Path | No
             f"{run_dir}: written by sfrdask {version}, this is sfrdask {__version__}; retrain the model "
             "with this version (sfrdask train)"
         )
-    out = TrainedRun(
-        run_dir, family, parts["identity"], parts["options"], parts["normaliser"], parts["weights"]
-    )
+    out = TrainedRun(run_dir, family, parts.identity, parts.options, parts.normaliser, parts.weights)
     out.version, out.store_tried = version, tuple(training_store(run_dir, metrics, store))
     found = [p for p in out.store_tried if (p / "zarr.json").exists()]
     out.store = (*found, *out.store_tried, Path())[0]
@@ -264,7 +252,6 @@ def predict_block(
     ``snr`` (median spectral S/N, NaN without spectra), and for physics runs ``class_{i}`` (the
     spectrum's class, e.g. SF or AGN) and ``upper_{i}`` (the SFR is an upper limit).
     """
-    from sfrdask.families import FAMILIES
     from sfrdask.preprocessing.deblend import deblend_cutouts
 
     k = next(iter(raw.values())).shape[0]
@@ -287,10 +274,11 @@ def predict_block(
             if run.family == "physics":  # the same columns as a block with objects
                 out[f"class_{i}"], out[f"upper_{i}"] = np.zeros(0, str), np.zeros(0, bool)
             continue
-        x = {} if run.family == "physics" else model_inputs(run, prep, raw, clean)
+        family = family_of(run.family)
+        x = model_inputs(run, prep, raw, clean) if family.reads_inputs else {}
         own_clean = clean if prep.deblend is not None else None
         model = run.build()
-        out[f"pred_{i}"] = FAMILIES[run.family].predict(run, model, x, raw, own_clean)
+        out[f"pred_{i}"] = family.predict(run, model, x, raw, own_clean)
         details = getattr(model, "details", None) or {}
         if "bpt_class" in details:  # a physics estimate says what kind of object it saw
             out[f"class_{i}"] = np.asarray(details["bpt_class"], dtype=str)

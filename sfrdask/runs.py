@@ -9,6 +9,7 @@ training (:mod:`sfrdask.resolution.task`).
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from sfrdask.training.ceilings import ceilings
 from sfrdask.training.checkpoint import CheckpointError
 from sfrdask.training.data import target_values
 from sfrdask.training.metrics import regression_metrics, update_results
+from sfrdask.training.result import FitResult
 from sfrdask.training.spec import TrainSpec, load_splits
 
 
@@ -49,7 +51,7 @@ def train(
     out: str | Path = "runs",
     client: Any = None,
     **overrides: Any,
-) -> dict[str, Any]:
+) -> FitResult:
     """Train one registered model and add its row to ``OUT/results.*``.
 
     Networks run on ``ranks`` workers of ``client`` with DDP when ``ranks`` is given (>= 1),
@@ -59,10 +61,10 @@ def train(
     spec = TrainSpec.from_config(
         store, model, image_zoom=image_zoom, spectrum_zoom=spectrum_zoom, out=str(out), **overrides
     )
-    result = family_of(spec.model_spec.family).fit(spec, ranks=ranks, client=client)
-    result["run_dir"] = str(spec.run_dir)
-    result.update(setup=spec.setup, seed=spec.seed)
-    rows = [_row(result, result)] + [_row(result, extra) for extra in result.get("extra_rows", [])]
+    result = family_of(spec.model_spec.family).fit(spec, ranks, client)
+    result.run_dir, result.setup, result.seed = str(spec.run_dir), spec.setup, spec.seed
+    main = {**result.record(), "setup": result.setup, "seed": result.seed}
+    rows = [_row(main, main)] + [_row(main, asdict(extra)) for extra in result.extra_rows]
     truth = {"image_zoom": None, "spectrum_zoom": None, "target": spec.target, "setup": "truth", "seed": 0}
     rows += [_row(truth, c) for c in ceilings(spec.store, spec.target)]
     update_results(out, rows)

@@ -166,4 +166,3 @@ def test_a_missing_input_exits_2_before_a_local_cluster_starts(tmp_path, capsys,
     argv = [a.format(tmp=tmp_path) for a in argv]
     assert main([*argv, "--cluster", "local"] if argv[0] != "info" else argv) == 2
     assert named.format(tmp=tmp_path) in capsys.readouterr().err
-

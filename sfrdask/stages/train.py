@@ -82,9 +82,9 @@ def run(rt: Runtime, p: Params) -> Result:
                 out.append(
                     {
                         "model": name if len(p.seeds or ()) < 2 else f"{name} (seed {seed})",
-                        "run_dir": r["run_dir"],
-                        "metrics": r["metrics"],
-                        "seconds": r["seconds"],
+                        "run_dir": r.run_dir,
+                        "metrics": r.metrics,
+                        "seconds": r.seconds,
                     }
                 )
                 print(_line(out[-1]), flush=True)

@@ -30,6 +30,7 @@ from distributed import Client, get_worker
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.progress import Progress
+from sfrdask.training.result import FitResult
 from sfrdask.training.spec import TrainSpec
 
 
@@ -46,12 +47,12 @@ def _free_port() -> int:
 
 def _rank_main(
     spec: TrainSpec, rank: int, world: int, addr: str, port: int, topic: str, timeout: float
-) -> dict:
+) -> Any:
     """One rank, inside a Dask worker: join the group, train, leave the group whatever happens."""
-    import torch
+    import torch  # on the worker only: the driver of a DDP run does not load torch for it
     import torch.distributed as dist
 
-    from sfrdask.training.loop import fit_net
+    from sfrdask.training.loop import fit_net  # (imports torch)
 
     worker = get_worker()
     spec.threads = spec.threads or worker.state.nthreads
@@ -97,7 +98,7 @@ def pick_workers(client: Client, ranks: int) -> list[str]:
     return workers[:ranks]
 
 
-def train_ddp(spec: TrainSpec, ranks: int, client: Client, poll: float = 1.0) -> dict[str, Any]:
+def train_ddp(spec: TrainSpec, ranks: int, client: Client, poll: float = 1.0) -> FitResult:
     """Train on ``ranks`` workers; returns rank 0's result plus every rank's weight digest."""
     limit = {
         k: float(config.get(f"train.ddp.{k}")) for k in ("timeout", "heartbeat-timeout", "collective-timeout")
@@ -167,6 +168,6 @@ def train_ddp(spec: TrainSpec, ranks: int, client: Client, poll: float = 1.0) ->
     finally:
         bar.close()
     out = results[0]
-    out["rank_digests"] = [r["digest"] for r in results]
-    out["workers"] = workers
+    digests = [r.details["digest"] if isinstance(r, FitResult) else r.digest for r in results]
+    out.details.update(rank_digests=digests, workers=workers)
     return out

@@ -15,11 +15,12 @@ import numpy as np
 from sfrdask.io.atomic import write_text
 from sfrdask.models.trees import TreeArrays, fit_tree
 from sfrdask.training.data import Normaliser
-from sfrdask.training.loop import _write_outputs, split_result
+from sfrdask.training.loop import split_result, write_outputs
+from sfrdask.training.result import FitResult
 from sfrdask.training.spec import TrainSpec, as_matrix, load_splits
 
 
-def fit_trees(spec: TrainSpec) -> dict[str, Any]:
+def fit_trees(spec: TrainSpec) -> FitResult:
     """Fit a tree model on the training PCA features; save it as plain arrays (model.npz)."""
     t0 = time.perf_counter()
     data = load_splits(spec)
@@ -38,16 +39,10 @@ def fit_trees(spec: TrainSpec) -> dict[str, Any]:
     pred = trees.predict(x["test"])
     rate = len(data.test) / max(time.perf_counter() - t2, 1e-9)
     result = split_result(spec, data, pred, trees.predict(x["validation"]), rate)
-    result.update(
-        {
-            "train_samples_per_s": len(data.train) / max(fit_s, 1e-9),
-            "epochs": None,
-            "ranks": 1,
-            "seconds": time.perf_counter() - t0,
-            "estimator": repr(est),
-        }
-    )
-    _write_outputs(spec, result)
+    result.train_samples_per_s = len(data.train) / max(fit_s, 1e-9)
+    result.seconds = time.perf_counter() - t0
+    result.details["estimator"] = repr(est)
+    write_outputs(spec, result)
     return result
 
 
@@ -71,7 +66,7 @@ def physics_predict(spec: TrainSpec, ds: Any, estimator: Any) -> np.ndarray:
     )
 
 
-def fit_physics(spec: TrainSpec) -> dict[str, Any]:
+def fit_physics(spec: TrainSpec) -> FitResult:
     """Score a physics estimate (no training) on the validation and test splits; ``model.json``
     records what was run, so ``evaluate`` can repeat it."""
     t0 = time.perf_counter()
@@ -85,14 +80,14 @@ def fit_physics(spec: TrainSpec) -> dict[str, Any]:
     measured = float(np.isfinite(pred).mean())
     val, pred = np.where(np.isfinite(val), val, fallback), np.where(np.isfinite(pred), pred, fallback)
     result = split_result(spec, data, pred, val, rate)
-    result.update(train_samples_per_s=None, epochs=None, ranks=1, seconds=time.perf_counter() - t0,
-                  measured_fraction=measured, fallback=fallback)  # fmt: skip
+    result.seconds = time.perf_counter() - t0
+    result.details.update(measured_fraction=measured, fallback=fallback)
     run = spec.run_dir
     run.mkdir(parents=True, exist_ok=True)
     identity = spec.identity(data.shapes)
     saved = {"identity": identity, "options": spec.options, "fallback": fallback}
     write_text(run / "model.json", json.dumps(saved, indent=1))  # complete or absent
-    _write_outputs(spec, result)
+    write_outputs(spec, result)
     return result
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,7 @@ from sfrdask.training.augment import dihedral
 from sfrdask.training.checkpoint import load_checkpoint, save_checkpoint
 from sfrdask.training.data import AXIS_LABELS, ChunkDistributedSampler, StoreDataset, collate
 from sfrdask.training.metrics import plot_predictions, regression_metrics
+from sfrdask.training.result import ExtraRow, FitResult, Predictions
 from sfrdask.training.spec import SplitData, TrainSpec, load_splits, resolution
 
 EVAL_BATCH = 256
@@ -143,8 +145,9 @@ def fit_net(
     world: int = 1,
     report: Callable[[dict[str, Any]], None] | None = None,
     data: SplitData | None = None,
-) -> dict[str, Any]:
-    """Train ``spec.model`` as rank ``rank`` of ``world``; rank 0 returns the full result."""
+) -> FitResult | RankDone:
+    """Train ``spec.model`` as rank ``rank`` of ``world``; rank 0 returns the full result, the
+    other ranks their weights' digest."""
     if spec.batch_size % world:
         raise SfrdaskError(f"batch size {spec.batch_size} must be a multiple of the {world} ranks")
     if spec.threads:
@@ -266,46 +269,46 @@ def fit_net(
 
     digest = weights_digest(model)
     if rank != 0:
-        return {"rank": rank, "digest": digest}
+        return RankDone(rank, digest)
     result = _evaluate(spec, model, data, device)
-    result.update(
-        digest=digest,
-        ranks=world,
-        epochs=len(progress["history"]),
-        history=progress["history"],
-        train_samples_per_s=train_samples / max(train_time, 1e-9),
-        seconds=time.perf_counter() - t_start,
-        resumed=resumed,
-    )
-    _write_outputs(spec, result)
+    result.ranks, result.epochs, result.history = world, len(progress["history"]), progress["history"]
+    result.train_samples_per_s = train_samples / max(train_time, 1e-9)
+    result.seconds = time.perf_counter() - t_start
+    result.details.update(digest=digest, resumed=resumed)
+    write_outputs(spec, result)
     return result
+
+
+@dataclass(frozen=True)
+class RankDone:
+    """What a rank other than 0 returns: the digest of its final weights (DDP keeps them equal)."""
+
+    rank: int
+    digest: str
 
 
 def split_result(
     spec: TrainSpec, data: SplitData, pred: np.ndarray, val_pred: np.ndarray, rate: float
-) -> dict[str, Any]:
+) -> FitResult:
     """What every trained model reports: identity, test and validation metrics, split sizes and
     the test predictions (networks and trees alike)."""
-    return {
-        "model": spec.model,
-        "image_zoom": spec.image_zoom,
-        "spectrum_zoom": spec.spectrum_zoom,
-        "target": spec.target,
+    return FitResult(
+        model=spec.model,
+        image_zoom=spec.image_zoom,
+        spectrum_zoom=spec.spectrum_zoom,
+        target=spec.target,
         **resolution(spec),
-        "metrics": regression_metrics(data.test.y, pred),
-        "val_metrics": regression_metrics(data.validation.y, val_pred),
-        "inference_samples_per_s": rate,
-        "n_train": len(data.train),
-        "n_val": len(data.validation),
-        "n_test": len(data.test),
-        "test_objects": data.test.objects,
-        "test_pred": pred,
-        "test_true": data.test.y,
-        "extra_rows": [],
-    }
+        metrics=regression_metrics(data.test.y, pred),
+        val_metrics=regression_metrics(data.validation.y, val_pred),
+        inference_samples_per_s=rate,
+        n_train=len(data.train),
+        n_val=len(data.validation),
+        n_test=len(data.test),
+        test=Predictions(data.test.objects, data.test.y, pred),
+    )
 
 
-def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.device) -> dict[str, Any]:
+def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.device) -> FitResult:
     """Test-split metrics (and validation, and kNN on an embedding when the model has one)."""
     pred, rate = predict(model, data.test, device)
     val_pred, _ = predict(model, data.validation, device)
@@ -320,31 +323,27 @@ def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.dev
         knn.fit(embeddings(model, data.train, device), data.train.y)
         t0 = time.perf_counter()
         kpred = knn.predict(embeddings(model, data.test, device))
-        out["extra_rows"].append(
-            {
-                "model": f"{spec.model}-knn",
-                "metrics": regression_metrics(data.test.y, kpred),
-                "inference_samples_per_s": len(data.test) / max(time.perf_counter() - t0, 1e-9),
-            }
-        )
+        rate = len(data.test) / max(time.perf_counter() - t0, 1e-9)
+        out.extra_rows.append(ExtraRow(f"{spec.model}-knn", regression_metrics(data.test.y, kpred), rate))
     return out
 
 
-def _write_outputs(spec: TrainSpec, result: dict[str, Any]) -> None:
+def write_outputs(spec: TrainSpec, result: FitResult) -> None:
     """metrics.json, predictions.csv, history.csv and the predicted-vs-true PNG in the run dir."""
     run = spec.run_dir
     run.mkdir(parents=True, exist_ok=True)
-    table = {"object": result["test_objects"], "true": result["test_true"], "predicted": result["test_pred"]}
+    test = result.test
+    table = {"object": test.objects, "true": test.true, "predicted": test.predicted}
     write_text(run / "predictions.csv", pd.DataFrame(table).to_csv(index=False))
-    write_text(run / "history.csv", pd.DataFrame(result.get("history", [])).to_csv(index=False))
-    keep = {k: v for k, v in result.items() if not k.startswith("test_") and k != "history"}
+    write_text(run / "history.csv", pd.DataFrame(result.history).to_csv(index=False))
     family = spec.model_spec.family
     manifest = {"family": family, "model_file": MODEL_FILES[family]}  # how load_run reads the run back
     store = Path(spec.store).resolve()
     # the store twice, so that predict finds it from any directory, and after the run directory and
     # the store moved together: absolute, and relative to the run directory (inference.load_run)
     where = {"store": str(store), "store_from_run": os.path.relpath(store, run.resolve())}
-    record = {**keep, **manifest, "spec": spec.as_dict(), "inputs": where, "sfrdask_version": __version__}
+    record = {**result.record(), **manifest, "spec": spec.as_dict(), "inputs": where}
+    record["sfrdask_version"] = __version__
     write_text(run / "metrics.json", json.dumps(record, indent=1, default=str))
     res = resolution(spec)
     where = ", ".join(
@@ -353,8 +352,8 @@ def _write_outputs(spec: TrainSpec, result: dict[str, Any]) -> None:
         if v
     )
     plot_predictions(
-        result["test_true"],
-        result["test_pred"],
+        test.true,
+        test.predicted,
         run / "pred_vs_true.png",
         f"{spec.model} ({where})",
         AXIS_LABELS[spec.target],

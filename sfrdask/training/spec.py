@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -62,23 +62,11 @@ class TrainSpec:
 
     @classmethod
     def from_config(cls, store: str | Path, model: str, **overrides: Any) -> TrainSpec:
-        """Defaults from ``sfrdask.train`` in dask.config; ``None`` overrides are ignored."""
-        keys = (
-            "target",
-            "epochs",
-            "pretrain-epochs",
-            "patience",
-            "batch-size",
-            "learning-rate",
-            "weight-decay",
-            "seed",
-            "device",
-            "context",
-            "rest-frame",
-            "lr-schedule",
-            "augment",
-        )
-        base = {k.replace("-", "_"): config.get(f"train.{k}") for k in keys}
+        """Defaults from ``sfrdask.train`` in dask.config (every field that has a key there, by
+        its name with dashes); ``None`` overrides are ignored."""
+        defaults = config.defaults()["train"]
+        names = [f.name for f in fields(cls) if f.name.replace("_", "-") in defaults]
+        base = {n: config.get(f"train.{n.replace('_', '-')}") for n in names}
         base.update({k: v for k, v in overrides.items() if v is not None})
         spec = cls(store=str(store), model=model, **base)
         spec.target = resolve_target(spec.target)

@@ -34,5 +34,5 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths = {"survey": survey, "cube": survey / "survey.h5", "store": store, "runs": root / "runs"}
         for m in MODELS:
             r = train(store, m, 3, 3, out=root / "runs", epochs=4, batch_size=32, progress=False)
-            paths[m] = Path(r["run_dir"])
+            paths[m] = Path(r.run_dir)
     return paths

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 
+import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from astropy.io import fits
 from scipy.stats import ks_2samp
 
 from sfrdask import open_hisscube
@@ -158,6 +161,32 @@ def test_spectra_signal_to_noise_and_gaps(cube, survey_dir):
     assert np.nanmedian(ds.image_error.values[:, 0] / ds.image_error.values[:, 2]) > 1, (
         "u is the noisiest band"
     )
+
+
+def test_spectrum_headers_carry_z_and_class_as_a_real_specobj(cube, survey_dir, dr14):
+    """Every spectrum, stars included, carries Z and CLASS: what a real spectrum file's HDU 2
+    (SpecObj) holds, read here from the real spectrum of an F star, with astropy."""
+    with fits.open(dr14.parents[1] / "spectra" / "spec-3126-54804-0211.fits") as hdul:
+        real = hdul[2]
+        assert real.columns["Z"].format == "E"  # float32
+        real_class, real_z = str(real.data["CLASS"][0]).strip(), float(real.data["Z"][0])
+    assert real_class == "STAR" and abs(real_z) < 1e-3
+    truth = pd.read_csv(survey_dir / "truth_objects.csv")
+    with h5py.File(cube, "r") as f:  # the raw JSON headers, not sfrdask's reader
+        rows = f["fits_spectra_metadata"][:]
+    headers = [json.loads(h.rstrip(b"\0")) for h in rows["header"]]
+    by_key = {(h["PLATEID"], h["MJD"], h["FIBERID"]): h for h in headers}
+    assert {h["CLASS"] for h in headers} == {"GALAXY", "QSO", "STAR"}
+    assert all(isinstance(h["Z"], float) and np.isfinite(h["Z"]) for h in headers)
+    stars = [h for h in headers if h["CLASS"] == "STAR"]
+    assert stars and max(abs(h["Z"]) for h in stars) < 1e-3  # as small as the real star's
+    ds = open_hisscube(cube)
+    keys = np.stack([ds[f"spec_{k}"].values[:, 0] for k in ("plateid", "mjd", "fiberid")], 1)
+    first = [by_key[tuple(int(v) for v in k)] for k in keys]  # every target's first spectrum
+    assert [h["CLASS"] for h in first] == list(truth["class"])
+    np.testing.assert_allclose([h["Z"] for h in first], truth["z"], rtol=1e-6, atol=0)  # float32
+    cls = ds["CLASS"].values.astype(str)
+    assert (cls == truth["class"].to_numpy()).all() and np.isfinite(ds["Z"].values[cls == "STAR"]).all()
 
 
 def test_labels_are_noisy_truth(survey_dir):

@@ -20,17 +20,17 @@ FAST = {"epochs": 3, "batch_size": 16, "progress": False}
 
 def test_context_is_an_input_of_every_learned_model_and_can_be_switched_off(store, tmp_path):
     r = train(store, "spectrum-mlp", spectrum_zoom=3, out=tmp_path, **FAST)
-    run = load_run(r["run_dir"])
+    run = load_run(r.run_dir)
     assert run.inputs == ("spectrum", "context") and run.identity["shapes"]["context"] == [3]
     net = run.build()
     assert net.head.in_features == 64 + 3
     off = train(store, "spectrum-mlp", spectrum_zoom=3, out=tmp_path, context=(), **FAST)
-    assert off["run_dir"].endswith("spectrum3-AVG-noctx")
-    assert load_run(off["run_dir"]).inputs == ("spectrum",)
+    assert off.run_dir.endswith("spectrum3-AVG-noctx")
+    assert load_run(off.run_dir).inputs == ("spectrum",)
     tree = train(store, "gbt-both", 3, 3, out=tmp_path, context=("redshift",), **FAST)
-    assert tree["run_dir"].endswith("-ctx-redshift")
-    assert load_run(tree["run_dir"]).identity["shapes"]["context"] == [2]
-    assert evaluate(tree["run_dir"], store)["metrics"]["mse"] == pytest.approx(tree["metrics"]["mse"])
+    assert tree.run_dir.endswith("-ctx-redshift")
+    assert load_run(tree.run_dir).identity["shapes"]["context"] == [2]
+    assert evaluate(tree.run_dir, store)["metrics"]["mse"] == pytest.approx(tree.metrics["mse"])
     table = pd.read_csv(tmp_path / "results.csv", keep_default_na=False)
     assert set(table.loc[table.model == "spectrum-mlp", "setup"]) == {"", "noctx"}
 
@@ -42,15 +42,15 @@ def test_physics_models_take_no_context():
 
 def test_rest_frame_spectra_train_and_evaluate_alike(store, tmp_path):
     r = train(store, "spectrum-hybrid", spectrum_zoom=3, out=tmp_path, rest_frame=True, **FAST)
-    assert r["run_dir"].endswith("-rest") and load_run(r["run_dir"]).rest_frame
-    assert evaluate(r["run_dir"], store)["metrics"]["mse"] == pytest.approx(r["metrics"]["mse"], rel=1e-6)
+    assert r.run_dir.endswith("-rest") and load_run(r.run_dir).rest_frame
+    assert evaluate(r.run_dir, store)["metrics"]["mse"] == pytest.approx(r.metrics["mse"], rel=1e-6)
 
 
 @pytest.mark.parametrize("model", ["hybrid-fusion", "late-fusion-learned"])
 def test_the_strong_fusion_models_train_with_augmentation(store, tmp_path, model):
     r = train(store, model, 3, 3, out=tmp_path, augment=True, **FAST)
-    assert np.isfinite(r["metrics"]["r2"])
-    net = load_run(r["run_dir"]).build()
+    assert np.isfinite(r.metrics["r2"])
+    net = load_run(r.run_dir).build()
     if model == "late-fusion-learned":
         w = net.weights.detach()
         assert w.sum().item() == pytest.approx(1.0) and (w > 0).all()

@@ -42,10 +42,10 @@ def test_two_ranks_match_one_process(store, tmp_path, client, model):
     opts = {"dropout": [0.0, 0.0]} if model == "early-fusion" else {"dropout": 0.0}  # dropout streams differ
     single = fit_net(_spec(store, tmp_path, "one", model, options=opts))
     ddp = train_ddp(_spec(store, tmp_path, "two", model, options=opts), 2, client)
-    assert ddp["ranks"] == 2 and len(set(ddp["rank_digests"])) == 1  # both ranks end bitwise identical
-    np.testing.assert_allclose(ddp["test_pred"], single["test_pred"], rtol=0, atol=PREDICTION_TOLERANCE)
-    assert ddp["metrics"]["mse"] == pytest.approx(single["metrics"]["mse"], rel=1e-4)
-    assert ddp["epochs"] == single["epochs"]
+    assert ddp.ranks == 2 and len(set(ddp.details["rank_digests"])) == 1  # both ranks end bitwise identical
+    np.testing.assert_allclose(ddp.test.predicted, single.test.predicted, rtol=0, atol=PREDICTION_TOLERANCE)
+    assert ddp.metrics["mse"] == pytest.approx(single.metrics["mse"], rel=1e-4)
+    assert ddp.epochs == single.epochs
 
 
 def test_more_ranks_than_workers_is_refused(store, tmp_path, client):
@@ -105,8 +105,8 @@ def test_a_killed_rank_then_resume_reaches_the_uninterrupted_result(store, tmp_p
     outcome, _ = _kill_rank_1_after_first_checkpoint(spec, client, collective_timeout=10)
     assert isinstance(outcome.get("error"), DDPError), outcome
     resumed = train_ddp(_spec(store, tmp_path, "killed", "image-cnn", resume=True, **kw), 2, client)
-    assert resumed["resumed"] and resumed["epochs"] == ref["epochs"]
+    assert resumed.details["resumed"] and resumed.epochs == ref.epochs
     a = pd.read_csv(spec.run_dir / "predictions.csv")["predicted"].to_numpy()
     b = pd.read_csv(_spec(store, tmp_path, "ref", "image-cnn", **kw).run_dir / "predictions.csv")["predicted"]
     assert np.max(np.abs(a - b.to_numpy())) < RESUME_TOLERANCE
-    assert resumed["metrics"]["mse"] == pytest.approx(ref["metrics"]["mse"], abs=1e-6)
+    assert resumed.metrics["mse"] == pytest.approx(ref.metrics["mse"], abs=1e-6)

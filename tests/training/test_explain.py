@@ -51,7 +51,7 @@ def test_explain_a_fusion_network_from_the_command_line(store, tmp_path, capsys)
     out = tmp_path / "explain"
     args = [
         "explain",
-        r["run_dir"],
+        r.run_dir,
         "--store",
         str(store),
         "--objects",
@@ -77,5 +77,5 @@ def test_explain_a_fusion_network_from_the_command_line(store, tmp_path, capsys)
 
 def test_explain_refuses_a_tree(store, tmp_path, capsys):
     r = train(store, "gbt-both", 3, 3, out=tmp_path, progress=False)
-    assert main(["explain", r["run_dir"], "--store", str(store)]) == 2
+    assert main(["explain", r.run_dir, "--store", str(store)]) == 2
     assert "explain needs a network" in capsys.readouterr().err

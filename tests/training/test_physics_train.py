@@ -18,8 +18,8 @@ def test_physics_models_train_and_evaluate(store, tmp_path, model, zooms):
         again = evaluate(
             r_dir := tmp_path / model / next(p.name for p in (tmp_path / model).iterdir()), store
         )
-    assert np.isfinite(r["metrics"]["mse"]) and 0 <= r["measured_fraction"] <= 1
-    assert again["metrics"]["mse"] == pytest.approx(r["metrics"]["mse"])
+    assert np.isfinite(r.metrics["mse"]) and 0 <= r.details["measured_fraction"] <= 1
+    assert again["metrics"]["mse"] == pytest.approx(r.metrics["mse"])
     saved = json.loads((r_dir / "model.json").read_text())
     assert saved["identity"]["model"] == model and not list(r_dir.glob("*.pt"))
     assert (tmp_path / "results.csv").read_text().count(model) == 1

@@ -28,17 +28,17 @@ def test_train_writes_outputs_and_evaluate_reproduces_them(store, tmp_path):
     table = pd.read_csv(out / "results.csv")
     assert table.loc[0, "model"] == "early-fusion" and table.loc[0, "image_px"] == 8
     assert (out / "results.md").read_text().startswith("| model |")
-    assert json.loads((out / "results.json").read_text())[0]["n_test"] == r["n_test"]
-    assert np.isfinite([r["metrics"][k] for k in ("mse", "rmse", "mae", "r2")]).all()
-    assert r["train_samples_per_s"] > 0 and r["inference_samples_per_s"] > 0
+    assert json.loads((out / "results.json").read_text())[0]["n_test"] == r.n_test
+    assert np.isfinite([r.metrics[k] for k in ("mse", "rmse", "mae", "r2")]).all()
+    assert r.train_samples_per_s > 0 and r.inference_samples_per_s > 0
     again = evaluate(run, store)
-    assert again["metrics"]["mse"] == pytest.approx(r["metrics"]["mse"], rel=1e-6)
+    assert again["metrics"]["mse"] == pytest.approx(r.metrics["mse"], rel=1e-6)
 
 
 def test_a_tree_and_a_spectrum_net_share_the_results_table(store, tmp_path):
     train(store, "tree-both", image_zoom=3, spectrum_zoom=3, out=tmp_path, **FAST)
     r = train(store, "spectrum-mlp", image_zoom=3, spectrum_zoom=3, out=tmp_path, **FAST)
-    assert r["image_zoom"] is None  # a spectrum model's identity has no image level
+    assert r.image_zoom is None  # a spectrum model's identity has no image level
     table = pd.read_csv(tmp_path / "results.csv")
     assert set(table.model) == {"tree-both", "spectrum-mlp", "ceiling-label-noise", "ceiling-information"}
     r2 = table.set_index("model")["r2"]  # the ceilings come from the synthetic survey's truth
@@ -77,17 +77,17 @@ def test_resume_continues_to_the_same_weights(store, tmp_path, model, stop_after
             report=_stop_after(stop_after),
         )
     resumed = fit_net(TrainSpec.from_config(store, model, out=str(tmp_path / "b"), resume=True, **common))
-    assert resumed["resumed"] and resumed["epochs"] == full["epochs"]
-    assert resumed["digest"] == full["digest"]
+    assert resumed.details["resumed"] and resumed.epochs == full.epochs
+    assert resumed.details["digest"] == full.details["digest"]
 
 
 def test_contrastive_reports_knn_on_its_embedding(store, tmp_path):
     r = train(
         store, "contrastive", 3, 3, out=tmp_path, epochs=2, pretrain_epochs=2, batch_size=16, progress=False
     )
-    assert [e["model"] for e in r["extra_rows"]] == ["contrastive-knn"]
+    assert [e.model for e in r.extra_rows] == ["contrastive-knn"]
     assert {"contrastive", "contrastive-knn"} <= set(pd.read_csv(tmp_path / "results.csv").model)
-    assert [h["phase"] for h in r["history"]] == ["pretrain"] * 2 + ["regress"] * 2
+    assert [h["phase"] for h in r.history] == ["pretrain"] * 2 + ["regress"] * 2
 
 
 def test_bad_requests_are_refused_clearly(store, tmp_path):
