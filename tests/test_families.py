@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from sfrdask.errors import SfrdaskError
 from sfrdask import families
+from sfrdask.errors import SfrdaskError
 from sfrdask.families import FAMILIES, Family, family_of
 from sfrdask.inference import TrainedRun
 from sfrdask.models import MODELS
