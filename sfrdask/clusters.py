@@ -115,6 +115,7 @@ def _silence_dask_logs() -> None:
 def _quiet_workers(client: Client) -> None:
     """After a failed stage, the workers' own loggers too: torn down mid-computation, a worker's
     heartbeat to the closing scheduler would print a connection traceback under the error line."""
+
     def run() -> None:
         with contextlib.suppress(Exception):
             client.run(_silence_dask_logs, on_error="ignore")

@@ -63,7 +63,7 @@ def report(r: Result) -> list[str]:
     bc = info.get("band_colours")
     if bc and bc["colours"]:
         colours = ", ".join(f"{k} {v:+.2f}" for k, v in bc["colours"].items())
-        lines.append(f"  band colours (3\" aperture, zoom {bc['zoom']}, {bc['objects']} objects): {colours}")
+        lines.append(f'  band colours (3" aperture, zoom {bc["zoom"]}, {bc["objects"]} objects): {colours}')
         lines.append(
             "  WARNING: " + bc["message"].split(": ", 1)[1]
             if bc["permuted"]

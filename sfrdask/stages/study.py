@@ -105,8 +105,11 @@ def prepare(rt: Runtime, p: Params, work: Path) -> tuple[Path, dict[str, Any], s
             for z in levels:  # reading one level of the cube, data and errors of every object
                 zi, zs = (z, p.spectrum_levels[0]) if mod == "image" else (p.image_levels[0], z)
                 ds = open_hisscube(p.cube, zi, zs)
-                timed(f"read/{mod}/{z}", ds.sizes["object"],
-                      lambda ds=ds, mod=mod: dask.compute(ds[mod].data.sum(), ds[f"{mod}_error"].data.sum()))
+                timed(
+                    f"read/{mod}/{z}",
+                    ds.sizes["object"],
+                    lambda ds=ds, mod=mod: dask.compute(ds[mod].data.sum(), ds[f"{mod}_error"].data.sum()),
+                )
         n = ds.sizes["object"]
         for name, module, params in steps:
             objects = n if name in ("ingest/all", "filter") else len(selected_objects(store))
