@@ -17,6 +17,8 @@ Readers for the data stay available on their own: :func:`open_hisscube`, :func:`
 :func:`read_catalog_dir`, :func:`join_labels`.
 """
 
+import importlib
+
 from sfrdask import api as _api
 from sfrdask import config
 from sfrdask._version import __version__
@@ -45,8 +47,6 @@ globals().update({name: getattr(_api, name) for name in _api.STAGE_FUNCTIONS})
 
 def __getattr__(name: str):
     if name in _LAZY:
-        import importlib
-
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
         globals()[name] = value

@@ -26,8 +26,13 @@ import numpy as np
 import pandas as pd
 
 from sfrdask.errors import SfrdaskError
+from sfrdask.inference import load_run
+from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import BANDS, wavelength_grid
+from sfrdask.io.store import open_store
 from sfrdask.preprocessing.context import REST_PIVOT, columns, rest_frame
+from sfrdask.training.data import AXIS_LABELS
+from sfrdask.training.spec import TrainSpec, load_splits
 
 # rest-frame windows [Angstrom] (vacuum wavelengths, as SDSS spectra)
 WINDOWS = {
@@ -66,12 +71,8 @@ def explain_run(
     seed: int = 0,
 ) -> Explanation:
     """Integrated gradients of a network's prediction for up to ``objects`` objects of ``split``."""
-    import torch
+    import torch  # torch and captum load only when an attribution is computed
     from captum.attr import IntegratedGradients
-
-    from sfrdask.inference import load_run
-    from sfrdask.io.store import open_store
-    from sfrdask.training.spec import TrainSpec, load_splits
 
     trained = load_run(run)
     pixels = [i for i in ("image", "spectrum") if i in trained.inputs]
@@ -216,7 +217,7 @@ def _groups(e: Explanation) -> list[tuple[str, str, np.ndarray]]:
 
 def plot_spectrum(e: Explanation, out: Path, label: str) -> Path:
     """Mean rest-frame attribution per class and per SFR bin, with the line windows shaded."""
-    from sfrdask.plots import plt, save_figure
+    from sfrdask.plots import plt, save_figure  # matplotlib: only when plotting
 
     fig, axes = plt.subplots(2, 1, figsize=(10, 7), sharex=True, layout="constrained")
     for ax, kind in zip(axes, ("class", "sfr_bin"), strict=True):
@@ -239,7 +240,7 @@ def plot_spectrum(e: Explanation, out: Path, label: str) -> Path:
 
 def plot_image(e: Explanation, out: Path, label: str) -> Path:
     """Mean attribution map with the fibre drawn, and radial profiles per class and SFR bin."""
-    from sfrdask.plots import plt, save_figure
+    from sfrdask.plots import plt, save_figure  # matplotlib: only when plotting
 
     size, zoom = e.image.shape[-1], e.image_zoom
     half = size / 2 * PIXEL_ARCSEC * 2**zoom
@@ -279,8 +280,6 @@ def plot_image(e: Explanation, out: Path, label: str) -> Path:
 
 def write_explanation(e: Explanation, out: str | Path) -> dict[str, Any]:
     """The plots and tables of ``e`` in ``out``; returns the paths and the tables."""
-    from sfrdask.io.atomic import write_text
-    from sfrdask.training.data import AXIS_LABELS
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

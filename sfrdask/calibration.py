@@ -124,6 +124,7 @@ class DifficultyModel(RegressorMixin, BaseEstimator):
     or exploding scale for objects unlike those it was fitted on."""
 
     def fit(self, x: np.ndarray, residual: np.ndarray) -> DifficultyModel:
+        # scikit-learn: only when the difficulty model is fitted
         from sklearn.linear_model import LinearRegression
 
         target = np.log(np.maximum(np.abs(residual), 1e-3))
@@ -139,7 +140,7 @@ class DifficultyModel(RegressorMixin, BaseEstimator):
 def _conformalize(
     x: np.ndarray, y: np.ndarray, difficulty: DifficultyModel, levels: tuple[float, ...]
 ) -> Any:
-    from mapie.conformity_scores import ResidualNormalisedScore
+    from mapie.conformity_scores import ResidualNormalisedScore  # MAPIE loads only when intervals are fitted
     from mapie.regression import SplitConformalRegressor
 
     score = ResidualNormalisedScore(residual_estimator=difficulty, prefit=True)
@@ -165,7 +166,6 @@ def fit_calibration(
     conformal prediction: coverage holds within each group, not only on average over them); the
     pooled scores serve the other groups.
     """
-    from sfrdask.errors import SfrdaskError
 
     ok = np.flatnonzero(np.isfinite(y) & np.isfinite(x).all(axis=1))
     if ok.size < MIN_TOTAL:
@@ -277,7 +277,7 @@ def reliability_plot(
 ) -> Path:
     """Left: empirical against nominal coverage of central intervals (one curve per comparison,
     e.g. catalogue labels and the true SFR); right: histogram of :func:`pit`."""
-    from sfrdask.plots import plt, save_figure
+    from sfrdask.plots import plt, save_figure  # matplotlib: only when plotting
 
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(9, 4))
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfect calibration")

@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -65,8 +66,6 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _run_file(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from sfrdask.pipeline import check_run, run_pipeline
 
     if args.check:

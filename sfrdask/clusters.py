@@ -7,6 +7,7 @@ it explicitly, as a :class:`sfrdask.runtime.Runtime`.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -224,8 +225,6 @@ def open_cluster(kind: str | None = None, **overrides: Any) -> Client | None:
     """:func:`cluster` for a notebook, where a ``with`` block cannot span cells: the client of a
     cluster that stays up until ``client.close()``, which closes the workers (and their SLURM
     jobs) too, as does the end of the Python process. ``None`` for ``threads`` / ``synchronous``."""
-    import atexit
-
     stack = contextlib.ExitStack()
     client = stack.enter_context(cluster(kind, **overrides))
     if client is None:

@@ -63,7 +63,7 @@ from sfrdask.io.levels import (
     combine_ivw,
     image_size,
 )
-from sfrdask.progress import map_ordered
+from sfrdask.progress import map_ordered, track
 
 
 # -- planning --------------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def group_targets(
     if ra.size == 0:
         return np.zeros(0, dtype=int)
     if grouping == "healpix":
-        import astropy.units as u
+        import astropy.units as u  # astropy: only when a cube is built
         from astropy_healpix import HEALPix
 
         cells = HEALPix(nside=2**healpix_order, order="nested").lonlat_to_healpix(ra * u.deg, dec * u.deg)
@@ -279,7 +279,6 @@ def build_cube(
 
 
 def _progress(it: range, show: bool) -> Any:
-    from sfrdask.progress import track
 
     return track(it, len(it), "extract + write", enabled=show, unit="batches")
 

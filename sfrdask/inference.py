@@ -29,10 +29,17 @@ import zarr
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError, StoreError
 from sfrdask.families import FAMILIES, family_of
+from sfrdask.io.levels import wavelength_grid
 from sfrdask.io.sfr_catalogue import object_classes
+from sfrdask.io.store import open_group, open_store
 from sfrdask.models import ModelError, get_model
+from sfrdask.preprocessing.context import context_features, rest_frame
+from sfrdask.preprocessing.deblend import deblend_cutouts
+from sfrdask.preprocessing.pca import transform
+from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.progress import compute_tasks
 from sfrdask.training.checkpoint import CheckpointError
+from sfrdask.training.spec import inputs_of
 
 
 def _major_minor(version: str) -> tuple[str, ...]:
@@ -72,7 +79,6 @@ class TrainedRun:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-        from sfrdask.training.spec import inputs_of
 
         return inputs_of(self.model, self.context)
 
@@ -179,8 +185,6 @@ class Preparation:
 
 def preparation(run: TrainedRun) -> Preparation:
     """Read the deblending parameters and PCA transforms a run's inputs were made with."""
-    from sfrdask.io.store import open_group, open_store
-    from sfrdask.preprocessing.quality import selected_objects
 
     store = run.store
     if not (store / "zarr.json").exists():
@@ -218,9 +222,6 @@ def model_inputs(
     run: TrainedRun, prep: Preparation, raw: dict[str, np.ndarray], clean: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """The normalised inputs of one run for a block of objects (the training path's transforms)."""
-    from sfrdask.io.levels import wavelength_grid
-    from sfrdask.preprocessing.context import context_features, rest_frame
-    from sfrdask.preprocessing.pca import transform
 
     norm = run.normaliser
     image = clean if prep.deblend is not None else raw.get("image")
@@ -252,7 +253,6 @@ def predict_block(
     ``snr`` (median spectral S/N, NaN without spectra), and for physics runs ``class_{i}`` (the
     spectrum's class, e.g. SF or AGN) and ``upper_{i}`` (the SFR is an upper limit).
     """
-    from sfrdask.preprocessing.deblend import deblend_cutouts
 
     k = next(iter(raw.values())).shape[0]
     out: dict[str, np.ndarray] = {"central_found": np.ones(k, bool)}

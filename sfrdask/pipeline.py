@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -279,8 +280,6 @@ def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: boo
 
 def _log_places(run: Path, kind: str, worker_logs: str | None) -> None:
     """Say in run.log where every log of this run goes."""
-    import os
-
     here = run.resolve()
     log.info("run log: %s; stage records: %s; performance reports: %s",
              here / "run.log", here / "stages", here / "reports")  # fmt: skip

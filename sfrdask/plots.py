@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from sfrdask.io.atomic import atomic_output
+from sfrdask.io.levels import BANDS
+
 
 def save_figure(fig: plt.Figure, out: str | Path) -> Path:
     """Save through a temporary file, renamed when complete."""
-    from sfrdask.io.atomic import atomic_output
 
     try:
         with atomic_output(out) as tmp:
@@ -87,7 +89,6 @@ def plot_deblend_montage(
 ) -> Path:
     """Before/after montage of one band: the raw cutout with the replaced pixels outlined, and the
     cleaned cutout, both on the raw cutout's display scale (so the change is what is seen)."""
-    from sfrdask.io.levels import BANDS
 
     k, side = raw.shape[0], raw.shape[-1]
     pix = SDSS_PIXEL_ARCSEC * 2**zoom

@@ -39,7 +39,7 @@ class Progress:
         self.postfix = ""
         self.bar = None
         if enabled and self.stream.isatty():
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # tqdm: only when a bar is drawn on a terminal
 
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=self.stream)
 
@@ -93,6 +93,7 @@ def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str, progress:
     prog = Progress(len(tasks), desc, enabled=progress)
     try:
         if client is not None:
+            # distributed: only with a cluster (synth and ingest also run on threads)
             from distributed import as_completed
 
             futures = client.compute(list(tasks))

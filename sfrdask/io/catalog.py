@@ -16,6 +16,7 @@ import xarray as xr
 from astropy.io import fits
 
 from sfrdask.errors import CatalogError
+from sfrdask.io.atomic import atomic_output
 
 GAL_INFO_NAME = "gal_info_dr7_v5_2.fit"
 TOTSFR_NAME = "gal_totsfr_dr7_v5_2.fits"
@@ -190,7 +191,6 @@ def label_coverage(ds: xr.Dataset, catalog: pd.DataFrame | None = None) -> dict[
 
 def write_fits_table(path: str | Path, columns: dict[str, np.ndarray]) -> None:
     """Write a FITS binary table through a temporary file, renamed when complete."""
-    from sfrdask.io.atomic import atomic_output
 
     with atomic_output(path) as tmp:
         cols = []

@@ -79,7 +79,7 @@ def header_dict(header: Any) -> dict[str, Any]:
 
 
 def _open(path: Path) -> Any:
-    from astropy.io import fits
+    from astropy.io import fits  # astropy: only where FITS files are read (not on every reader of io)
 
     try:
         return fits.open(path, memmap=False)
@@ -139,7 +139,7 @@ def _frame_identity(path: Path, header: dict[str, Any]) -> tuple[str, int, int]:
 
 def frame_wcs(header: dict[str, Any], path: str | Path = "frame") -> Any:
     """The celestial WCS of a frame header; FitsError when its WCS keys are missing."""
-    from astropy.wcs import WCS
+    from astropy.wcs import WCS  # astropy: only where a WCS is used
 
     missing = [k for k in WCS_KEYS if k not in header]
     if missing:

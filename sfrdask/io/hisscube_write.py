@@ -22,6 +22,7 @@ import numpy as np
 from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
 from sfrdask.io import layout as L
+from sfrdask.io.atomic import atomic_output
 from sfrdask.io.h5 import open_h5, parse_header
 from sfrdask.io.hisscube_meta import read_target_metadata
 from sfrdask.io.hisscube_tree import FRAME_ORDER, MIDPOINTS, cell_path, spatial_group, time_name, typed_group
@@ -240,10 +241,8 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
     sorted by the frames' observation time (TAI) and the dense image planes follow that order
     (plane k: the frame of reference k), and every reference table of the dense cube stays empty.
     """
-    import astropy.units as u
+    import astropy.units as u  # astropy: only for the HEALPix index
     from astropy_healpix import HEALPix
-
-    from sfrdask.io.atomic import atomic_output
 
     src, out = Path(src), Path(out)
     meta = read_target_metadata(src)

@@ -10,6 +10,7 @@ Wavelengths are stored quantised to 10 significant bits, as the reference implem
 
 from __future__ import annotations
 
+import argparse
 import warnings
 
 import numpy as np
@@ -41,8 +42,6 @@ def check_zoom(zoom: int) -> None:
 
 def parse_levels(text: str) -> tuple[int, ...]:
     """Zoom levels from text such as ``"0,2"`` (command lines, run files)."""
-    import argparse
-
     try:
         out = tuple(int(x) for x in str(text).split(",") if x.strip())
     except ValueError:
@@ -56,8 +55,6 @@ def parse_levels(text: str) -> tuple[int, ...]:
 
 def parse_zoom(text: str) -> int:
     """One zoom level from text (``"2"``)."""
-    import argparse
-
     z = parse_levels(text)
     if len(z) != 1:
         raise argparse.ArgumentTypeError(f"expected one zoom level 0..{N_ZOOM - 1}, got {text!r}")
@@ -161,7 +158,7 @@ def downsample_spectra(flux: np.ndarray, errors: np.ndarray, zoom_from: int) -> 
     smoothed, and divided by 2. The flux stays finite where the error is NaN, as in HiSS-Cube's
     chain of levels (the next level smooths it); :func:`all_spectrum_levels` masks it.
     """
-    from astropy.convolution import Gaussian1DKernel, convolve
+    from astropy.convolution import Gaussian1DKernel, convolve  # astropy: only where spectrum levels are made
 
     x_from = wavelength_grid(zoom_from)
     x_to = wavelength_grid(zoom_from + 1)

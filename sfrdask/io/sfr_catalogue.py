@@ -110,7 +110,7 @@ def write_catalogue(
             out.attrs = meta
             out.to_parquet(tmp, index=False)
         else:
-            from astropy.io import fits
+            from astropy.io import fits  # astropy: only when a FITS catalogue is written
 
             cols = []
             for c in table.columns:
@@ -139,7 +139,7 @@ def read_catalogue(path: str | Path) -> pd.DataFrame:
         return pd.read_csv(path)
     if ext == ".parquet":
         return pd.read_parquet(path)
-    from astropy.table import Table
+    from astropy.table import Table  # astropy tables: only for a FITS catalogue
 
     t = Table.read(path, hdu=1, unit_parse_strict="silent")
     df = t.to_pandas()

@@ -33,6 +33,7 @@ from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube
 from sfrdask.io.hisscube_meta import read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
+from sfrdask.progress import compute_tasks
 
 __all__ = ["open_group", "open_store", "store_levels", "write_group", "write_store"]
 
@@ -61,7 +62,6 @@ def chunk_objects(bytes_per_object: int, n: int) -> int:
 def _compute(delayed: list[Any], client: Any, desc: str | None) -> None:
     """Run the writes on ``client`` (``None``: Dask's configured scheduler), with progress lines
     unless ``desc`` is None."""
-    from sfrdask.progress import compute_tasks
 
     compute_tasks(delayed, client, desc or "", progress=desc is not None)
 

@@ -33,6 +33,7 @@ import numpy as np
 from scipy.special import erf
 
 from sfrdask.bpt import SFR_CLASSES, kauffmann03, kewley01
+from sfrdask.cosmology import luminosity_distance_cm as dl
 from sfrdask.models.registry import register
 
 HALPHA, HBETA = 6564.61, 4862.68  # vacuum wavelengths (SDSS spectra are in vacuum), Angstrom
@@ -224,7 +225,6 @@ def aperture_factor(r_images: np.ndarray, image_zoom: int, fibre_arcsec: float =
 
 def luminosity_distance_cm(z: np.ndarray) -> np.ndarray:
     """Flat LambdaCDM (H0 = 70, Om0 = 0.3) luminosity distance in cm."""
-    from sfrdask.cosmology import luminosity_distance_cm as dl
 
     return dl(np.asarray(z, float))
 

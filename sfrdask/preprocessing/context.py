@@ -22,6 +22,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from sfrdask.cosmology import luminosity_distance_cm
 from sfrdask.errors import SfrdaskError
 
 PARTS = {"redshift": ("log_dl", "has_z"), "class": ("is_qso",)}
@@ -49,7 +50,6 @@ def usable_redshift(z: np.ndarray) -> np.ndarray:
 
 def context_features(z: np.ndarray, classes: np.ndarray | None, parts: Sequence[str]) -> np.ndarray:
     """The ``(objects, len(columns(parts)))`` context matrix (float64; NaN where unknown)."""
-    from sfrdask.cosmology import luminosity_distance_cm
 
     z = np.asarray(z, np.float64)
     cols = []

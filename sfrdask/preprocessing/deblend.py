@@ -36,6 +36,7 @@ from scipy import ndimage
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.store import open_group, open_store, write_group
+from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.quality import selected_objects, selection_digest
 
 STRATEGIES = ("none", "crop", "mask", "noise")
@@ -206,7 +207,6 @@ def deblend_store(store: str | Path, zoom: int = 0, **overrides: Any) -> xr.Data
     ``central_found = False`` for objects outside the selection. Either way no rows are gathered
     across workers.
     """
-    from sfrdask.preprocessing.compact import compact_group
 
     p = params_from_config(**overrides)
     idx = selected_objects(store)

@@ -23,6 +23,7 @@ from sklearn.decomposition import IncrementalPCA
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
+from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.io.store import missing_level, open_group, open_store, store_levels, write_group
 from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.quality import fill_nan, selected_objects, selection_digest
@@ -188,8 +189,7 @@ def transform(x: np.ndarray, group: xr.Dataset | dict[str, np.ndarray]) -> np.nd
 
 def explained_variance_plot(groups: dict[tuple[str, int], xr.Dataset], out: str | Path) -> Path:
     """Cumulative explained variance per fitted group (one curve each), keyed (modality, zoom)."""
-    from sfrdask.io.levels import image_size, spectrum_samples
-    from sfrdask.plots import plt, save_figure
+    from sfrdask.plots import plt, save_figure  # matplotlib: only when plotting
 
     fig, ax = plt.subplots(figsize=(7.5, 4))
     for (modality, zoom), g in groups.items():

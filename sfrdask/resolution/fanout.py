@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from distributed import as_completed
+
 from sfrdask.errors import SfrdaskError
 from sfrdask.resolution.grid import Training
 from sfrdask.resolution.record import Record
@@ -43,7 +45,6 @@ def train_all(
         for k, t in enumerate(todo, 1):
             done(k, t, run_training(str(store), t, str(runs), settings))
         return failed
-    from distributed import as_completed
 
     futures = {
         client.submit(run_training, str(store), t, str(runs), settings, key=f"study-{t.key}-{time.time_ns()}",

@@ -14,8 +14,10 @@ from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 from sfrdask.plots import save_figure
+from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.resolution.task import METRICS
 from sfrdask.tables import markdown as _markdown
+from sfrdask.training.ceilings import ceilings
 
 
 def markdown(rows: list[dict]) -> str:
@@ -48,8 +50,6 @@ def end_to_end(row: dict[str, Any], stages: dict[str, Any], selected: int) -> fl
 def write_all(rows: list[dict[str, Any]], stages: dict[str, Any], store: Path, out: Path, p: Any) -> Path:
     """Every output of a study in ``out``: study.csv / .json / .md, stages.csv, r2_heatmap.png and
     pareto.png (the ceilings drawn where the survey has truth). Returns study.md."""
-    from sfrdask.preprocessing.quality import selected_objects
-    from sfrdask.training.ceilings import ceilings
 
     limits = {c["model"]: round(c["metrics"]["r2"], 4) for c in ceilings(store, "AVG")}
     head = {"data": str(p.cube), "catalog": str(p.catalog), "selected": len(selected_objects(store)),
@@ -88,7 +88,7 @@ def _label(r: pd.Series) -> str:
 def plot_heatmaps(df: pd.DataFrame, image_levels: list[int], spectrum_levels: list[int], out: Path) -> Path:
     """Mean R^2 over the seeds per model over image level (rows) x spectrum level (columns); one
     panel per model."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: only when plotting
 
     models = list(dict.fromkeys(df.model))
     ncol = min(3, len(models))
@@ -124,7 +124,7 @@ def plot_pareto(df: pd.DataFrame, out: Path, ceilings: dict | None = None) -> Pa
     """Mean R^2 over seeds (``over_seeds``; error bars: their standard deviation) against end-to-end
     objects/s and against inference samples/s, Pareto fronts marked, the survey's ceilings (R^2 by
     name) as horizontal lines."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: only when plotting
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), layout="constrained")
     for ax, col, name in ((axes[0], "end_to_end_objects_per_s", "end-to-end objects/s (read .. train)"),

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import dask
+from distributed import get_worker
 
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.resolution.grid import Training
+from sfrdask.runs import train
 
 METRICS = ("r2", "rmse", "mae", "mse")
 
@@ -18,7 +20,7 @@ def run_training(store: str, t: Training, out: str, settings: dict[str, Any]) ->
     """Train ``t`` on ``store`` in this process (torch threads = the worker's threads) and return its
     record row. Each training writes under its own ``out/<key>`` directory, so concurrent trainings
     never share a results table."""
-    from sfrdask.runs import train
+    # torch: on the worker that trains, not in the driver
     from sfrdask.training.loop import set_worker_threads
 
     set_worker_threads()
@@ -49,8 +51,6 @@ def run_training(store: str, t: Training, out: str, settings: dict[str, Any]) ->
 
 def _worker() -> str:
     try:
-        from distributed import get_worker
-
         return str(get_worker().address)
     except ValueError:
         return "client"

@@ -8,6 +8,7 @@ Images are loaded and resized on the Dask cluster, in batches.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,7 @@ def _resolve(d: Path, ref: str, cls: str) -> Path:
 
 def _load_batch(task: tuple[list[str], int]) -> np.ndarray:
     """Open, convert to RGB and resize a batch of images: (k, 3, size, size) float32 in 0..1."""
-    from PIL import Image
+    from PIL import Image  # Pillow: only when Scene images are read
 
     paths, size = task
     out = np.empty((len(paths), 3, size, size), np.float32)
@@ -118,7 +119,5 @@ def read_scene(
 def fixed_split(files: list[str], fractions: tuple[float, float] = (0.7, 0.15)) -> np.ndarray:
     """'train' / 'validation' / 'test' per row from a hash of its file name: the same split on
     every run and machine, independent of row order."""
-    import hashlib
-
     u = np.array([int(hashlib.sha256(Path(f).name.encode()).hexdigest()[:12], 16) / 16**12 for f in files])
     return np.where(u < fractions[0], "train", np.where(u < sum(fractions), "validation", "test"))

@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from sfrdask.io.atomic import write_text
+from sfrdask.models import ModelError
 from sfrdask.plots import save_figure
 from sfrdask.scene.data import SceneData, fixed_split, read_scene
 from sfrdask.scene.models import SCENE_MODELS
@@ -25,7 +26,7 @@ def _features(
 ) -> dict[str, dict[str, np.ndarray]]:
     """Standardised audio, per-channel standardised images and image PCA features, per split;
     every statistic from the training split only."""
-    from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA  # scikit-learn: only when the Scene baseline runs
 
     tr = split == "train"
     a_mu, a_sd = data.audio[tr].mean(0), data.audio[tr].std(0) + 1e-6
@@ -103,7 +104,7 @@ def _fit_net(
 
 def plot_confusion(matrices: dict[str, np.ndarray], classes: list[str], title: str, out: Path) -> Path:
     """One confusion matrix (rows: true, columns: predicted, counts) per model."""
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # matplotlib: only when plotting
 
     k = len(matrices)
     ncol = min(4, k)
@@ -146,8 +147,6 @@ def run_scene(
     specs = [SCENE_MODELS.get(n) for n in names]
     bad = [s.name for s in specs if s.task != "classification"]
     if bad:
-        from sfrdask.models import ModelError
-
         raise ModelError(f"{bad} are not Scene (classification) models; `sfrdask models` lists them")
     scene = read_scene(data, size=size, image_column=image_column, progress=progress, client=client)
     split = fixed_split(scene.files)

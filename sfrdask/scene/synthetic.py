@@ -56,7 +56,7 @@ def make_scene(
     out: str | Path, objects: int = 800, seed: int = 0, size: int = 64, overwrite: bool = False
 ) -> Path:
     """Write the stand-in data set into directory ``out`` (complete or absent); return ``out``."""
-    from PIL import Image
+    from PIL import Image  # Pillow: only when Scene images are written
 
     out = Path(out)
     refuse_existing(out, overwrite)

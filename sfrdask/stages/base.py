@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import json
 import numbers
+import os
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -220,8 +221,6 @@ def check_output(params: Any) -> None:
     """Refuse an output (``params.out``) that cannot be created because a file stands where one of
     its directories should be, or the directory it goes in is not writable: said now, naming both,
     rather than after a cluster has started."""
-    import os
-
     out = getattr(params, "out", None)
     if out is None:
         return

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required
 
@@ -33,8 +35,6 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    import pandas as pd
-
     from sfrdask.runs import evaluate
 
     with rt.active():

@@ -20,9 +20,10 @@ Several runs are combined as an ensemble (mean of their predictions, calibrated 
 from __future__ import annotations
 
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,17 +31,7 @@ import xarray as xr
 
 from sfrdask import config
 from sfrdask._version import __version__
-from sfrdask.calibration import POOLED_CHECK, width_notes
 from sfrdask.errors import SfrdaskError
-from sfrdask.inference import (
-    TrainedRun,
-    check_compatible,
-    ensemble,
-    levels,
-    load_run,
-    predictions,
-    preparation,
-)
 from sfrdask.io.sfr_catalogue import (
     BIT,
     KEYS,
@@ -54,11 +45,12 @@ from sfrdask.io.sfr_catalogue import (
     physics_flags,
     write_catalogue,
 )
-from sfrdask.plots import main_sequence_plot
-from sfrdask.runs import calibrate, difficulty, held_out_check
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required, setting
 from sfrdask.tables import markdown
+
+if TYPE_CHECKING:
+    from sfrdask.inference import TrainedRun
 
 
 @dataclass(frozen=True)
@@ -127,6 +119,8 @@ def _source(params: Params, zi: int | None, zs: int | None) -> xr.Dataset:
 
 
 def _check_levels(ds: xr.Dataset, runs: list[TrainedRun], where: str) -> None:
+    from sfrdask.inference import levels
+
     present = ds.attrs.get("zoom_levels_present")
     for z, kind in zip(levels(runs), ("image", "spectrum"), strict=True):
         if z is not None and present is not None and z not in list(present):
@@ -154,7 +148,10 @@ def run(rt: Runtime, params: Params) -> Result:
 
 
 def _run(client: Any, params: Params) -> Result:
-    import time
+    from sfrdask.calibration import POOLED_CHECK, width_notes
+    from sfrdask.inference import check_compatible, ensemble, levels, load_run, predictions, preparation
+    from sfrdask.plots import main_sequence_plot
+    from sfrdask.runs import calibrate, difficulty, held_out_check
 
     out = check_output(params.out, params.overwrite)
     runs = [load_run(r, store=params.train_store) for r in params.runs]
@@ -233,4 +230,4 @@ def report(r: Result) -> list[str]:
 
 STAGE = Stage(Params, run, report)
 
-__all__ = ["Params", "Result", "calibrate", "predictions", "run"]
+__all__ = ["Params", "Result", "run"]

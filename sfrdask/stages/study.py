@@ -9,6 +9,7 @@ each timed (objects/s per stage and level) and skipped on a rerun with the same 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import time
 from dataclasses import dataclass
@@ -65,8 +66,6 @@ def _steps(p: Params, store: Path) -> list[tuple[str, Any, Any]]:
 def _fingerprint(path: Path) -> list[Any]:
     """Size and a hash of the first and last MiB: the same cube, also one rebuilt byte for byte
     from its seed on another machine (its time stamp would differ), without reading all of it."""
-    import hashlib
-
     size = path.stat().st_size
     h = hashlib.sha256()
     with path.open("rb") as f:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import zarr
 
 from sfrdask.io.levels import BANDS, nmgy_to_stored
 from sfrdask.synthetic.images import cutout_levels, model_stamp
@@ -27,7 +28,6 @@ def read_truth(survey_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def store_truth(store: str | Path, columns: list[str] | None = None) -> pd.DataFrame | None:
     """The ground truth of a store ingested from a synthetic survey, indexed by store object (the
     survey's ``truth_objects.csv`` beside the cube the store was made from); None for real data."""
-    import zarr
 
     source = zarr.open_group(store, mode="r").attrs.get("source", "")
     path = Path(source).parent / "truth_objects.csv"

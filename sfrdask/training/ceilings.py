@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sfrdask.synthetic.truth import store_truth
 from sfrdask.training.data import split_objects, target_values
 from sfrdask.training.metrics import regression_metrics
 
@@ -52,9 +53,7 @@ def _true_target(truth: Any, target: str) -> np.ndarray:
 
 def ceilings(store: str | Path, target: str, seed: int = 0) -> list[dict[str, Any]]:
     """The two ceiling rows for ``target`` on the store's test split (none without truth)."""
-    from sklearn.ensemble import HistGradientBoostingRegressor
-
-    from sfrdask.synthetic.truth import store_truth
+    from sklearn.ensemble import HistGradientBoostingRegressor  # scikit-learn: only for a synthetic store
 
     truth = store_truth(store)
     if truth is None:

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from sfrdask.errors import SfrdaskError
+from sfrdask.io.atomic import atomic_output
 
 FORMAT = "sfrdask-checkpoint-1"
 IDENTITY = ("model", "image_zoom", "spectrum_zoom", "target", "shapes", "context", "rest_frame")
@@ -24,7 +25,6 @@ class CheckpointError(SfrdaskError, ValueError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-    from sfrdask.io.atomic import atomic_output
 
     with atomic_output(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)

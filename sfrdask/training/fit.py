@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 
 from sfrdask.io.atomic import write_text
+from sfrdask.io.levels import wavelength_grid
+from sfrdask.io.store import open_store
 from sfrdask.models.trees import TreeArrays, fit_tree
 from sfrdask.training.data import Normaliser
 from sfrdask.training.loop import split_result, write_outputs
@@ -49,8 +51,6 @@ def fit_trees(spec: TrainSpec) -> FitResult:
 def physics_predict(spec: TrainSpec, ds: Any, estimator: Any) -> np.ndarray:
     """Predictions of a physics model for one split's objects (spectra with errors, redshifts,
     deblended r-band cutouts), read as stored: no normalisation."""
-    from sfrdask.io.levels import wavelength_grid
-    from sfrdask.io.store import open_store
 
     st = open_store(spec.store, image_zoom=None, spectrum_zoom=spec.spectrum_zoom).isel(object=ds.objects)
     r_images = None

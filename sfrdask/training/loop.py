@@ -23,9 +23,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from distributed import get_worker
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
+from sfrdask import config
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
@@ -103,8 +105,6 @@ def predict(model: SfrNet, ds: StoreDataset, device: torch.device) -> tuple[np.n
 def set_worker_threads() -> None:
     """One torch thread per Dask worker thread, so two workers do not fight over the cores."""
     try:
-        from distributed import get_worker
-
         torch.set_num_threads(max(1, get_worker().state.nthreads))
     except ValueError:  # not on a worker: leave torch's own setting
         pass
@@ -314,9 +314,7 @@ def _evaluate(spec: TrainSpec, model: SfrNet, data: SplitData, device: torch.dev
     val_pred, _ = predict(model, data.validation, device)
     out = split_result(spec, data, pred, val_pred, rate)
     if hasattr(model, "embed"):
-        from sklearn.neighbors import KNeighborsRegressor
-
-        from sfrdask import config
+        from sklearn.neighbors import KNeighborsRegressor  # scikit-learn: only for a model with an embedding
 
         k = int(config.get("train.knn-neighbours"))
         knn = KNeighborsRegressor(n_neighbors=min(k, len(data.train)))

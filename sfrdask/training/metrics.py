@@ -156,7 +156,7 @@ def plot_predictions(
 ) -> Path:
     """Predicted against the catalogue value the model learned (``reference``, e.g. "MPA-JHU ...
     (AVG)": a label, not the truth), with the 1:1 line, and the residuals, for the test split."""
-    from sfrdask.plots import plt, save_figure
+    from sfrdask.plots import plt, save_figure  # matplotlib: only when plotting
 
     m = regression_metrics(y, pred)
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.2))

@@ -10,6 +10,7 @@ import numpy as np
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
+from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import ModelSpec, get_model
 from sfrdask.preprocessing.context import check_parts
 from sfrdask.preprocessing.split import SPLITS
@@ -192,7 +193,6 @@ def load_splits(spec: TrainSpec, normaliser: Normaliser | None = None) -> SplitD
 
 def resolution(spec: TrainSpec) -> dict[str, int | None]:
     """Image side in pixels and spectrum samples of the levels a model reads (None if unused)."""
-    from sfrdask.io.levels import image_size, spectrum_samples
 
     return {
         "image_px": None if spec.image_zoom is None else image_size(spec.image_zoom),
