@@ -18,6 +18,9 @@ class Params:
     flag: int = setting("preprocess.flag", "keep catalogue rows with this FLAG")
     max_bad_fraction: float = setting("preprocess.max-bad-fraction", "drop objects with more NaN than this")
     classes: tuple[str, ...] = setting("preprocess.classes", "comma-separated classes kept, e.g. GALAXY,QSO")
+    compact: bool = setting(
+        "preprocess.compact", "copy the selected objects contiguously, so later stages read only them"
+    )
     strategy: str = setting(
         "preprocess.deblend.strategy", "what replaces neighbours", choices=["none", "crop", "mask", "noise"]
     )

@@ -1,5 +1,6 @@
-"""A small survey with a trained tree, network and physics model, for the predict stage: large
-enough (700 objects, 60% labelled) that the validation split can calibrate intervals."""
+"""Fixtures of the stage tests: the tiny session survey through the preprocessing stages
+(``staged``), and a small survey with a trained tree, network and physics model for the predict
+stage (``trained``: 700 objects, 60% labelled, so that the validation split can calibrate)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from pathlib import Path
 import dask
 import pytest
 
-from sfrdask import read_catalog_dir, write_store
+from sfrdask import read_catalog_dir, stages, write_store
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
 from sfrdask.runs import train
+from sfrdask.stages import deblend, filter, ingest, pca
+from sfrdask.stages.base import execute
 from sfrdask.synthetic import SynthParams, make_survey
 
 MODELS = ("gbt-both", "spectrum-mlp", "physics-halpha")
@@ -36,3 +39,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             r = train(store, m, 3, 3, out=root / "runs", epochs=4, batch_size=32, progress=False)
             paths[m] = Path(r.run_dir)
     return paths
+
+
+@pytest.fixture(scope="package")
+def staged(cube: Path, survey_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The tiny session survey through the stages, in order, with every stage's Result:
+    ``ingest`` (8 px / 577 samples), ``filter``, ``deblend``, ``pca``; and the ``store``."""
+    store = tmp_path_factory.mktemp("stages") / "s.zarr"
+    out: dict = {"store": store}
+    steps = [
+        ("ingest", ingest.Params(cube, store, catalog=survey_dir, image_zooms=(3,), spectrum_zooms=(3,))),
+        ("filter", filter.Params(store)),
+        ("deblend", deblend.Params(store)),
+        ("pca", pca.Params(store, image_components=8, spectrum_components=8)),
+    ]
+    for name, params in steps:
+        out[name] = execute(getattr(stages, name).STAGE, params, "synchronous")
+    return out

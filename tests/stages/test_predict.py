@@ -204,7 +204,7 @@ def test_a_run_that_moved_predicts_from_another_directory(trained, tmp_path, mon
     shutil.copytree(trained["store"], first / "store.zarr")
     monkeypatch.chdir(first)
     with dask.config.set(scheduler="threads"):
-        run = Path(train("store.zarr", "gbt-both", 3, 3, out="runs", progress=False)["run_dir"])
+        run = Path(train("store.zarr", "gbt-both", 3, 3, out="runs", progress=False).run_dir)
     recorded = json.loads((run / "metrics.json").read_text())["inputs"]
     assert Path(recorded["store"]).is_absolute() and recorded["store_from_run"].startswith("..")
     moved = tmp_path / "moved"
