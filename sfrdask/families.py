@@ -6,8 +6,8 @@ or to a split of the store (``predict_split``, for ``sfrdask evaluate``). A run'
 :func:`sfrdask.inference.load_run` needs no guessing from file names.
 
 A new family is a :class:`Family` of functions with these signatures, added to :data:`FAMILIES`
-(and its model file to :data:`sfrdask.models.registry.MODEL_FILES`); nothing else branches on a
-family's name.
+(and its model file to :data:`sfrdask.models.registry.MODEL_FILES`): reading a run back, building
+its model and predicting with it go through these operations, not through tests of the name.
 
 >>> sorted(FAMILIES), FAMILIES["tree"].model_file
 (['net', 'physics', 'tree'], 'model.npz')
