@@ -280,7 +280,6 @@ def plot_image(e: Explanation, out: Path, label: str) -> Path:
 
 def write_explanation(e: Explanation, out: str | Path) -> dict[str, Any]:
     """The plots and tables of ``e`` in ``out``; returns the paths and the tables."""
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     label = AXIS_LABELS[e.target].split(" [")[0]

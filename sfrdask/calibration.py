@@ -166,7 +166,6 @@ def fit_calibration(
     conformal prediction: coverage holds within each group, not only on average over them); the
     pooled scores serve the other groups.
     """
-
     ok = np.flatnonzero(np.isfinite(y) & np.isfinite(x).all(axis=1))
     if ok.size < MIN_TOTAL:
         raise SfrdaskError(

@@ -279,7 +279,6 @@ def build_cube(
 
 
 def _progress(it: range, show: bool) -> Any:
-
     return track(it, len(it), "extract + write", enabled=show, unit="batches")
 
 

@@ -79,7 +79,6 @@ class TrainedRun:
 
     @property
     def inputs(self) -> tuple[str, ...]:
-
         return inputs_of(self.model, self.context)
 
     @property
@@ -185,7 +184,6 @@ class Preparation:
 
 def preparation(run: TrainedRun) -> Preparation:
     """Read the deblending parameters and PCA transforms a run's inputs were made with."""
-
     store = run.store
     if not (store / "zarr.json").exists():
         tried = ", ".join(str(p) for p in run.store_tried) or str(store)
@@ -222,7 +220,6 @@ def model_inputs(
     run: TrainedRun, prep: Preparation, raw: dict[str, np.ndarray], clean: np.ndarray | None
 ) -> dict[str, np.ndarray]:
     """The normalised inputs of one run for a block of objects (the training path's transforms)."""
-
     norm = run.normaliser
     image = clean if prep.deblend is not None else raw.get("image")
     out = {}
@@ -253,7 +250,6 @@ def predict_block(
     ``snr`` (median spectral S/N, NaN without spectra), and for physics runs ``class_{i}`` (the
     spectrum's class, e.g. SF or AGN) and ``upper_{i}`` (the SFR is an upper limit).
     """
-
     k = next(iter(raw.values())).shape[0]
     out: dict[str, np.ndarray] = {"central_found": np.ones(k, bool)}
     clean = None

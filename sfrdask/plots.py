@@ -18,7 +18,6 @@ from sfrdask.io.levels import BANDS
 
 def save_figure(fig: plt.Figure, out: str | Path) -> Path:
     """Save through a temporary file, renamed when complete."""
-
     try:
         with atomic_output(out) as tmp:
             fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
@@ -89,7 +88,6 @@ def plot_deblend_montage(
 ) -> Path:
     """Before/after montage of one band: the raw cutout with the replaced pixels outlined, and the
     cleaned cutout, both on the raw cutout's display scale (so the change is what is seen)."""
-
     k, side = raw.shape[0], raw.shape[-1]
     pix = SDSS_PIXEL_ARCSEC * 2**zoom
     fig, axes = plt.subplots(2, k, figsize=(1.9 * k, 4.3), squeeze=False)

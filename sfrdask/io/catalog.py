@@ -191,7 +191,6 @@ def label_coverage(ds: xr.Dataset, catalog: pd.DataFrame | None = None) -> dict[
 
 def write_fits_table(path: str | Path, columns: dict[str, np.ndarray]) -> None:
     """Write a FITS binary table through a temporary file, renamed when complete."""
-
     with atomic_output(path) as tmp:
         cols = []
         for name, a in columns.items():

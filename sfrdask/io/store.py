@@ -62,7 +62,6 @@ def chunk_objects(bytes_per_object: int, n: int) -> int:
 def _compute(delayed: list[Any], client: Any, desc: str | None) -> None:
     """Run the writes on ``client`` (``None``: Dask's configured scheduler), with progress lines
     unless ``desc`` is None."""
-
     compute_tasks(delayed, client, desc or "", progress=desc is not None)
 
 

@@ -225,7 +225,6 @@ def aperture_factor(r_images: np.ndarray, image_zoom: int, fibre_arcsec: float =
 
 def luminosity_distance_cm(z: np.ndarray) -> np.ndarray:
     """Flat LambdaCDM (H0 = 70, Om0 = 0.3) luminosity distance in cm."""
-
     return dl(np.asarray(z, float))
 
 

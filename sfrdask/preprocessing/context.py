@@ -50,7 +50,6 @@ def usable_redshift(z: np.ndarray) -> np.ndarray:
 
 def context_features(z: np.ndarray, classes: np.ndarray | None, parts: Sequence[str]) -> np.ndarray:
     """The ``(objects, len(columns(parts)))`` context matrix (float64; NaN where unknown)."""
-
     z = np.asarray(z, np.float64)
     cols = []
     for p in check_parts(parts):

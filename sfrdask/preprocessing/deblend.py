@@ -207,7 +207,6 @@ def deblend_store(store: str | Path, zoom: int = 0, **overrides: Any) -> xr.Data
     ``central_found = False`` for objects outside the selection. Either way no rows are gathered
     across workers.
     """
-
     p = params_from_config(**overrides)
     idx = selected_objects(store)
     compact = compact_group(store, "image", zoom, idx)

@@ -50,7 +50,6 @@ def end_to_end(row: dict[str, Any], stages: dict[str, Any], selected: int) -> fl
 def write_all(rows: list[dict[str, Any]], stages: dict[str, Any], store: Path, out: Path, p: Any) -> Path:
     """Every output of a study in ``out``: study.csv / .json / .md, stages.csv, r2_heatmap.png and
     pareto.png (the ceilings drawn where the survey has truth). Returns study.md."""
-
     limits = {c["model"]: round(c["metrics"]["r2"], 4) for c in ceilings(store, "AVG")}
     head = {"data": str(p.cube), "catalog": str(p.catalog), "selected": len(selected_objects(store)),
             "epochs": p.epochs, "pairs": p.pairs, "train_seeds": ",".join(str(s) for s in p.seeds),

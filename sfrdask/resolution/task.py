@@ -12,6 +12,7 @@ from distributed import get_worker
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.resolution.grid import Training
 from sfrdask.runs import train
+from sfrdask.training.loop import set_worker_threads
 
 METRICS = ("r2", "rmse", "mae", "mse")
 
@@ -20,9 +21,6 @@ def run_training(store: str, t: Training, out: str, settings: dict[str, Any]) ->
     """Train ``t`` on ``store`` in this process (torch threads = the worker's threads) and return its
     record row. Each training writes under its own ``out/<key>`` directory, so concurrent trainings
     never share a results table."""
-    # torch: on the worker that trains, not in the driver
-    from sfrdask.training.loop import set_worker_threads
-
     set_worker_threads()
     t0 = time.perf_counter()
     # the store is read in this task's own thread: a dask.compute on the worker's client would

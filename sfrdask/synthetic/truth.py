@@ -28,7 +28,6 @@ def read_truth(survey_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 def store_truth(store: str | Path, columns: list[str] | None = None) -> pd.DataFrame | None:
     """The ground truth of a store ingested from a synthetic survey, indexed by store object (the
     survey's ``truth_objects.csv`` beside the cube the store was made from); None for real data."""
-
     source = zarr.open_group(store, mode="r").attrs.get("source", "")
     path = Path(source).parent / "truth_objects.csv"
     if not source or not path.exists():

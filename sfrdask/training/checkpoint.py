@@ -25,7 +25,6 @@ class CheckpointError(SfrdaskError, ValueError):
 
 
 def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
-
     with atomic_output(path) as tmp:
         torch.save({"format": FORMAT, **payload}, tmp)
     return Path(path)

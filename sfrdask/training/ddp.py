@@ -25,11 +25,14 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dask
+import torch
+import torch.distributed as dist
 from distributed import Client, get_worker
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.progress import Progress
+from sfrdask.training.loop import RankDone, fit_net
 from sfrdask.training.result import FitResult
 from sfrdask.training.spec import TrainSpec
 
@@ -47,13 +50,8 @@ def _free_port() -> int:
 
 def _rank_main(
     spec: TrainSpec, rank: int, world: int, addr: str, port: int, topic: str, timeout: float
-) -> Any:
+) -> FitResult | RankDone:
     """One rank, inside a Dask worker: join the group, train, leave the group whatever happens."""
-    import torch  # on the worker only: the driver of a DDP run does not load torch for it
-    import torch.distributed as dist
-
-    from sfrdask.training.loop import fit_net  # (imports torch)
-
     worker = get_worker()
     spec.threads = spec.threads or worker.state.nthreads
     backend = "nccl" if spec.device != "cpu" and torch.cuda.is_available() else "gloo"

@@ -51,7 +51,6 @@ def fit_trees(spec: TrainSpec) -> FitResult:
 def physics_predict(spec: TrainSpec, ds: Any, estimator: Any) -> np.ndarray:
     """Predictions of a physics model for one split's objects (spectra with errors, redshifts,
     deblended r-band cutouts), read as stored: no normalisation."""
-
     st = open_store(spec.store, image_zoom=None, spectrum_zoom=spec.spectrum_zoom).isel(object=ds.objects)
     r_images = None
     if "image" in spec.model_spec.inputs:

@@ -65,9 +65,9 @@ class TrainSpec:
     def from_config(cls, store: str | Path, model: str, **overrides: Any) -> TrainSpec:
         """Defaults from ``sfrdask.train`` in dask.config (every field that has a key there, by
         its name with dashes); ``None`` overrides are ignored."""
-        defaults = config.defaults()["train"]
-        names = [f.name for f in fields(cls) if f.name.replace("_", "-") in defaults]
-        base = {n: config.get(f"train.{n.replace('_', '-')}") for n in names}
+        settings = config.get("train")  # dask.config, in memory: sfrdask.yaml and the user's settings
+        keys = {f.name: f.name.replace("_", "-") for f in fields(cls)}
+        base = {name: settings[key] for name, key in keys.items() if key in settings}
         base.update({k: v for k, v in overrides.items() if v is not None})
         spec = cls(store=str(store), model=model, **base)
         spec.target = resolve_target(spec.target)
@@ -193,7 +193,6 @@ def load_splits(spec: TrainSpec, normaliser: Normaliser | None = None) -> SplitD
 
 def resolution(spec: TrainSpec) -> dict[str, int | None]:
     """Image side in pixels and spectrum samples of the levels a model reads (None if unused)."""
-
     return {
         "image_px": None if spec.image_zoom is None else image_size(spec.image_zoom),
         "spectrum_samples": None if spec.spectrum_zoom is None else spectrum_samples(spec.spectrum_zoom),
