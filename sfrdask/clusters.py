@@ -177,11 +177,13 @@ def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         "DASK_" + key.upper().replace(".", "__").replace("-", "_"): f'"{v}"'
         for key, v in distributed_timeouts().items()
     }
-    # a worker shut down while a TLS connection is half open (the client leaving, the scheduler
-    # closing) makes tornado log the failed handshake with a traceback at ERROR; it says nothing
-    # about the run and reads as a failure in the worker's .err, so tornado's own callback errors
-    # are logged at CRITICAL only (Dask's "logging" setting, merged into its defaults)
-    env.setdefault("DASK_LOGGING", "\"{'tornado.application': 'critical'}\"")
+    # a worker shut down while a connection is half open (the client leaving, the scheduler
+    # closing before the worker job's SIGTERM is handled) logs a traceback that says nothing about
+    # the run and reads as a failure in the worker's .err: tornado's failed TLS handshake at ERROR,
+    # Dask's "Batched Comm Closed" at INFO. So tornado's callback errors are logged at CRITICAL
+    # only and the batched stream's INFO lines not at all; its real errors are WARNING and above
+    # (Dask's "logging" setting, merged into its defaults)
+    env.setdefault("DASK_LOGGING", "\"{'tornado.application': 'critical', 'distributed.batched': 'warning'}\"")
     kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in env.items()), *cf["job-script-prologue"]]
     kwargs["scheduler_options"] = {"dashboard_address": own["dashboard-address"]}
     kwargs.setdefault("python", sys.executable)

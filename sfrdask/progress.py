@@ -102,7 +102,7 @@ def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str, progress:
                     prog.update()
                 return client.gather(futures)
             except BaseException:  # an error, Ctrl-C, SIGTERM: queued tasks stop before the caller
-                client.cancel(futures)  # cleans up what they were writing
+                cancel_and_wait(client, futures)  # cleans up what they were writing
                 raise
         out = []
         step = max(1, len(tasks) // 20)
@@ -112,6 +112,40 @@ def compute_tasks(tasks: Sequence[Any], client: Any | None, desc: str, progress:
         return out
     finally:
         prog.close()
+
+
+CANCEL_PATIENCE = 60.0
+"""Seconds :func:`cancel_and_wait` waits for the tasks that were running to stop."""
+
+
+def _busy_keys(dask_worker: Any) -> list[Any]:
+    """The keys a worker runs (cancelled ones too: a running task is cancelled only when it ends)
+    or is about to run."""
+    state = dask_worker.state
+    return [ts.key for ts in (*state.all_running_tasks, *state.ready, *state.constrained)]
+
+
+def cancel_and_wait(client: Client, futures: list[Any], patience: float = CANCEL_PATIENCE) -> None:
+    """Cancel ``futures`` and wait until the tasks the workers were running have stopped.
+
+    Cancelling releases what is queued, but a task already running on a worker finishes, and a
+    write task then writes its chunk after the caller has removed the unfinished output (found by
+    tests/io/test_atomic.py on a loaded machine). The tasks busy at the cancel are waited for, at
+    most ``patience`` seconds; a worker that does not answer is not waited for."""
+    client.cancel(futures)
+    deadline = time.monotonic() + patience
+
+    def busy() -> set[Any]:
+        answers = client.run(_busy_keys, on_error="return")
+        return {k for keys in answers.values() if isinstance(keys, list) for k in keys}
+
+    try:
+        waiting = busy()
+        while waiting and time.monotonic() < deadline:
+            time.sleep(0.1)
+            waiting &= busy()
+    except Exception:  # noqa: S110 - a cluster closing under us: nothing left to wait for
+        pass
 
 
 def map_ordered(
@@ -148,7 +182,7 @@ def map_ordered(
                 yield pending.popleft().result()
                 bar.update()
         except BaseException:  # as in compute_tasks: nothing queued runs on after a failure
-            client.cancel(list(pending))
+            cancel_and_wait(client, list(pending))
             raise
     finally:
         bar.close()
