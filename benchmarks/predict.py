@@ -130,7 +130,7 @@ def quick(out: Path) -> tuple[Path, list[Path]]:
     from sfrdask.synthetic import SynthParams, make_survey
 
     survey = out / "survey"
-    make_survey(survey, objects=900, seed=5, params=SynthParams(flag0_fraction=0.8), progress=False)
+    make_survey(survey, objects=400, seed=5, params=SynthParams(flag0_fraction=0.8), progress=False)
     store = out / "store.zarr"
     catalog = sfrdask.read_catalog_dir(survey)
     sfrdask.write_store(

@@ -58,8 +58,11 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench-output"))
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    if args.quick:
+    grid, tiny_grid = GRID, TINY
+    if args.quick:  # the script runs: 4 trainings both ways, 4 short ones
         args.objects, args.epochs = 200, 2
+        grid = dict(GRID, models=("gbt-both", "early-fusion"), seeds=(0,))
+        tiny_grid = dict(TINY, seeds=(0, 1))
     work = args.out / "study-concurrency-work"
     shutil.rmtree(work, ignore_errors=True)
     survey = sfrdask.synth(work / "survey", objects=args.objects, seed=args.seed, flag0_fraction=0.55,
@@ -69,9 +72,9 @@ def main() -> None:
         # the store, prepared once by a study of one tree training (its figures are in stages.csv)
         one = dict(GRID, models=("gbt-both",), seeds=(9,))
         sfrdask.study(survey.cube, survey.cube.parent, work / "conc", **one, client=client)
-        wall, rows = study(survey.cube, work / "conc", GRID, client, args.epochs)
+        wall, rows = study(survey.cube, work / "conc", grid, client, args.epochs)
         rows = [r for r in rows if r["seed"] != 9]
-        tiny_wall, tiny = study(survey.cube, work / "conc", TINY, client, args.epochs)
+        tiny_wall, tiny = study(survey.cube, work / "conc", tiny_grid, client, args.epochs)
         tiny = [r for r in tiny if r["model"] == "gbt-spectrum"]
     own = sum(r["train_seconds"] for r in rows)
     res["concurrent"] = {"trainings": len(rows), "wall_s": round(wall, 1), "sum_own_s": round(own, 1),

@@ -121,3 +121,16 @@ def kill_a_busy_worker_during(fn):
         raise out["error"]
     assert killed is not None, "the stage ended before any task was seen running"
     return out["result"]
+
+
+def linked_sdss(tmp: Path, frames: bool = True, spectra: bool = True) -> tuple[Path, Path]:
+    """Directories of symlinks to the real SDSS frames and spectra in ../shared, where a test can
+    swap one for a broken copy."""
+    fd, sd = tmp / "frames", tmp / "spectra"
+    fd.mkdir()
+    sd.mkdir()
+    for p in (SHARED / "frames").glob("frame-*") if frames else []:
+        (fd / p.name).symlink_to(p)
+    for p in (SHARED / "spectra").glob("spec-*") if spectra else []:
+        (sd / p.name).symlink_to(p)
+    return fd, sd

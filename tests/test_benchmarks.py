@@ -122,12 +122,12 @@ def test_resolution_study_quick(tmp_path):
 
 
 def test_study_concurrency_benchmark_quick(tmp_path):
-    """16 trainings on 2 workers, the same 16 in one process, 16 short ones: the figures exist and
-    the same seeds were trained both ways."""
+    """--quick: 4 trainings on 2 workers, the same 4 in one process, 4 short ones: the figures exist
+    and the same seeds were trained both ways."""
     res = _quick("study_concurrency", tmp_path)
-    assert res["concurrent"]["trainings"] == len(res["rows"]) == 16
+    assert res["concurrent"]["trainings"] == len(res["rows"]) == 4
     assert res["concurrent"]["wall_s"] > 0 and res["sequential"]["wall_s"] > 0
-    assert res["overhead"]["tasks"] == 16 and len({r["worker"] for r in res["rows"]}) == 2
+    assert res["overhead"]["tasks"] == 4 and len({r["worker"] for r in res["rows"]}) == 2
     assert not (tmp_path / "study-concurrency-work").exists()
 
 

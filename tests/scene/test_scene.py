@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import dask
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -96,30 +95,3 @@ def test_bad_scene_input_is_one_line(scene_dir, tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "not found" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-
-
-def test_cli_runs_the_comparison(tmp_path):
-    data = tmp_path / "d"
-    synth = [
-        sys.executable,
-        "-m",
-        "sfrdask",
-        "scene-synth",
-        "--out",
-        str(data),
-        "--objects",
-        "120",
-        "--size",
-        "16",
-    ]
-    r = subprocess.run(synth, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    cmd = [sys.executable, "-m", "sfrdask", "scene", "--data", str(data), "--out", str(tmp_path / "o"),
-           "--models", "scene-tree-audio,scene-early-fusion", "--size", "16", "--epochs", "3",
-           "--cluster", "threads"]  # fmt: skip
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    assert (
-        "scene-early-fusion" in r.stdout
-        and np.isfinite(pd.read_csv(tmp_path / "o" / "results.csv").accuracy).all()
-    )

@@ -9,8 +9,6 @@ import pandas as pd
 import pytest
 
 from sfrdask.attributions import WINDOWS, Explanation, fibre_table, radius_arcsec, window_table
-from sfrdask.cli import main
-from sfrdask.runs import train
 
 
 def _explanation(spectrum=None, wave=None, image=None, zoom=2):
@@ -42,40 +40,3 @@ def test_fibre_share_has_known_answers():
     t = fibre_table(_explanation(image=img)).set_index("value")
     assert t.loc["all", "inside fibre"] == pytest.approx(1.0)
     assert t.loc["all", "fibre area"] == pytest.approx(4 / 256)
-
-
-def test_explain_a_fusion_network_from_the_command_line(store, tmp_path, capsys):
-    r = train(
-        store, "intermediate-fusion", 2, 2, out=tmp_path / "runs", epochs=2, batch_size=16, progress=False
-    )
-    out = tmp_path / "explain"
-    args = [
-        "explain",
-        r.run_dir,
-        "--store",
-        str(store),
-        "--objects",
-        "10",
-        "--steps",
-        "8",
-        "--out",
-        str(out),
-    ]
-    assert main(args) == 0
-    text = capsys.readouterr().out
-    assert 'inside the 3" fibre' in text and "H-alpha + [N II]" in text and "context share" in text
-    for f in ("spectrum_attribution.png", "image_attribution.png", "spectrum_windows.csv", "image_fibre.csv"):
-        assert (out / f).stat().st_size > 0, f
-    w = pd.read_csv(out / "spectrum_windows.csv")
-    assert set(w.group) == {"all", "class", "sfr_bin"} and w.loc[0, "objects"] == 10
-    shares = w.loc[0, [c for c in w.columns if c.endswith("share")]].to_numpy(float)
-    assert np.all((shares >= 0) & (shares <= 1))
-    f = pd.read_csv(out / "image_fibre.csv")
-    # five shares written with 4 significant digits: their sum is 1 within 5 x 0.5e-4
-    assert f.loc[0, [f"{b} band" for b in "ugriz"]].sum() == pytest.approx(1.0, abs=2.5e-4)
-
-
-def test_explain_refuses_a_tree(store, tmp_path, capsys):
-    r = train(store, "gbt-both", 3, 3, out=tmp_path, progress=False)
-    assert main(["explain", r.run_dir, "--store", str(store)]) == 2
-    assert "explain needs a network" in capsys.readouterr().err
