@@ -183,7 +183,8 @@ def slurm_options(**overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     # Dask's "Batched Comm Closed" at INFO. So tornado's callback errors are logged at CRITICAL
     # only and the batched stream's INFO lines not at all; its real errors are WARNING and above
     # (Dask's "logging" setting, merged into its defaults)
-    env.setdefault("DASK_LOGGING", "\"{'tornado.application': 'critical', 'distributed.batched': 'warning'}\"")
+    quiet = {"tornado.application": "critical", "distributed.batched": "warning"}
+    env.setdefault("DASK_LOGGING", f'"{quiet}"')
     kwargs["job_script_prologue"] = [*(f"export {k}={v}" for k, v in env.items()), *cf["job-script-prologue"]]
     kwargs["scheduler_options"] = {"dashboard_address": own["dashboard-address"]}
     kwargs.setdefault("python", sys.executable)

@@ -144,7 +144,7 @@ def cancel_and_wait(client: Client, futures: list[Any], patience: float = CANCEL
         while waiting and time.monotonic() < deadline:
             time.sleep(0.1)
             waiting &= busy()
-    except Exception:  # noqa: S110 - a cluster closing under us: nothing left to wait for
+    except Exception:  # a cluster closing under us: nothing left to wait for
         pass
 
 

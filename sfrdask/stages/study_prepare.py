@@ -1,0 +1,94 @@
+"""The study's preparation: its store ingested and preprocessed at every studied level through the
+stages (ingest, filter, and deblend and PCA per level), each step timed, and reused on a rerun while
+the cube and every step's parameters are the same (:func:`prepare`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sfrdask.errors import SfrdaskError
+from sfrdask.runtime import Runtime
+from sfrdask.stages.base import digest
+
+if TYPE_CHECKING:
+    from sfrdask.stages import study
+
+
+def _steps(p: study.Params, store: Path) -> list[tuple[str, Any, Any]]:
+    """(name, stage module, its Params) of the preparation, in order."""
+    from sfrdask.stages import deblend, filter, ingest, pca
+
+    ing = ingest.Params(p.cube, store, catalog=p.catalog, image_zooms=p.image_levels,
+                        spectrum_zooms=p.spectrum_levels, overwrite=True)  # fmt: skip
+    steps = [("ingest/all", ingest, ing), ("filter", filter, filter.Params(store))]
+    steps += [(f"deblend/image/{z}", deblend, deblend.Params(store, zooms=(z,))) for z in p.image_levels]
+    for m, levels in (("image", p.image_levels), ("spectrum", p.spectrum_levels)):
+        steps += [(f"pca/{m}/{z}", pca, pca.Params(store, zooms=(z,), modalities=(m,))) for z in levels]
+    return steps
+
+
+def _fingerprint(path: Path) -> list[Any]:
+    """Size and a hash of the first and last MiB: the same cube, also one rebuilt byte for byte
+    from its seed on another machine (its time stamp would differ), without reading all of it."""
+    size = path.stat().st_size
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        h.update(f.read(2**20))
+        f.seek(max(0, size - 2**20))
+        h.update(f.read(2**20))
+    return [size, h.hexdigest()]
+
+
+def prepare(rt: Runtime, p: study.Params, work: Path) -> tuple[Path, dict[str, Any], str]:
+    """The study's store, ingested and preprocessed at every level through the stages, the seconds
+    and objects/s of each step, reading every level of the cube included, and the digest of it all
+    (recorded in work/prepared.json; reused while the cube and every step's parameters are the same,
+    and every recorded training carries it, so a training on another preparation never counts)."""
+    import dask
+
+    from sfrdask.io.atomic import write_text
+    from sfrdask.io.hisscube import open_hisscube
+    from sfrdask.preprocessing.quality import selected_objects
+
+    store, marker = work / "store.zarr", work / "prepared.json"
+    steps = _steps(p, store)
+    key = digest("study-prepare", _fingerprint(Path(p.cube)), *(repr(params) for *_, params in steps))
+    if marker.exists() and store.exists() and json.loads(marker.read_text())["digest"] == key:
+        return store, json.loads(marker.read_text())["stages"], key
+    stages: dict[str, Any] = {}
+
+    def timed(name: str, objects: int, fn: Any) -> None:
+        t0 = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t0
+        stages[name] = {"seconds": round(dt, 3), "objects": objects, "objects_per_s": round(objects / dt, 1)}
+
+    with rt.active():
+        for mod, levels in (("image", p.image_levels), ("spectrum", p.spectrum_levels)):
+            for z in levels:  # reading one level of the cube, data and errors of every object
+                zi, zs = (z, p.spectrum_levels[0]) if mod == "image" else (p.image_levels[0], z)
+                ds = open_hisscube(p.cube, zi, zs)
+                timed(
+                    f"read/{mod}/{z}",
+                    ds.sizes["object"],
+                    lambda ds=ds, mod=mod: dask.compute(ds[mod].data.sum(), ds[f"{mod}_error"].data.sum()),
+                )
+        n = ds.sizes["object"]
+        for name, module, params in steps:
+            objects = n if name in ("ingest/all", "filter") else len(selected_objects(store))
+            timed(name, objects, lambda module=module, params=params: module.run(rt, params))
+    write_text(marker, json.dumps({"digest": key, "stages": stages}, indent=1))
+    return store, stages, key
+
+
+def recorded(work: Path) -> tuple[dict[str, Any], str]:
+    """The stage figures and the digest of the preparation recorded in ``work`` (--report-only)."""
+    marker = work / "prepared.json"
+    if not marker.exists():
+        raise SfrdaskError(f"{marker}: no prepared study here to report on; run the study first")
+    prepared = json.loads(marker.read_text())
+    return prepared["stages"], prepared["digest"]
