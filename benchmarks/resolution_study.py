@@ -7,7 +7,8 @@
 The survey is made from its seed (``--objects``, ``--seed``, ``--flag0-fraction``) unless it is
 there already, then ``sfrdask.study`` prepares every level and trains every (model, levels, seed)
 of the plan as a Dask task on the cluster (sfrdask's config, or ``--cluster``), resuming from
-``OUT/work/done.jsonl`` (``--record``: a committed record, with which a fresh machine resumes).
+``OUT/work/done.jsonl`` and its tuning journal (``--record``: a committed record beside its
+``tuning/journal.log`` and ``tuning/chosen.json``, with which a fresh machine resumes).
 What the study writes: docs/benchmarks.md and :mod:`sfrdask.stages.study`; every other option is
 the stage's (``sfrdask study --help``).
 """
@@ -51,6 +52,7 @@ def main() -> None:
                    help="a committed record of finished trainings (benchmarks/results/.../done.jsonl): "
                    "copied into OUT/work when that has none, and the study's record copied back to it at "
                    "the end, also after Ctrl-C")  # fmt: skip
+    p.add_argument("--tune-trials", type=int, default=None, help="default: sfrdask.study.tune-trials")
     p.add_argument("--quick", action="store_true", help="tiny survey, 2 x 2 levels, 2 models: checks the run")
     args = p.parse_args()
     settings = {}
@@ -58,16 +60,31 @@ def main() -> None:
         args.objects, args.models, args.train_seeds = 96, "tree,early-fusion", "0,1"
         args.epochs, args.batch_size, args.pairs, args.cluster = 2, 16, "grid", "threads"
         args.image_levels = args.spectrum_levels = "2,3"
+        args.tune_trials = 1
         settings = {f"sfrdask.preprocess.pca.{m}-components": 8 for m in ("image", "spectrum")}
-    work_record = args.out / "work" / "done.jsonl"
-    if args.record is not None and args.record.exists() and not work_record.exists():
-        work_record.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(args.record, work_record)  # resume where the committed record stops
+        settings |= {"sfrdask.study.tune-epochs": 2, "sfrdask.study.epoch-limit": 4,
+                     "sfrdask.study.control": "",
+                     "sfrdask.study.curve-levels": [3], "sfrdask.study.curve-models": 1,
+                     "sfrdask.study.curve-fractions": [0.5]}  # fmt: skip
+    # the committed record: the finished trainings, the tuning journal and the chosen settings
+    work = args.out / "work"
+    carried = {"done.jsonl": "done.jsonl", "tuning/journal.log": "tuning/journal.log",
+               "tuning/chosen.json": "tuning/chosen.json"}  # fmt: skip
+    if args.record is not None:
+        for src, dst in carried.items():
+            if (args.record.parent / src).exists() and not (work / dst).exists():
+                (work / dst).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(
+                    args.record.parent / src, work / dst
+                )  # resume where the committed record stops
     try:
         run(args, p, settings)
     finally:
-        if args.record is not None and work_record.exists():
-            write_text(args.record, work_record.read_text())
+        if args.record is not None:
+            for src, dst in carried.items():
+                if (work / dst).exists():
+                    (args.record.parent / src).parent.mkdir(parents=True, exist_ok=True)
+                    write_text(args.record.parent / src, (work / dst).read_text())
 
 
 def run(args: argparse.Namespace, p: argparse.ArgumentParser, settings: dict) -> None:
@@ -95,6 +112,7 @@ def run(args: argparse.Namespace, p: argparse.ArgumentParser, settings: dict) ->
             seeds=_split(args.train_seeds),
             epochs=args.epochs,
             batch_size=args.batch_size,
+            tune_trials=args.tune_trials,
             report_only=args.report_only,
             client=client or "threads",
         )

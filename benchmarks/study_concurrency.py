@@ -34,7 +34,8 @@ from sfrdask.resolution.grid import plan
 from sfrdask.runs import train
 
 GRID = dict(models=("gbt-both", "image-cnn", "early-fusion", "intermediate-fusion"), image_levels=(2, 3),
-            spectrum_levels=(2, 3), pairs="diagonal", seeds=(0, 1))  # fmt: skip
+            spectrum_levels=(2, 3), pairs="diagonal", seeds=(0, 1),
+            tune_trials=0, control="", curves=False, bootstrap=False)  # fmt: skip  # the trainings alone
 # the same levels (so the same prepared store): gbt-spectrum at 1155 and 577 samples, 8 seeds
 TINY = dict(GRID, models=("gbt-spectrum",), seeds=tuple(range(8)))
 

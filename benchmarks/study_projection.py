@@ -44,7 +44,7 @@ from common import markdown, write_json
 
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
-from sfrdask.resolution.grid import DEFAULT_MODELS, plan
+from sfrdask.resolution.grid import plan
 
 RESULTS = Path(__file__).parent / "results"
 SELECTED, OBJECTS = 11_000, 150_000
@@ -152,9 +152,10 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench-output"))
     args = p.parse_args()
 
-    record = _rows(args.record)
+    record = [r for r in _rows(args.record) if not r.get("setup")]  # the study's cells
     m = measured(record)
-    todo = plan(list(DEFAULT_MODELS), [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2], "grid")
+    models = sorted({r["model"] for r in record})  # the models the record measured
+    todo = plan(models, [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2], "grid")
     gpu = json.loads(args.gpu.read_text())
     cpu = json.loads(args.cpu.read_text())
     cpu_args = cpu["args"]

@@ -15,6 +15,7 @@ its model and predicting with it go through these operations, not through tests 
 
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -136,7 +137,10 @@ def _fit_net(spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
 def _load_net(path: Path) -> Loaded:
     ck = load_checkpoint(path)
     identity = {k: ck[k] for k in IDENTITY if k in ck}
-    return Loaded(identity, ck.get("options", {}), Normaliser.from_state(ck["normaliser"]), ck["model_state"])
+    options = dict(ck.get("options", {}))
+    if "stem" not in options and "stem" in inspect.signature(get_model(identity["model"]).build).parameters:
+        options["stem"] = "none"  # trained before the working-resolution stems: the input as it is
+    return Loaded(identity, options, Normaliser.from_state(ck["normaliser"]), ck["model_state"])
 
 
 def _build_net(run: TrainedRun) -> Any:

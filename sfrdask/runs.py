@@ -9,6 +9,7 @@ training (:mod:`sfrdask.resolution.task`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from sfrdask.synthetic.truth import store_truth
 from sfrdask.training.ceilings import ceilings
 from sfrdask.training.checkpoint import CheckpointError
 from sfrdask.training.data import target_values
+from sfrdask.training.loop import ValidationDone, fit_net
 from sfrdask.training.metrics import regression_metrics, update_results
 from sfrdask.training.result import FitResult
 from sfrdask.training.spec import TrainSpec, load_splits
@@ -69,6 +71,37 @@ def train(
     rows += [_row(truth, c) for c in ceilings(spec.store, spec.target)]
     update_results(out, rows)
     return result
+
+
+def train_on_validation(
+    store: str | Path,
+    model: str,
+    image_zoom: int | None = None,
+    spectrum_zoom: int | None = None,
+    out: str | Path = "runs",
+    report: Callable[[dict[str, Any]], None] | None = None,
+    **overrides: Any,
+) -> ValidationDone:
+    """Train one network in this process on the training split and score it on the validation
+    split alone (a tuning trial: the test split is never opened, no results row is written);
+    ``report`` gets every epoch's row (a pruner may raise from it)."""
+    spec = TrainSpec.from_config(
+        store,
+        model,
+        image_zoom=image_zoom,
+        spectrum_zoom=spectrum_zoom,
+        out=str(out),
+        validation_only=True,
+        progress=False,
+        **overrides,
+    )
+    if spec.model_spec.family != "net":
+        raise SfrdaskError(
+            f"model {model!r} is not a network: only networks train on the validation split alone"
+        )
+    done = fit_net(spec, report=report)
+    assert isinstance(done, ValidationDone)
+    return done
 
 
 def _row(result: dict[str, Any], part: dict[str, Any]) -> dict[str, Any]:

@@ -30,12 +30,14 @@ class ContrastiveNet(SfrNet):
         dim: int = 64,
         dropout: float = 0.2,
         n_context: int = 0,
+        width: int = 32,
+        stem: str = "common",
     ):
         super().__init__()
         self.n_context = n_context
-        self.image, self.spectrum = feature_branches(image_shape, spectrum_shape)
-        self.proj_image = nn.Linear(64, dim)
-        self.proj_spectrum = nn.Linear(64, dim)
+        self.image, self.spectrum = feature_branches(image_shape, spectrum_shape, "mlp", width, stem)
+        self.proj_image = nn.Linear(self.image.out_features, dim)
+        self.proj_spectrum = nn.Linear(self.spectrum.out_features, dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         self.head = mlp([2 * dim + n_context, 64, 1], dropout)
 
@@ -78,5 +80,9 @@ class ContrastiveNet(SfrNet):
     ("image", "spectrum"),
     "CLIP-style InfoNCE pre-training, then a regression head (+ kNN)",
 )
-def _contrastive(shapes: dict, dim: int = 64, dropout: float = 0.2) -> SfrNet:
-    return ContrastiveNet(shapes["image"], shapes["spectrum"], dim, dropout, n_context=context_size(shapes))
+def _contrastive(
+    shapes: dict, dim: int = 64, dropout: float = 0.2, width: int = 32, stem: str = "common"
+) -> SfrNet:
+    return ContrastiveNet(
+        shapes["image"], shapes["spectrum"], dim, dropout, context_size(shapes), width, stem
+    )

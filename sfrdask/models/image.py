@@ -5,24 +5,46 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sfrdask.models.base import Batch, SfrNet, context_size, conv_trunk, mlp, with_context
-from sfrdask.models.registry import register
+from sfrdask.models.base import (
+    Batch,
+    ImageStem,
+    SfrNet,
+    context_size,
+    conv_trunk,
+    mlp,
+    with_context,
+    zero_detail,
+)
+from sfrdask.models.registry import ModelError, register
 
 
 class ImageCNN(SfrNet):
-    """A CNN on the five bands together; ``features`` gives the 64-d embedding; the context
-    (redshift, class), when given, joins it before the linear head."""
+    """A CNN on the five bands together, behind the stem that brings any cutout to the 8 px working
+    resolution (:class:`sfrdask.models.base.ImageStem`); ``features`` gives the 64-d embedding; the
+    context (redshift, class), when given, joins it before the linear head."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, width: int = 32, n_context: int = 0):
+    out_features = 64
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dropout: float = 0.3,
+        width: int = 32,
+        n_context: int = 0,
+        stem: str = "common",
+    ):
         super().__init__()
         bands, size = shape[0], shape[-1]
         self.n_context = n_context
-        self.trunk = conv_trunk(bands, size, (width, 2 * width, 4 * width))
+        channels = ImageStem.channels(bands, stem)
+        self.trunk = conv_trunk(channels, ImageStem.side(size, stem), (width, 2 * width, 4 * width))
+        zero_detail(self.trunk[0], bands)
         self.proj = nn.Sequential(nn.Linear(4 * width, 64), nn.ReLU(), nn.Dropout(dropout))
         self.head = nn.Linear(64 + n_context, 1)
+        self.stem = ImageStem(bands, size, stem)
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.trunk(image))
+        return self.proj(self.trunk(self.stem(image)))
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
         f = with_context(self.features(batch["image"]), batch, self.n_context)
@@ -30,7 +52,9 @@ class ImageCNN(SfrNet):
 
 
 class PerBandCNN(SfrNet):
-    """Each band through its own convolutions (grouped convs), merged by a 1x1 conv, then a head."""
+    """Each band through its own convolutions (grouped convs), merged by a 1x1 conv, then a head.
+    It reads the cutout as it is (no working-resolution stem: its groups are the bands), so it is
+    not one of the study's networks."""
 
     def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, per_band: int = 8, n_context: int = 0):
         super().__init__()
@@ -70,27 +94,35 @@ class _Block(nn.Module):
 
 
 class SmallResNet(SfrNet):
-    """A ResNet of three residual stages (32, 64, 128 channels; two downsamplings): needs >= 16 px."""
+    """A ResNet of three residual stages (32, 64, 128 channels; two downsamplings) behind the
+    working-resolution stem (``stem="none"``: on the cutout as it is, which needs >= 16 px)."""
 
-    def __init__(self, shape: tuple[int, ...], dropout: float = 0.3, n_context: int = 0):
+    def __init__(
+        self, shape: tuple[int, ...], dropout: float = 0.3, n_context: int = 0, stem: str = "common"
+    ):
         super().__init__()
         self.n_context = n_context
-        self.stem = nn.Sequential(nn.Conv2d(shape[0], 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        channels = ImageStem.channels(shape[0], stem)
+        self.stem = nn.Sequential(nn.Conv2d(channels, 32, 3, 1, 1, bias=False), nn.BatchNorm2d(32), nn.ReLU())
+        zero_detail(self.stem[0], shape[0])
         self.stages = nn.Sequential(_Block(32, 32, 1), _Block(32, 64, 2), _Block(64, 128, 2))
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout))
         self.head = nn.Linear(128 + n_context, 1)
+        self.working = ImageStem(
+            shape[0], shape[-1], stem
+        )  # its name: older checkpoints call the conv "stem"
 
     def features(self, image: torch.Tensor) -> torch.Tensor:
         """The 128-d embedding (after pooling and dropout)."""
-        return self.pool(self.stages(self.stem(image)))
+        return self.pool(self.stages(self.stem(self.working(image))))
 
     def forward(self, batch: Batch, phase: str = "regress") -> torch.Tensor:
         return self.head(with_context(self.features(batch["image"]), batch, self.n_context)).squeeze(-1)
 
 
 @register("image-cnn", "net", ("image",), "CNN on the five bands together")
-def _image_cnn(shapes: dict, dropout: float = 0.3, width: int = 32) -> SfrNet:
-    return ImageCNN(shapes["image"], dropout, width, n_context=context_size(shapes))
+def _image_cnn(shapes: dict, dropout: float = 0.3, width: int = 32, stem: str = "common") -> SfrNet:
+    return ImageCNN(shapes["image"], dropout, width, n_context=context_size(shapes), stem=stem)
 
 
 @register("image-perband", "net", ("image",), "CNN processing each band separately, merged by a 1x1 conv")
@@ -98,6 +130,9 @@ def _image_perband(shapes: dict, dropout: float = 0.3) -> SfrNet:
     return PerBandCNN(shapes["image"], dropout, n_context=context_size(shapes))
 
 
-@register("image-resnet", "net", ("image",), "small ResNet (3 residual stages, BatchNorm)", min_image_px=16)
-def _image_resnet(shapes: dict, dropout: float = 0.3) -> SfrNet:
-    return SmallResNet(shapes["image"], dropout, n_context=context_size(shapes))
+@register("image-resnet", "net", ("image",), "small ResNet (3 residual stages, BatchNorm)")
+def _image_resnet(shapes: dict, dropout: float = 0.3, stem: str = "common") -> SfrNet:
+    if stem == "none" and shapes["image"][-1] < 16:
+        raise ModelError(f"model 'image-resnet' without a stem needs images of at least 16 px, got "
+                         f"{shapes['image'][-1]} px; choose a lower image zoom (0 = 64 px)")  # fmt: skip
+    return SmallResNet(shapes["image"], dropout, n_context=context_size(shapes), stem=stem)

@@ -27,38 +27,59 @@ def train_all(
     finish: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row,
     retries: int = 2,
     resources: dict[str, float] | None = None,
+    tuned: dict[str, dict[str, Any]] | None = None,
 ) -> list[Training]:
     """Train every one of ``todo`` (in that order of priority) and add its row, passed through
     ``finish``, to ``record`` as soon as it is done. On a Dask ``client`` each training is one task
     (``retries`` more tries, on another worker when one died; ``resources`` such as ``{"GPU": 1}``
-    place it); without one they run here, one after another. Returns the trainings that failed
-    every try; a KeyboardInterrupt cancels what is queued and leaves the record as it stands."""
+    place it); without one they run here, one after another. ``tuned``: each cell's chosen settings
+    (:mod:`sfrdask.resolution.tune`). Returns the trainings that failed every try; a
+    KeyboardInterrupt cancels what is queued and leaves the record as it stands."""
+    tuned = tuned or {}
     failed: list[Training] = []
     n, t0 = len(todo), time.perf_counter()
 
     def done(k: int, t: Training, row: dict[str, Any]) -> None:
         record.add(finish(row))
-        print(f"study: {k}/{n} trainings ({time.perf_counter() - t0:.0f} s) {t.key}: R^2 {row['r2']:.3f}, "
-              f"{row['train_seconds']:.0f} s on {row['worker']}", file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"study: {k}/{n} trainings ({time.perf_counter() - t0:.0f} s) {t.key}: R^2 {row['r2']:.3f}, "
+            f"{_stopped(row)}, {row['train_seconds']:.0f} s on {row['worker']}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     if client is None:
         for k, t in enumerate(todo, 1):
-            done(k, t, run_training(str(store), t, str(runs), settings))
+            done(k, t, run_training(str(store), t, str(runs), settings, tuned.get(t.tuning_cell)))
         return failed
 
     futures = {
-        client.submit(run_training, str(store), t, str(runs), settings, key=f"study-{t.key}-{time.time_ns()}",
-                      priority=n - i, retries=retries, resources=resources, pure=False): t
+        client.submit(
+            run_training,
+            str(store),
+            t,
+            str(runs),
+            settings,
+            tuned.get(t.tuning_cell),
+            key=f"study-{t.key}-{time.time_ns()}",
+            priority=n - i,
+            retries=retries,
+            resources=resources,
+            pure=False,
+        ): t
         for i, t in enumerate(todo)
-    }  # fmt: skip
+    }
     try:
         for k, fut in enumerate(as_completed(list(futures), loop=client.loop), 1):
             t = futures[fut]
             try:
                 row = fut.result()
             except Exception as e:  # failed every try: the others go on
-                print(f"study: {t.key} failed after {retries + 1} tries: {type(e).__name__}: {e}",
-                      file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"study: {t.key} failed after {retries + 1} tries: {type(e).__name__}: {e}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 failed.append(t)
                 continue
             done(k, t, row)
@@ -66,6 +87,12 @@ def train_all(
         client.cancel(list(futures))
         raise
     return failed
+
+
+def _stopped(row: dict[str, Any]) -> str:
+    if row.get("stop", "fit") == "fit":
+        return "fitted"
+    return f"stopped by {row['stop']} after {row['epochs']} epochs (best {row['best_epoch']})"
 
 
 def check_failed(failed: list[Training]) -> None:

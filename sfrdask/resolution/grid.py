@@ -7,27 +7,44 @@ from dataclasses import dataclass
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 
-DEFAULT_MODELS = (
-    "gbt", "image-cnn", "spectrum-hybrid", "early-fusion", "intermediate-fusion", "hybrid-fusion",
-)  # fmt: skip
 PAIRS = ("grid", "diagonal")
+CONTROL = "control"  # the setup of the control cell's trainings
 
 
 @dataclass(frozen=True, order=True)
 class Training:
-    """One training of the study: a model at its levels (None: a modality it does not read), a seed."""
+    """One training of the study: a model at its levels (None: a modality it does not read), a
+    seed, and its setup: '' for the study's cells, ``control`` (the level's data averaged inside the
+    model down to the lowest level's shape), ``frac0.25`` (a quarter of the training split: a
+    learning curve's point)."""
 
     model: str
     image_zoom: int | None
     spectrum_zoom: int | None
     seed: int
+    setup: str = ""
+
+    @property
+    def cell(self) -> str:
+        """The model at its levels (and setup): what the seeds of one cell share, and what tuning tunes."""
+        lv = [f"image{self.image_zoom}" if self.image_zoom is not None else "",
+              f"spectrum{self.spectrum_zoom}" if self.spectrum_zoom is not None else ""]  # fmt: skip
+        return "-".join(v for v in [self.model, *lv, self.setup] if v)
 
     @property
     def key(self) -> str:
         """A name unique in the study, also a directory name."""
-        lv = [f"image{self.image_zoom}" if self.image_zoom is not None else "",
-              f"spectrum{self.spectrum_zoom}" if self.spectrum_zoom is not None else ""]  # fmt: skip
-        return f"{self.model}-{'-'.join(v for v in lv if v)}-seed{self.seed}"
+        return f"{self.cell}-seed{self.seed}"
+
+    @property
+    def tuning_cell(self) -> str:
+        """The cell whose tuned settings this training uses (a control or a learning-curve point
+        uses those of its model at its levels)."""
+        return Training(self.model, self.image_zoom, self.spectrum_zoom, 0).cell
+
+    @property
+    def train_fraction(self) -> float:
+        return float(self.setup[4:]) if self.setup.startswith("frac") else 1.0
 
     @property
     def cost(self) -> float:
@@ -67,9 +84,11 @@ def level_pairs(
 
 def plan(
     models: list[str], image_levels: list[int], spectrum_levels: list[int], seeds: list[int],
-    pairs: str = "grid",
+    pairs: str = "grid", control: str = "",
 ) -> list[Training]:  # fmt: skip
-    """Every training of the study, longest first (ties: model, levels, seed)."""
+    """Every training of the study, longest first (ties: model, levels, seed); with ``control`` a
+    model name, that model at the highest levels with its input averaged down to the lowest
+    levels' shapes inside the network (:data:`CONTROL`), once per seed."""
     if pairs not in PAIRS:
         raise ValueError(f"pairs must be one of {PAIRS}, got {pairs!r}")
     todo = [
@@ -78,4 +97,23 @@ def plan(
         for zi, zs in level_pairs(m, image_levels, spectrum_levels, pairs == "diagonal")
         for seed in seeds
     ]
+    if control:
+        spec = get_model(control)
+        zi = min(image_levels) if spec.uses_images else None
+        zs = min(spectrum_levels) if spec.uses_spectra else None
+        todo += [Training(control, zi, zs, seed, CONTROL) for seed in seeds]
+    return sorted(todo, key=lambda t: (-t.cost, t))
+
+
+def curve_plan(
+    models: list[str], levels: list[int], fractions: list[float], seeds: list[int]
+) -> list[Training]:
+    """The learning curves' trainings: each model at each matched level on each fraction (< 1) of
+    the training split, once per seed (the whole split is the study's own cell)."""
+    todo = []
+    for m in models:
+        spec = get_model(m)
+        for z in levels:
+            zi, zs = (z if spec.uses_images else None), (z if spec.uses_spectra else None)
+            todo += [Training(m, zi, zs, seed, f"frac{f:g}") for f in fractions if f < 1 for seed in seeds]
     return sorted(todo, key=lambda t: (-t.cost, t))

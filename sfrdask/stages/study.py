@@ -4,7 +4,10 @@ its trainings fanned out over the cluster, resumable, reported as tables and plo
 The preparation (:mod:`sfrdask.stages.study_prepare`) reuses the stages: ingest of every studied
 level, filter, deblend and PCA per level, each timed (objects/s per stage and level) and skipped on
 a rerun with the same inputs. Then every (model, levels, seed) of the plan trains as one Dask task,
-longest first (:mod:`sfrdask.resolution`).
+longest first (:mod:`sfrdask.resolution`), with the settings tuned for its cell, continued
+past the epoch cap until early stopping ends it; then the learning curves of the best networks.
+The report gives every cell's R² with its paired bootstrap interval, the cells tied with the best,
+a recommendation, the control cell and the curves' projection.
 """
 
 from __future__ import annotations
@@ -14,30 +17,77 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
+from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, check_inputs, option, required, setting
 from sfrdask.stages.study_prepare import prepare, recorded
 
 LEVELS = (0, 1, 2, 3)
+RECIPE = 2  # rows of an older recipe (no stems, no tuning, no stop reasons) are trained again
+
+
+def _parse_fractions(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
 
 
 @dataclass(frozen=True)
 class Params:
     cube: Path = required("HiSS-Cube file to study", input=True)
     catalog: Path = required("directory of its MPA-JHU DR7 tables", input=True)
-    out: Path = option(Path("study"), "study directory: tables, plots, work/ (store, runs, record)")
+    out: Path = option(Path("study"), "study directory: tables, plots, work/ (store, runs, record, tuning)")
     models: tuple[str, ...] = setting("study.models", "comma-separated; gbt, tree: -image, -spectrum, -both")
     image_levels: tuple[int, ...] = option(LEVELS, "image levels (0..3 = 64..8 px)", parse=parse_levels)
     spectrum_levels: tuple[int, ...] = option(LEVELS, "spectrum levels (0..3)", parse=parse_levels)
-    pairs: str = setting("study.pairs", "two-modality models: the 4 x 4 grid or matched levels",
-                         choices=["grid", "diagonal"])  # fmt: skip
+    pairs: str = setting(
+        "study.pairs", "two-modality models: the 4 x 4 grid or matched levels", choices=["grid", "diagonal"]
+    )
     seeds: tuple[int, ...] = setting("study.seeds", "every model trains once per seed")
-    epochs: int = setting("train.epochs", "upper limit; early stopping usually ends sooner")
+    epochs: int = setting(
+        "train.epochs", "epoch cap of one leg; a training at the cap goes on (--epoch-limit)"
+    )
+    epoch_limit: int = setting("study.epoch-limit", "hard limit of a continued training's epochs")
     batch_size: int = setting("train.batch-size", "batch of one training")
+    tune_trials: int = setting("study.tune-trials", "Optuna trials per network and level (0: the defaults)")
+    tune_epochs: int = setting("study.tune-epochs", "epoch cap of one tuning trial")
+    control: str = setting("study.control", "model of the control cell ('' for none)")
+    bootstrap: bool = setting("study.bootstrap", "paired bootstrap intervals, tied set, recommendation")
+    bootstrap_draws: int = setting("study.bootstrap-draws", "bootstrap draws")
+    curves: bool = setting("study.curves", "learning curves of the best networks")
+    curve_models: int = setting("study.curve-models", "how many of the best networks get learning curves")
+    curve_levels: tuple[int, ...] = setting(
+        "study.curve-levels", "matched levels of the curves", parse=parse_levels
+    )
+    curve_fractions: tuple[float, ...] = setting(
+        "study.curve-fractions", "fractions of the training split", parse=_parse_fractions
+    )
+    project_train_objects: int = setting("study.project-train-objects", "training size R^2 is projected to")
     gpus: int = setting("study.gpus", "GPUs one training holds: worker resource GPU (0: none asked)")
     retries: int = setting("study.retries", "tries more for a training that failed or whose worker died")
     report_only: bool = option(False, "tables and plots of what is recorded, training nothing")
+
+    def check(self) -> None:
+        """Refusals that need no data, before any cluster starts: a study that would train nothing,
+        or untrained networks recorded as done."""
+        for name, value, least in (
+            ("seeds", len(self.seeds), 1),
+            ("models", len(self.models), 1),
+            ("epochs", self.epochs, 1),
+            ("tune-trials", self.tune_trials, 0),
+            ("epoch-limit", self.epoch_limit, self.epochs),
+        ):
+            if value < least:
+                what = f"{value} given" if name not in ("seeds", "models") else "none given"
+                raise SfrdaskError(f"study: --{name} must be at least {least} ({what})")
+        if self.control:
+            from sfrdask.models import get_model  # torch: not when the command line only parses
+
+            get_model(self.control)
+        if any(not 0 < f < 1 for f in self.curve_fractions):
+            raise SfrdaskError(
+                f"study: --curve-fractions must lie between 0 and 1, got {list(self.curve_fractions)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -49,42 +99,97 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.preprocessing.quality import selected_objects
-    from sfrdask.resolution import fanout, grid
+    from sfrdask.resolution import fanout, grid, tune
     from sfrdask.resolution.record import Record
-    from sfrdask.resolution.report import end_to_end, write_all
+    from sfrdask.resolution.report import best_networks, end_to_end, write_all
 
-    check_inputs(p)  # also when called from a run file or the API with a runtime of its own
-    plan = grid.plan(list(p.models), list(p.image_levels), list(p.spectrum_levels), list(p.seeds), p.pairs)
+    check_inputs(p)  # also when called from a run file or the API with a runtime of its own (and p.check)
+    control = p.control if p.control else ""
+    plan = grid.plan(
+        list(p.models), list(p.image_levels), list(p.spectrum_levels), list(p.seeds), p.pairs, control=control
+    )
     work = Path(p.out) / "work"
-    work.mkdir(parents=True, exist_ok=True)
     record = Record(work / "done.jsonl")
     if p.report_only:
         store, (stages, key) = work / "store.zarr", recorded(work)
     else:
         store, stages, key = prepare(rt, p, work)
-    done = {t for t, row in record.rows.items() if row.get("prepared") == key}
-    todo = [] if p.report_only else [t for t in plan if t not in done]
     selected = len(selected_objects(store))
+    if p.report_only:
+        chosen = tune.read_chosen(work / "tuning")
+    else:
+        settings = {"epochs": p.tune_epochs, "batch_size": p.batch_size}
+        with rt.active():
+            chosen = tune.tune_all(
+                rt.client,
+                store,
+                plan,
+                p.tune_trials,
+                work / "tuning",
+                settings,
+                retries=p.retries,
+                resources=_resources(p),
+            )
+
+    def current(t: grid.Training, row: dict[str, Any]) -> bool:
+        return (
+            row.get("prepared") == key
+            and row.get("recipe") == RECIPE
+            and row.get("tuned") == chosen.get(t.tuning_cell, {})
+        )
 
     def finish(row: dict[str, Any]) -> dict[str, Any]:
-        return {**row, "end_to_end_objects_per_s": end_to_end(row, stages, selected), "prepared": key}
+        return {
+            **row,
+            "end_to_end_objects_per_s": end_to_end(row, stages, selected),
+            "prepared": key,
+            "recipe": RECIPE,
+        }
 
-    report = contextlib.ExitStack()
-    if rt.client is not None and todo:  # the Dask performance report of the trainings, of this client
-        from distributed import performance_report
+    settings = {"epochs": p.epochs, "epoch_limit": p.epoch_limit, "batch_size": p.batch_size}
+    failed, trained = [], 0
 
-        report.enter_context(rt.client.as_current())
-        report.enter_context(performance_report(filename=str(Path(p.out) / "performance.html")))
-    with report:
-        failed = fanout.train_all(
-            rt.client, store, todo, record, work / "runs", {"epochs": p.epochs, "batch_size": p.batch_size},
-            finish=finish, retries=p.retries, resources={"GPU": p.gpus} if p.gpus else None,
-        )  # fmt: skip
-    rows = [record.rows[t] for t in plan if t in record and record.rows[t].get("prepared") == key]
-    table = write_all(rows, stages, store, Path(p.out), p)
+    def train(todo: list[grid.Training]) -> None:
+        nonlocal failed, trained
+        if p.report_only or not todo:
+            return
+        report = contextlib.ExitStack()
+        if rt.client is not None:  # the Dask performance report of the trainings, of this client
+            from distributed import performance_report
+
+            report.enter_context(rt.client.as_current())
+            report.enter_context(performance_report(filename=str(Path(p.out) / "performance.html")))
+        with report:
+            failed += fanout.train_all(
+                rt.client,
+                store,
+                todo,
+                record,
+                work / "runs",
+                settings,
+                finish=finish,
+                retries=p.retries,
+                resources=_resources(p),
+                tuned=chosen,
+            )
+        trained += len(todo)
+
+    train([t for t in plan if not (t in record and current(t, record.rows[t]))])
+    if p.curves:  # the best networks, once their cells are recorded, on fractions of the training split
+        rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
+        best = best_networks(rows, p.curve_models)
+        levels = [z for z in p.curve_levels if z in p.image_levels and z in p.spectrum_levels]  # studied ones
+        curve = grid.curve_plan(best, levels, list(p.curve_fractions), list(p.seeds))
+        train([t for t in curve if not (t in record and current(t, record.rows[t]))])
+        plan += curve
+    rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
+    table = write_all(rows, stages, store, Path(p.out), p, tuning=work / "tuning")
     fanout.check_failed(failed)
-    return Result(table, len(rows), len(todo) - len(failed), len(plan))
+    return Result(table, len(rows), trained - len(failed), len(plan))
+
+
+def _resources(p: Params) -> dict[str, float] | None:
+    return {"GPU": p.gpus} if p.gpus else None
 
 
 def report(r: Result) -> list[str]:

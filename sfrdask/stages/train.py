@@ -26,7 +26,7 @@ class Params:
     spectrum_zoom: int | None = option(None, "0..3 = 4620, 2310, 1155, 577 samples", parse=parse_zoom)
     ranks: int | None = option(None, "DDP ranks, one per Dask worker (default: this process)")
     target: str = setting("train.target", "AVG (alias AVR, SFR), LGM_AVG (MASS) or SSFR")
-    epochs: int = setting("train.epochs", "upper limit; early stopping usually ends sooner")
+    epochs: int = setting("train.epochs", "epoch cap; early stopping may end a training sooner")
     pretrain_epochs: int = setting("train.pretrain-epochs", "contrastive pre-training epochs")
     patience: int = setting("train.patience", "epochs without a better validation loss before stopping")
     batch_size: int = setting("train.batch-size", "global batch, split over the ranks")
@@ -44,6 +44,11 @@ class Params:
         "train.lr-schedule", "learning-rate schedule", choices=["none", "plateau", "cosine"]
     )
     augment: bool = setting("train.augment", "networks: random flips and 90-degree rotations of cutouts")
+    stem: str = setting(
+        "train.stem",
+        "networks on cutouts/spectra: to 8 px / 577 samples",
+        choices=["common", "average", "none"],
+    )
     device: str = setting(
         "train.device", "auto (cuda when available), cpu or cuda", choices=["auto", "cpu", "cuda"]
     )

@@ -1,4 +1,4 @@
-"""The training loop of one rank: AdamW, early stopping, checkpoints, resume, test metrics.
+"""The training loop of one rank: AdamW, early stopping, checkpoints, resume, stop reasons, test metrics.
 
 :func:`fit_net` runs in the calling process (``world == 1``) or as one rank of a
 ``torch.distributed`` group that :mod:`sfrdask.training.ddp` set up on a Dask worker. Every rank
@@ -145,9 +145,13 @@ def fit_net(
     world: int = 1,
     report: Callable[[dict[str, Any]], None] | None = None,
     data: SplitData | None = None,
-) -> FitResult | RankDone:
-    """Train ``spec.model`` as rank ``rank`` of ``world``; rank 0 returns the full result, the
-    other ranks their weights' digest."""
+) -> FitResult | RankDone | ValidationDone:
+    """Train ``spec.model`` as rank ``rank`` of ``world``; rank 0 returns the full result (a
+    :class:`ValidationDone` for ``spec.validation_only``), the other ranks their weights' digest.
+
+    Each phase stops by ``patience`` (that many epochs without a better validation loss), at its
+    epoch ``cap``, or ``diverged`` (a loss that is not finite); the result records which, and the
+    best epoch. A resumed training whose phase stopped at the cap goes on up to a higher cap."""
     if spec.batch_size % world:
         raise SfrdaskError(f"batch size {spec.batch_size} must be a multiple of the {world} ranks")
     if spec.threads:
@@ -160,7 +164,8 @@ def fit_net(
     torch.manual_seed(spec.seed)
     model: SfrNet = mspec.build(data.shapes, **spec.options).to(device)
     run = spec.run_dir
-    progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "history": []}
+    progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "best_epoch": 0,
+                                "history": [], "stops": []}  # fmt: skip
     best_state = copy.deepcopy(model.state_dict())
     resumed = spec.resume and (run / "last.pt").exists()
     opt_state = sched_state = None  # the optimiser and schedule of the phase the checkpoint stopped in
@@ -169,6 +174,8 @@ def fit_net(
         model.load_state_dict(ck["model_state"])
         best_state, progress, opt_state = ck["best_state"], ck["progress"], ck["optimizer"]
         sched_state = ck.get("scheduler")
+        progress.setdefault("best_epoch", 0)  # checkpoints written before stops were recorded
+        progress.setdefault("stops", [])
 
     per_rank = spec.batch_size // world
     sampler = ChunkDistributedSampler(data.train, per_rank, world, rank, seed=spec.seed)
@@ -199,7 +206,10 @@ def fit_net(
         bar = Progress(
             max_epochs, f"{spec.model} {phase}", enabled=show, initial=progress["epoch"], unit="epochs"
         )
-        while progress["epoch"] < max_epochs and progress["bad"] < spec.patience:
+        # a phase stopped at its cap goes on when the cap was raised (the study's continuation); one
+        # stopped by patience or divergence stays stopped
+        diverged = any(s["phase"] == phase and s["reason"] == "diverged" for s in progress["stops"])
+        while progress["epoch"] < max_epochs and progress["bad"] < spec.patience and not diverged:
             epoch = progress["epoch"]
             sampler.set_epoch(1000 * p_idx + epoch)
             torch.manual_seed(spec.seed * 1_000_003 + 10_000 * p_idx + epoch * world + rank)  # dropout stream
@@ -224,13 +234,14 @@ def fit_net(
             train_time += epoch_s
             train_samples += seen * world
             val = mean_loss(model, data.validation, phase, device, spec.batch_size)
+            diverged = not (math.isfinite(val) and math.isfinite(loss_sum))
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 sched.step(val)
             elif sched is not None:
                 sched.step()
             improved = val < progress["best"]
             if improved:
-                progress["best"], progress["bad"] = val, 0
+                progress["best"], progress["bad"], progress["best_epoch"] = val, 0, epoch + 1
                 best_state = copy.deepcopy(model.state_dict())
             else:
                 progress["bad"] += 1
@@ -264,19 +275,44 @@ def fit_net(
             bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}")
             bar.update()
         bar.close()
+        reason = "diverged" if diverged else "patience" if progress["bad"] >= spec.patience else "cap"
+        stop = {
+            "phase": phase,
+            "reason": reason,
+            "epoch": progress["epoch"],
+            "best_epoch": progress["best_epoch"],
+            "best_val_loss": progress["best"],
+        }
+        progress["stops"] = [s for s in progress["stops"] if s["phase"] != phase] + [stop]
         model.load_state_dict(best_state)
-        progress.update(phase=p_idx + 1, epoch=0, best=math.inf, bad=0)
+        if p_idx < len(model.phases) - 1:
+            progress.update(phase=p_idx + 1, epoch=0, best=math.inf, bad=0, best_epoch=0)
 
     digest = weights_digest(model)
     if rank != 0:
         return RankDone(rank, digest)
+    stop = progress["stops"][-1]
+    if spec.validation_only:  # tuning: the validation split decides; the test split stays unread
+        return ValidationDone(stop["best_val_loss"], stop["reason"], stop["best_epoch"], progress["history"])
     result = _evaluate(spec, model, data, device)
     result.ranks, result.epochs, result.history = world, len(progress["history"]), progress["history"]
+    result.stop, result.best_epoch = stop["reason"], stop["best_epoch"]
     result.train_samples_per_s = train_samples / max(train_time, 1e-9)
     result.seconds = time.perf_counter() - t_start
     result.details.update(digest=digest, resumed=resumed)
     write_outputs(spec, result)
     return result
+
+
+@dataclass(frozen=True)
+class ValidationDone:
+    """What a validation-only training returns (a tuning trial): its best validation loss, why it
+    stopped, at which epoch it was best, and its epochs."""
+
+    best_val_loss: float
+    stop: str
+    best_epoch: int
+    history: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,8 @@ class FitResult:
     extra_rows: list[ExtraRow] = field(default_factory=list)
     train_samples_per_s: float | None = None  # None: nothing was trained (physics)
     epochs: int | None = None  # networks only
+    stop: str | None = None  # networks: why the last phase stopped (patience, cap, diverged)
+    best_epoch: int | None = None  # networks: the epoch whose weights were kept
     ranks: int = 1
     seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch (networks)

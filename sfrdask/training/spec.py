@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from sfrdask import config
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import ModelSpec, get_model
+from sfrdask.models.base import STEMS
 from sfrdask.preprocessing.context import check_parts
 from sfrdask.preprocessing.split import SPLITS
 from sfrdask.training.data import (
@@ -55,6 +57,9 @@ class TrainSpec:
     rest_frame: bool = False
     lr_schedule: str = "none"
     augment: bool = False
+    stem: str = "common"  # networks on cutouts or spectra: how they reach the working resolution
+    train_fraction: float = 1.0  # a nested subset of the training split (the study's learning curves)
+    validation_only: bool = False  # tuning: score on the validation split, never read the test split
     out: str = "runs"
     options: dict[str, Any] = field(default_factory=dict)
     resume: bool = False
@@ -78,6 +83,12 @@ class TrainSpec:
                 f"unknown lr-schedule {spec.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
             )
         spec.rest_frame = bool(spec.rest_frame) and mspec.family == "net" and "spectrum" in mspec.inputs
+        if spec.stem not in STEMS:
+            raise SfrdaskError(f"unknown stem {spec.stem!r}; choose one of {', '.join(STEMS)}")
+        if not 0 < spec.train_fraction <= 1:
+            raise SfrdaskError(f"train fraction must be in (0, 1], got {spec.train_fraction}")
+        if "stem" in inspect.signature(mspec.build).parameters:  # a network on cutouts or spectra
+            spec.options = {"stem": spec.stem, **spec.options}  # travels with the checkpoint
         # a zoom the model does not read is not part of its identity (nor of its results row)
         if not mspec.uses_images:
             spec.image_zoom = None
@@ -98,7 +109,8 @@ class TrainSpec:
     def setup(self) -> str:
         """How this run differs from sfrdask's default setup (``sfrdask.yaml``): no context
         (``noctx``) or part of it (``ctx-redshift``), rest-frame spectra (``rest``), another
-        learning-rate schedule (``lr-none``), augmentation off (``noaug``); '' for the default."""
+        learning-rate schedule (``lr-none``), augmentation off (``noaug``), another stem
+        (``stem-average``), part of the training split (``frac0.25``); '' for the default."""
         default = config.defaults()["train"]
         family, inputs = self.model_spec.family, self.model_spec.inputs
         parts = []
@@ -110,6 +122,10 @@ class TrainSpec:
             parts.append(f"lr-{self.lr_schedule}")
         if family == "net" and "image" in inputs and self.augment != default["augment"]:
             parts.append("aug" if self.augment else "noaug")
+        if self.options.get("stem", default["stem"]) != default["stem"]:
+            parts.append(f"stem-{self.options['stem']}")
+        if self.train_fraction < 1:
+            parts.append(f"frac{self.train_fraction:g}")
         return "-".join(parts)
 
     @property
@@ -151,7 +167,7 @@ class SplitData:
 
     train: StoreDataset
     validation: StoreDataset
-    test: StoreDataset
+    test: StoreDataset  # not opened for a validation-only training (tuning): None there
     normaliser: Normaliser
 
     @property
@@ -175,20 +191,32 @@ def load_splits(spec: TrainSpec, normaliser: Normaliser | None = None) -> SplitD
         rest_frame=spec.rest_frame,
     )
     y = target_values(spec.store, spec.target)
-    sets = {}
-    for s in SPLITS:
+    sets: dict[str, StoreDataset | None] = {"test": None}  # None: validation-only, the test split unread
+    for s in SPLITS if not spec.validation_only else ("train", "validation"):
         objs = split_objects(spec.store, s, y)
+        if s == "train" and spec.train_fraction < 1:
+            objs = nested_subset(objs, spec.train_fraction)
         if objs.size < (2 if s == "train" else 1):
             raise SfrdaskError(
                 f"{spec.store}: the {s} split holds {objs.size} objects with a known {spec.target}"
             )
         sets[s] = StoreDataset(spec.store, objs, sources, y[objs])
-    mspec.check_shapes(sets["train"].shapes)
+    train = sets["train"]
+    assert train is not None
+    mspec.check_shapes(train.shapes)
     if normaliser is None:
-        normaliser = Normaliser.fit(sets["train"].sample(), sets["train"].y)
+        normaliser = Normaliser.fit(train.sample(), train.y)
     for d in sets.values():
-        d.normaliser = normaliser
-    return SplitData(**sets, normaliser=normaliser)
+        if d is not None:
+            d.normaliser = normaliser
+    return SplitData(**sets, normaliser=normaliser)  # type: ignore[arg-type]
+
+
+def nested_subset(objects: np.ndarray, fraction: float) -> np.ndarray:
+    """The first ``fraction`` of ``objects`` in one fixed random order (sorted again): the 25%
+    subset lies inside the 50% one, so a learning curve adds objects rather than swapping them."""
+    order = np.random.default_rng(0).permutation(objects.size)
+    return np.sort(objects[order[: max(1, round(fraction * objects.size))]])
 
 
 def resolution(spec: TrainSpec) -> dict[str, int | None]:

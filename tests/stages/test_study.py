@@ -15,7 +15,8 @@ import sfrdask
 from tests.conftest import kill_a_busy_worker_during
 
 SMALL = dict(models=("gbt", "early-fusion"), image_levels=(2, 3), spectrum_levels=(2, 3), pairs="diagonal",
-             seeds=(0, 1), epochs=2, batch_size=16)  # fmt: skip
+             seeds=(0, 1), epochs=2, batch_size=16, tune_trials=0, control="", curves=False,
+             epoch_limit=4)  # fmt: skip
 N_SMALL = 3 * 2 * 2 + 1 * 2 * 2  # gbt-image/-spectrum/-both at 2 levels, early fusion at 2 matched pairs
 
 
@@ -64,7 +65,8 @@ def test_ctrl_c_then_rerun_trains_only_what_was_missing(cube, survey_dir, tmp_pa
     args = [sys.executable, "-m", "sfrdask", "study", "--cube", str(cube), "--catalog", str(survey_dir),
             "--out", str(out), "--models", "gbt,early-fusion", "--image-levels", "2,3",
             "--spectrum-levels", "2,3", "--pairs", "diagonal", "--seeds", "0,1", "--epochs", "2",
-            "--batch-size", "16", "--cluster", "local"]  # fmt: skip
+            "--batch-size", "16", "--cluster", "local", "--tune-trials", "0", "--control", "",
+            "--no-curves", "--epoch-limit", "4"]  # fmt: skip
     p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     record = out / "work" / "done.jsonl"
     deadline = time.monotonic() + 300

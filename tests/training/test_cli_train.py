@@ -34,7 +34,10 @@ def test_train_then_evaluate(store, tmp_path, capsys):
 def test_bad_requests_exit_2_with_one_line(store, tmp_path, capsys):
     cases = [
         (["--model", "transformer", "--spectrum-zoom", "3"], "unknown model 'transformer'; known SFR mod"),
-        (["--model", "image-resnet", "--image-zoom", "3"], "needs images of at least 16 px"),
+        (
+            ["--model", "image-resnet", "--image-zoom", "3", "--stem", "none"],
+            "needs images of at least 16 px",
+        ),
         (["--model", "early-fusion", "--image-zoom", "2", "--spectrum-zoom", "3"], "run `sfrdask pca`"),
     ]
     for extra, message in cases:  # in this process (the CLI's own exit path is tested in test_cli)

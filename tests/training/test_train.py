@@ -91,8 +91,8 @@ def test_contrastive_reports_knn_on_its_embedding(store, tmp_path):
 
 
 def test_bad_requests_are_refused_clearly(store, tmp_path):
-    with pytest.raises(ModelError, match="at least 16 px, got 8 px"):
-        train(store, "image-resnet", image_zoom=3, out=tmp_path, **FAST)
+    with pytest.raises(ModelError, match="without a stem needs images of at least 16 px, got 8 px"):
+        train(store, "image-resnet", image_zoom=3, out=tmp_path, stem="none", **FAST)
     with pytest.raises(StoreError, match=r"image zoom level 1 .*not in the store"):
         train(store, "image-cnn", image_zoom=1, out=tmp_path, **FAST)
     with pytest.raises(StoreError, match="needs --image-zoom"):
