@@ -36,12 +36,16 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 from common import markdown, write_json
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 
+from sfrdask import config
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 from sfrdask.resolution.grid import plan
@@ -128,6 +132,36 @@ def durations(trainings: list, m: dict, epochs_at: dict | None) -> list[float]:
     return out
 
 
+def trial_epochs(journal: Path, tune_epochs: int) -> dict[str, float]:
+    """Mean epochs one tuning trial ran per network (pruned trials stop early), from the study's
+    Optuna journal; ``tune_epochs`` (the cap: an upper bound) for a network it has not tuned yet."""
+    per: dict[str, list[int]] = defaultdict(list)
+    if journal.exists():
+        storage = JournalStorage(JournalFileBackend(str(journal)))
+        for study in storage.get_all_studies():
+            model = re.sub(r"(-image\d)?(-spectrum\d)?$", "", study.study_name)
+            for t in storage.get_all_trials(study._study_id, deepcopy=False):
+                if t.state.is_finished() and t.intermediate_values:
+                    per[model].append(len(t.intermediate_values))
+    return defaultdict(lambda: float(tune_epochs), {k: float(np.mean(v)) for k, v in per.items()})
+
+
+def tuning(
+    trainings: list, m: dict, epochs_at: dict, per_trial: dict[str, float], trials: int
+) -> list[float]:
+    """Seconds of every tuning trial of the networks' cells (one cell per model and level pair):
+    its epochs x seconds per epoch plus the rest of a training (reading its splits)."""
+    cells = {
+        (t.model, t.image_zoom, t.spectrum_zoom) for t in trainings if get_model(t.model).family == "net"
+    }
+    out = []
+    for model, zi, zs in sorted(cells, key=str):
+        c = cell(m, model, zi, zs) if (model, zi, zi) in m or (model, zi, zs) in m else None
+        rest = c["rest_per_object"] * SELECTED if c else 0.0
+        out += [per_trial[model] * epochs_at[_key(model, zi, zs)] + rest] * trials
+    return sorted(out, reverse=True)
+
+
 def makespan(seconds: list[float], workers: int, overhead: float) -> float:
     """List scheduling in the given order (longest first): each task to the first free worker."""
     free = [0.0] * workers
@@ -149,6 +183,9 @@ def main() -> None:
         help="the study's preparation figures (objects/s per step on 2 workers)",
     )
     p.add_argument("--overhead", type=float, default=0.09, help="seconds of scheduling per task")
+    p.add_argument("--journal", type=Path, default=RESULTS / "resolution" / "tuning" / "journal.log",
+                   help="the study's Optuna journal: epochs per tuning trial")  # fmt: skip
+    p.add_argument("--tune-trials", type=int, default=None, help="default: sfrdask.study.tune-trials")
     p.add_argument("--out", type=Path, default=Path("bench-output"))
     args = p.parse_args()
 
@@ -198,24 +235,31 @@ def main() -> None:
         objects = OBJECTS if name in ("ingest/all", "filter") else SELECTED
         prep_work += 2 * objects / s["objects_per_s"]
 
+    trials = config.get("study.tune-trials") if args.tune_trials is None else args.tune_trials
+    per_trial = trial_epochs(args.journal, int(config.get("study.tune-epochs")))
+    nets = [t for t in todo if get_model(t.model).family == "net"]
     rows, per_model = [], defaultdict(dict)
     for kind, counts in WORKERS.items():
         secs = durations(todo, m, per_epoch[kind])
+        tune_secs = tuning(nets, m, per_epoch[kind], per_trial, trials)  # all tuning before the trainings
         for t, sec in zip(todo, secs, strict=True):
             per_model[t.model].setdefault(kind, []).append(sec)
-        work = sum(secs)
+        work = sum(secs) + sum(tune_secs)
         for w in counts:
             span = makespan(secs, w, args.overhead)
+            tune_span = makespan(tune_secs, w, args.overhead) if tune_secs else 0.0
             rows.append(
                 {
                     "workers": f"{w} {kind}",
                     "trainings": len(secs),
+                    "tuning_trials": len(tune_secs),
                     "work_h": work / 3600,
                     "longest_min": max(secs) / 60,
                     "preparation_min": prep_work / w / 60,
+                    "tuning_h": tune_span / 3600,
                     "trainings_h": span / 3600,
-                    "total_h": (span + prep_work / w) / 3600,
-                    "use": work / (span * w),
+                    "total_h": (tune_span + span + prep_work / w) / 3600,
+                    "use": work / ((span + tune_span) * w),
                 }
             )
     models = [
@@ -229,6 +273,7 @@ def main() -> None:
         "projection": rows,
         "cpu_check": check,
         "trainings": len(todo),
+        "tuning": {"trials_per_cell": trials, "epochs_per_trial": dict(per_trial)},
         "seeds_per_cell": {f"{k[0]}/{k[1]}/{k[2]}": v["seeds"] for k, v in m.items()},
     }
     path = write_json(args.out / "study_projection.json", res)

@@ -52,13 +52,15 @@ def train(
     ranks: int | None = None,
     out: str | Path = "runs",
     client: Any = None,
+    with_ceilings: bool = True,
     **overrides: Any,
 ) -> FitResult:
     """Train one registered model and add its row to ``OUT/results.*``.
 
     Networks run on ``ranks`` workers of ``client`` with DDP when ``ranks`` is given (>= 1),
     otherwise in this process. Trees always fit here. Settings not passed come from
-    ``sfrdask.train`` in dask.config.
+    ``sfrdask.train`` in dask.config. ``with_ceilings``: the survey's ceiling rows beside it (a
+    fit of their own; the resolution study computes them once for its report instead).
     """
     spec = TrainSpec.from_config(
         store, model, image_zoom=image_zoom, spectrum_zoom=spectrum_zoom, out=str(out), **overrides
@@ -68,7 +70,7 @@ def train(
     main = {**result.record(), "setup": result.setup, "seed": result.seed}
     rows = [_row(main, main)] + [_row(main, asdict(extra)) for extra in result.extra_rows]
     truth = {"image_zoom": None, "spectrum_zoom": None, "target": spec.target, "setup": "truth", "seed": 0}
-    rows += [_row(truth, c) for c in ceilings(spec.store, spec.target)]
+    rows += [_row(truth, c) for c in ceilings(spec.store, spec.target)] if with_ceilings else []
     update_results(out, rows)
     return result
 

@@ -41,7 +41,7 @@ def run_training(
     options = {**tuned, **({"stem": "average"} if t.setup == CONTROL else {})}
     kwargs = {**settings, **overrides, "seed": t.seed, "train_fraction": t.train_fraction,
               "options": options or None}  # fmt: skip
-    where = dict(out=str(Path(out) / t.key), progress=False)
+    where = dict(out=str(Path(out) / t.key), progress=False, with_ceilings=False)  # the report has them
     legs = 0
     # the store is read in this task's own thread: a dask.compute on the worker's client would
     # secede from the worker's thread, and the worker would start another training beside it

@@ -179,7 +179,10 @@ def tune_all(
     cells = list({t.tuning_cell: t for t in cells if tunable(t.model)}.values())  # one per cell, not per seed
     if budget <= 0:
         chosen = {t.tuning_cell: {"params": defaults(t.model), "tuned": False} for t in cells}
-        write_text(tuning / CHOSEN, json.dumps({"budget": 0, "cells": chosen}, indent=1))
+        write_text(
+            tuning / CHOSEN,
+            json.dumps({"budget": 0, "epochs": settings["epochs"], "cells": chosen}, indent=1),
+        )
         return {k: v["params"] for k, v in chosen.items()}
     todo = [t for t in cells for _ in range(missing_trials(tuning, t, budget))]
     n, t0 = len(todo), time.perf_counter()
@@ -221,10 +224,10 @@ def tune_all(
         except BaseException:
             client.cancel(futures)
             raise
-    return write_chosen(tuning, cells, budget)
+    return write_chosen(tuning, cells, budget, settings["epochs"])
 
 
-def write_chosen(tuning: Path, cells: list[Training], budget: int) -> dict[str, dict[str, Any]]:
+def write_chosen(tuning: Path, cells: list[Training], budget: int, epochs: int) -> dict[str, dict[str, Any]]:
     """The best finished trial of every cell (the defaults where none finished), written to
     ``chosen.json`` with the trial counts."""
     out, table = {}, {}
@@ -244,7 +247,7 @@ def write_chosen(tuning: Path, cells: list[Training], budget: int) -> dict[str, 
             "pruned": sum(tr.state == TrialState.PRUNED for tr in trials),
             "failed": sum(tr.state == TrialState.FAIL for tr in trials),
         }
-    write_text(tuning / CHOSEN, json.dumps({"budget": budget, "cells": table}, indent=1))
+    write_text(tuning / CHOSEN, json.dumps({"budget": budget, "epochs": epochs, "cells": table}, indent=1))
     return out
 
 

@@ -13,6 +13,8 @@ a recommendation, the control cell and the curves' projection.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,16 +106,21 @@ def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.resolution.report import best_networks, end_to_end, write_all
 
     check_inputs(p)  # also when called from a run file or the API with a runtime of its own (and p.check)
-    control = p.control if p.control else ""
-    plan = grid.plan(
-        list(p.models), list(p.image_levels), list(p.spectrum_levels), list(p.seeds), p.pairs, control=control
-    )
     work = Path(p.out) / "work"
     record = Record(work / "done.jsonl")
     if p.report_only:
         store, (stages, key) = work / "store.zarr", recorded(work)
+        p = as_recorded(p, [row for row in record.rows.values() if row.get("prepared") == key], work)
     else:
         store, stages, key = prepare(rt, p, work)
+    plan = grid.plan(
+        list(p.models),
+        list(p.image_levels),
+        list(p.spectrum_levels),
+        list(p.seeds),
+        p.pairs,
+        control=p.control,
+    )
     selected = len(selected_objects(store))
     if p.report_only:
         chosen = tune.read_chosen(work / "tuning")
@@ -186,6 +193,38 @@ def run(rt: Runtime, p: Params) -> Result:
     table = write_all(rows, stages, store, Path(p.out), p, tuning=work / "tuning")
     fanout.check_failed(failed)
     return Result(table, len(rows), trained - len(failed), len(plan))
+
+
+def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
+    """``--report-only``: the study as its record holds it (models, levels, seeds, epochs, pairs,
+    control, tuning budget), never the command line's defaults."""
+    from sfrdask.resolution.tune import CHOSEN
+
+    main = [r for r in rows if r.get("recipe") == RECIPE and not r.get("setup")]
+    if not main:
+        raise SfrdaskError(
+            f"{work / 'done.jsonl'}: no training of this study recorded yet; run the study first"
+        )
+    levels = {
+        m: tuple(sorted({r[f"{m}_zoom"] for r in main if r[f"{m}_zoom"] is not None}))
+        for m in ("image", "spectrum")
+    }
+    both = [r for r in main if r["image_zoom"] is not None and r["spectrum_zoom"] is not None]
+    chosen = work / "tuning" / CHOSEN
+    tuning = json.loads(chosen.read_text()) if chosen.exists() else {"budget": 0}
+    return dataclasses.replace(
+        p,
+        models=tuple(dict.fromkeys(r["model"] for r in main)),
+        image_levels=levels["image"] or p.image_levels,
+        spectrum_levels=levels["spectrum"] or p.spectrum_levels,
+        seeds=tuple(sorted({int(r["seed"]) for r in main})),
+        pairs="grid" if any(r["image_zoom"] != r["spectrum_zoom"] for r in both) else "diagonal",
+        epochs=int(main[0]["epoch_cap"]),
+        epoch_limit=int(main[0]["epoch_limit"]),
+        control=next((r["model"] for r in rows if r.get("setup") == "control"), ""),
+        tune_trials=int(tuning["budget"]),
+        tune_epochs=int(tuning.get("epochs", p.tune_epochs)),
+    )
 
 
 def _resources(p: Params) -> dict[str, float] | None:

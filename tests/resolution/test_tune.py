@@ -53,10 +53,8 @@ def test_a_budget_of_zero_is_the_defaults_recorded_as_such(tmp_path):
     )
     assert chosen == {CELL.tuning_cell: tune.defaults("spectrum-mlp")}  # trees are not tuned
     saved = json.loads((tmp_path / "chosen.json").read_text())
-    assert saved == {
-        "budget": 0,
-        "cells": {CELL.tuning_cell: {"params": chosen[CELL.tuning_cell], "tuned": False}},
-    }
+    cells = {CELL.tuning_cell: {"params": chosen[CELL.tuning_cell], "tuned": False}}
+    assert saved == {"budget": 0, "epochs": SETTINGS["epochs"], "cells": cells}
 
 
 def test_an_interrupted_tuning_resumes_where_it_stopped(store, tmp_path):

@@ -12,6 +12,7 @@ import time
 import pytest
 
 import sfrdask
+from sfrdask.errors import SfrdaskError
 from tests.conftest import kill_a_busy_worker_during
 
 SMALL = dict(models=("gbt", "early-fusion"), image_levels=(2, 3), spectrum_levels=(2, 3), pairs="diagonal",
@@ -85,3 +86,50 @@ def test_ctrl_c_then_rerun_trains_only_what_was_missing(cube, survey_dir, tmp_pa
     assert len(after) == N_SMALL and before <= {json.dumps(x, sort_keys=True) for x in after}
     trained = re.findall(r"^study: \d+/(\d+) trainings", r.stderr, flags=re.M)
     assert len(trained) == int(trained[0]) == N_SMALL - len(before)  # only what was missing
+
+
+FULL = dict(models=("intermediate-fusion",), image_levels=(2, 3), spectrum_levels=(2, 3),
+            pairs="diagonal", seeds=(0, 1), epochs=2, epoch_limit=4, batch_size=8, tune_trials=2,
+            tune_epochs=2, control="intermediate-fusion", curve_models=1, curve_levels=(3,),
+            curve_fractions=(0.5,))  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_study_tunes_continues_controls_compares_and_projects(cube, survey_dir, tmp_path):
+    out = tmp_path / "study"
+    r = sfrdask.study(cube, survey_dir, out, client="threads", **FULL)
+    rows = [json.loads(x) for x in (out / "work" / "done.jsonl").read_text().splitlines()]
+    assert r.trainings == r.planned == len(rows) == 2 * (2 + 1 + 1)  # seeds x (cells, control, curve point)
+    assert {x["setup"] for x in rows} == {"", "control", "frac0.5"}
+    nets = [x for x in rows if x["model"] == "intermediate-fusion"]
+    assert all(x["stop"] in ("patience", "cap", "diverged") for x in nets)
+    assert all(len(x["val_curve"]) == x["epochs"] <= 4 and x["epochs"] >= 2 for x in nets)
+    assert all(x["stop"] != "cap" or x["epochs"] == 4 for x in nets)  # a cap below the limit was continued
+    assert all(x["tuned"] and len(x["test_predicted"]) == x["n_test"] for x in nets)
+    assert json.loads((out / "work" / "tuning" / "chosen.json").read_text())["budget"] == 2
+    text = (out / "study.md").read_text()
+    for section in ("## Recommendation", "## R^2 with 95% intervals", "## Control cell", "## Convergence",
+                    "## Tuned settings", "## Learning curves"):  # fmt: skip
+        assert section in text, section
+    for f in ("r2_intervals.png", "learning_curves.png", "pareto.png", "r2_heatmap.png"):
+        assert (out / f).stat().st_size > 0, f
+    # --report-only reports what the record holds, whatever the command line's defaults say
+    again = sfrdask.study(
+        cube, survey_dir, out, client="threads", report_only=True, seeds=(0, 1, 2), epochs=60
+    )
+    assert again.trainings == again.planned == r.trainings and again.trained_now == 0
+    text = (out / "study.md").read_text()
+    assert "seeds 0, 1;" in text and "its cap of 2 epochs" in text and "2 Optuna trials" in text
+
+
+def test_a_study_that_would_train_nothing_is_refused_before_it_starts(cube, survey_dir, tmp_path):
+    for bad, message in ((dict(seeds=()), "--seeds must be at least 1"),
+                         (dict(epochs=0), "--epochs must be at least 1"),
+                         (dict(tune_trials=-1), "--tune-trials must be at least 0"),
+                         (dict(control="intermedate-fusion"), "unknown model 'intermedate-fusion'"),
+                         (dict(curve_fractions=(1.5,)), "--curve-fractions must lie between 0 and 1"),
+                         ):  # fmt: skip
+        with pytest.raises(SfrdaskError, match=message):
+            sfrdask.study(cube, survey_dir, tmp_path / "study", client="synchronous",
+                          **{**SMALL, **bad})  # fmt: skip
+    assert not (tmp_path / "study").exists()  # refused before anything was written
