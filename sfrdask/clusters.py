@@ -13,7 +13,9 @@ import logging
 import os
 import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,7 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import dask
-from distributed import Client, LocalCluster, Nanny
+from distributed import Client, LocalCluster, Nanny, WorkerPlugin
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
@@ -63,6 +65,7 @@ def cluster(kind: str | None = None, **overrides: Any) -> Iterator[Client | None
             LocalCluster(processes=True, worker_class=_PatientNanny, **opts) as lc,
             Client(lc) as client,
         ):
+            client.register_plugin(ProfileHeadroom())
             log.info("Dask dashboard: %s", client.dashboard_link)
             print(f"Dask dashboard: {client.dashboard_link}", flush=True)
             try:
@@ -208,11 +211,13 @@ def _slurm_client(**overrides: Any) -> Iterator[Client]:
 
     kwargs, own = slurm_options(**overrides)
     with SLURMCluster(**kwargs) as sc, Client(sc) as client:
+        preflight(sc.job_script())
         adapt = own["adapt"]
         if adapt:
             sc.adapt(minimum_jobs=int(adapt["minimum-jobs"]), maximum_jobs=int(adapt["maximum-jobs"]))
         else:
             sc.scale(jobs=int(own["jobs"]))
+        client.register_plugin(ProfileHeadroom())
         _announce(client, sc.scheduler_address)
         try:
             client.wait_for_workers(1, timeout=float(own["start-timeout"]))
@@ -222,6 +227,40 @@ def _slurm_client(**overrides: Any) -> Iterator[Client]:
                 f"start-timeout); check `squeue --me` and the job logs ({kwargs.get('log_directory', '.')})"
             ) from None
         yield client
+
+
+def preflight(job_script: str) -> None:
+    """``sbatch --test-only`` on the worker job script: a job SLURM would refuse (a GPU request on
+    a cluster without GPUs, a partition or account that does not exist, too much memory) fails the
+    run here, within seconds and in sbatch's own words, instead of after the start timeout."""
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "dask-worker.sh"
+        script.write_text(job_script)
+        r = subprocess.run(
+            ["sbatch", "--test-only", str(script)], capture_output=True, text=True, timeout=120
+        )
+    if r.returncode != 0:
+        lines = [x.strip() for x in r.stderr.splitlines() if x.strip()] or [f"exit status {r.returncode}"]
+        said = next((x for x in lines if "error" in x.lower()), lines[-1])
+        raise SfrdaskError(
+            f"SLURM refuses the worker job: {said} (sbatch --test-only); check sfrdask.cluster.slurm: queue, "
+            "account, cores, memory, walltime and job-extra-directives (e.g. --gres=gpu:1 on a cluster "
+            "without GPUs)"
+        )
+
+
+class ProfileHeadroom(WorkerPlugin):
+    """Recursion headroom in every worker process for Dask's own profile trees. A worker answers
+    the dashboard's and the performance report's profile requests with a tree of nested dicts as
+    deep as the stacks it sampled; a distributed training's stacks (torch, gloo, the training
+    loop) are deep enough that estimating that reply's size overran Python's default limit of 1,000
+    frames, and each worker logged "Sizeof calculation for object of type 'dict' failed". 4,000
+    frames leave room for it (a few MB of C stack, within the 8 MB of a process's main thread)."""
+
+    name = "sfrdask-profile-headroom"
+
+    def setup(self, worker: Any) -> None:
+        sys.setrecursionlimit(max(sys.getrecursionlimit(), 4000))
 
 
 def open_cluster(kind: str | None = None, **overrides: Any) -> Client | None:

@@ -62,6 +62,15 @@ def validate(cfg: dict[str, Any] | None = None) -> None:
     """
     cfg = _hyphenate(dask.config.get("sfrdask") if cfg is None else cfg)
     _check(cfg, defaults(), "sfrdask")
+    kind = str(cfg.get("cluster", {}).get("kind", "local"))
+    if kind not in CLUSTER_KINDS and "://" not in kind:
+        raise ConfigError(
+            f"setting sfrdask.cluster.kind = {kind!r}: expected one of {', '.join(CLUSTER_KINDS)} or a "
+            "scheduler address (tls://host:port)"
+        )
+
+
+CLUSTER_KINDS = ("local", "slurm", "threads", "synchronous")
 
 
 def _check(value: Any, default: Any, path: str) -> None:

@@ -25,6 +25,8 @@ import contextlib
 import json
 import logging
 import os
+import re
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -284,13 +286,23 @@ def _log_places(run: Path, kind: str, worker_logs: str | None) -> None:
     log.info("run log: %s; stage records: %s; performance reports: %s",
              here / "run.log", here / "stages", here / "reports")  # fmt: skip
     job = os.environ.get("SLURM_JOB_ID")
-    if job:  # a driver batch job: its own output file is SLURM's
-        log.info("driver job %s: its output goes where sbatch --output says (run.sbatch: "
-                 "sfrdask-driver-%s.out in %s, the directory it was submitted from)",
-                 job, job, os.environ.get("SLURM_SUBMIT_DIR", "?"))  # fmt: skip
+    if job:  # a driver batch job: its own output file is SLURM's, as SLURM names it
+        log.info("driver job %s: its output: %s", job, _job_output(job))
     if kind == "slurm":
         where = worker_logs or config.get("cluster.slurm.log-directory")
         log.info("worker jobs' stdout/stderr: %s (dask-worker-JOBID.out/.err)", Path(where).resolve())
+
+
+def _job_output(job: str) -> str:
+    """The file a SLURM job's stdout goes to, as SLURM itself has it (``scontrol show job``)."""
+    try:
+        shown = subprocess.run(
+            ["scontrol", "show", "job", "-o", job], capture_output=True, text=True, timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        shown = None
+    found = re.search(r"\bStdOut=(\S+)", shown.stdout) if shown else None
+    return found.group(1) if found else "where the job's sbatch --output says (scontrol show job)"
 
 
 def _run_stages(

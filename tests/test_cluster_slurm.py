@@ -251,3 +251,26 @@ def test_the_batch_script_runs_a_tiny_pipeline_under_slurm(slurm, tmp_path):
     assert errs, sorted(logs.iterdir()) if logs.exists() else "no logs directory"
     for err in errs:
         assert "Traceback" not in err.read_text(), err.read_text()[-2000:]
+
+
+def test_a_worker_job_slurm_refuses_fails_the_run_at_once_in_sbatchs_words(slurm, tmp_path):
+    """A GPU request on this CPU-only SLURM: the run fails in seconds (not after the start timeout)
+    with sbatch's own error line, in the message and in run.log, and queues no job."""
+    slurm = {k.replace("_", "-"): v for k, v in _opts(tmp_path, jobs=1).items()}
+    slurm |= {"job-extra-directives": ["--gres=gpu:1"], "start-timeout": 600}
+    run = {"run-dir": str(tmp_path / "run"), "input": {"synthetic": {"objects": 64, "seed": 9}},
+           "levels": {"image": [3], "spectrum": [3]}, "stages": ["synth"],
+           "cluster": {"kind": "slurm", "slurm": slurm}}  # fmt: skip
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(yaml.safe_dump(run))
+    before = _jobs()
+    t0 = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-m", "sfrdask", "run", str(cfg)], capture_output=True, text=True, timeout=300
+    )
+    took = time.monotonic() - t0
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert took < 30, took
+    assert "Invalid generic resource (gres) specification" in r.stderr and "Traceback" not in r.stderr
+    assert "Invalid generic resource (gres) specification" in (tmp_path / "run" / "run.log").read_text()
+    assert _jobs() == before

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
+import h5py
 import pytest
 import torch
 import yaml
 
 from sfrdask.cli import main
 from sfrdask.config import ConfigError
+from sfrdask.io import layout as L
 from sfrdask.pipeline import load_run_config, run_pipeline, stage_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -176,7 +179,8 @@ def test_the_shipped_run_files_map_onto_the_stages(path, tmp_path):
 
 def test_the_shipped_study_run_file_maps_onto_the_study_stage(tmp_path):
     """deploy/slurm/sfrdask-study.yaml: the study section becomes the study stage's Params, its
-    outputs inside the run directory, GPU placement and the whole 4 x 4 grid as written there."""
+    outputs inside the run directory; as shipped it asks for CPU workers only (GPUs are its EDIT
+    lines), at the matched levels, with every default model."""
     import dask
 
     from sfrdask.pipeline import settings_of
@@ -185,9 +189,24 @@ def test_the_shipped_study_run_file_maps_onto_the_study_stage(tmp_path):
     with dask.config.set(settings_of(cfg)):
         p = stage_params(cfg, tmp_path)
         study = p["study"]
-        assert study.out == tmp_path / "study" and study.gpus == 1 and study.pairs == "grid"
-        assert study.seeds == (0, 1, 2) and "hybrid-fusion" in study.models
-        assert dask.config.get("sfrdask.cluster.slurm.worker-extra-args") == ["--resources", "GPU=1"]
+        assert study.out == tmp_path / "study" and study.gpus == 0 and study.pairs == "diagonal"
+        assert study.seeds == (0, 1, 2) and {"hybrid-fusion", "cross-attention", "contrastive"} <= set(
+            study.models
+        )
+        assert dask.config.get("sfrdask.cluster.slurm.worker-extra-args") == []
+        assert dask.config.get("sfrdask.cluster.slurm.job-extra-directives") == []
+    edits = [x for x in (ROOT / "deploy/slurm/sfrdask-study.yaml").read_text().splitlines() if "EDIT" in x]
+    for key in (
+        "gpus",
+        "queue",
+        "account",
+        "cores",
+        "memory",
+        "walltime",
+        "job-extra-directives",
+        "worker-extra",
+    ):
+        assert any(x.strip().startswith(key) for x in edits), key  # every site-specific line is marked
     bad = tmp_path / "bad.yaml"
     bad.write_text("input: {synthetic: {objects: 64}}\nstudy: {modles: [gbt]}\n")
     with pytest.raises(ConfigError, match="study: unknown key 'modles'"):
@@ -247,3 +266,48 @@ def test_a_train_level_the_run_does_not_ingest_is_refused_naming_both(tmp_path):
     cfg = {**TINY, "train": {**TINY["train"], "image-zoom": 1}}
     with pytest.raises(ConfigError, match=r"train.image-zoom 1 is not among .* \(levels.image: \[3\]\)"):
         stage_params(load_run_config(_write(tmp_path, cfg)), tmp_path)
+
+
+def test_check_refuses_what_the_run_refuses_with_the_same_message_and_leaves_nothing(
+    cube, survey_dir, tmp_path, capsys, monkeypatch
+):
+    """A valid study run file mutated with each bad value a new user tried: ``run --check`` and
+    ``run`` both exit 2 with one line naming the key, before any cluster, and write nothing (no run
+    directory, no empty work/, no report)."""
+    _no_cluster(monkeypatch)
+    shutil.copytree(survey_dir, tmp_path / "no-totsfr", ignore=shutil.ignore_patterns("gal_totsfr*"))
+    two_levels = shutil.copyfile(cube, tmp_path / "two-levels.h5")
+    with h5py.File(two_levels, "r+") as f:  # a cube made with levels 2 and 3 only
+        for z in ("0", "1"):
+            del f[f"{L.DENSE}/{z}"]
+    good = {"input": {"cube": str(cube), "catalog": str(survey_dir)}, "stages": ["study"],
+            "study": {"models": ["gbt", "intermediate-fusion"], "image-levels": [2, 3],
+                      "spectrum-levels": [2, 3], "seeds": [0, 1], "epochs": 2},
+            "cluster": {"kind": "slurm"}}  # fmt: skip
+    assert main(["run", str(_write(tmp_path, good)), "--run-dir", str(tmp_path / "r"), "--check"]) == 0
+    capsys.readouterr()
+    mutations = [
+        ({"cluster": {"kind": "locall"}}, "sfrdask.cluster.kind = 'locall'"),
+        ({"study": {**good["study"], "seeds": []}}, "--seeds must be at least 1"),
+        ({"study": {**good["study"], "epochs": 0}}, "--epochs must be at least 1"),
+        (
+            {"study": {**good["study"], "models": ["intermedate-fusion"]}},
+            "unknown model 'intermedate-fusion'",
+        ),
+        ({"study": {**good["study"], "image-levels": [2, 5]}}, "--image-levels must be levels 0..3"),
+        (
+            {
+                "input": {**good["input"], "cube": str(two_levels)},
+                "study": {**good["study"], "image-levels": [1, 2]},
+            },
+            "image zoom level 1 not found",
+        ),
+        ({"input": {"cube": str(cube), "catalog": str(tmp_path / "no-totsfr")}}, "gal_totsfr_dr7_v5_2.fits"),
+    ]
+    for change, message in mutations:
+        path = _write(tmp_path, {**good, **change}, name="bad.yaml")
+        for extra in (["--check"], []):
+            assert main(["run", str(path), "--run-dir", str(tmp_path / "r"), *extra]) == 2, (change, extra)
+            err = capsys.readouterr().err.strip()
+            assert message in err and len(err.splitlines()) == 1, (change, extra, err)
+        assert not (tmp_path / "r").exists(), change

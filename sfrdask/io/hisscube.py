@@ -285,3 +285,13 @@ def describe(path: str | Path, metadata: dict[str, np.ndarray] | None = None) ->
             info["stored_band_order"] = ds.attrs["stored_band_order"]
             info["spectra_per_target_max"] = int(ds.sizes["visit"])
     return info
+
+
+def check_levels(path: str | Path, image_zooms: tuple[int, ...], spectrum_zooms: tuple[int, ...]) -> None:
+    """Refuse a cube that lacks a requested level, naming it and the levels present: the file's
+    groups and shapes only (no data read), so it runs before any cluster starts."""
+    path = Path(path)
+    with open_h5(path) as f:
+        for zi in image_zooms or (None,):
+            for zs in spectrum_zooms or (None,):
+                check_layout(f, path, zi if zi is not None else zs, zs if zs is not None else zi)

@@ -81,15 +81,30 @@ class Params:
         ):
             if value < least:
                 what = f"{value} given" if name not in ("seeds", "models") else "none given"
-                raise SfrdaskError(f"study: --{name} must be at least {least} ({what})")
-        if self.control:
-            from sfrdask.models import get_model  # torch: not when the command line only parses
-
-            get_model(self.control)
+                raise SfrdaskError(f"--{name} must be at least {least} ({what})")
+        for name, levels in (
+            ("image-levels", self.image_levels),
+            ("spectrum-levels", self.spectrum_levels),
+            ("curve-levels", self.curve_levels),
+        ):
+            bad = [z for z in levels if not (isinstance(z, int) and 0 <= z <= 3)]
+            if bad or (not levels and name != "curve-levels"):
+                raise SfrdaskError(
+                    f"--{name} must be levels 0..3 (0 = 64 px / 4620 samples), got {list(levels)}"
+                )
         if any(not 0 < f < 1 for f in self.curve_fractions):
             raise SfrdaskError(
-                f"study: --curve-fractions must lie between 0 and 1, got {list(self.curve_fractions)}"
+                f"--curve-fractions must lie between 0 and 1, got {list(self.curve_fractions)}"
             )
+        from sfrdask.io.catalog import find_catalogs
+        from sfrdask.io.hisscube import check_levels
+        from sfrdask.resolution.grid import expand_models  # torch: not when the command line only parses
+
+        expand_models([*self.models, *([self.control] if self.control else [])])  # unknown: the known ones
+        if Path(self.catalog).is_dir():
+            find_catalogs(self.catalog)  # gal_info and gal_totsfr, named when missing
+        if Path(self.cube).is_file():
+            check_levels(self.cube, self.image_levels, self.spectrum_levels)
 
 
 @dataclass(frozen=True)

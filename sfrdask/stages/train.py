@@ -55,6 +55,20 @@ class Params:
     resume: bool = option(False, "continue from OUT/MODEL/.../last.pt")
     out: Path = option(Path("runs"), "results directory")
 
+    def check(self) -> None:
+        """Refusals that need no data: nothing to train, or a network that would not train."""
+        from sfrdask.errors import SfrdaskError
+        from sfrdask.models import get_model  # torch: not when the command line only parses
+
+        if not self.models:
+            raise SfrdaskError("--model names no model")
+        for name in self.models:
+            get_model(name)  # an unknown name lists the known ones
+        if self.epochs < 1:
+            raise SfrdaskError(f"--epochs must be at least 1 ({self.epochs} given)")
+        if self.seeds is not None and not self.seeds:
+            raise SfrdaskError("--seeds names no seed")
+
 
 @dataclass(frozen=True)
 class Result:
