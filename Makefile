@@ -30,7 +30,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow --durations=25
 
 lint: $(STAMP)
-	$(BIN)/ruff check sfrdask tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/lint-imports  # the layer contract in pyproject.toml (docs/architecture.md)
 
 bench: $(STAMP)

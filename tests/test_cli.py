@@ -145,7 +145,7 @@ def test_python_m_exits_with_mains_status_after_an_interrupt_caught_inside_an_ex
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     r = subprocess.run([sys.executable, "-m", "sfrdask"], capture_output=True, text=True, env=env)
-    assert r.returncode == 130, r.stderr  # -2 without the empty exec in sfrdask/__main__.py
+    assert r.returncode == 130, r.stderr  # -2 without the empty exec in src/sfrdask/__main__.py
 
 
 def test_an_interrupt_swallowed_by_a_finaliser_is_delivered_again():

@@ -41,7 +41,7 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
 
 
 def test_no_docstring_example_is_skipped():
-    text = "".join(p.read_text() for p in (ROOT / "sfrdask").rglob("*.py"))
+    text = "".join(p.read_text() for p in (ROOT / "src" / "sfrdask").rglob("*.py"))
     assert "doctest: +SKIP" not in text
 
 
@@ -97,7 +97,7 @@ def test_docs_python_blocks_run(workspace, doc, i, code):
 
 def test_every_public_name_is_what_it_says_after_every_submodule_is_imported():
     """A lazy attribute that shares a submodule's name would turn into that module once the
-    submodule is imported (``sfrdask.cluster`` did, when ``sfrdask/cluster.py`` existed)."""
+    submodule is imported (``sfrdask.cluster`` did, when ``src/sfrdask/cluster.py`` existed)."""
     import types
 
     for name in _modules():

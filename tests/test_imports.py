@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PACKAGE = Path(__file__).resolve().parents[1] / "sfrdask"
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "sfrdask"
 START_UP = {"__init__.py", "__main__.py", "cli.py", "api.py", "pipeline.py", "runtime.py", "clusters.py"}
 
 

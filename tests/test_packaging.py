@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -38,3 +40,18 @@ def test_ci_calls_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme and "make demo" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_a_folder_named_sfrdask_in_the_working_directory_does_not_shadow_the_package(tmp_path):
+    """The SLURM guide clones into ~/sfrdask; working from ~ put that clone, a folder named
+    sfrdask, first on the path as a namespace package (the flat layout's editable install loses to
+    it). With the src layout the installed package wins."""
+    (tmp_path / "sfrdask" / "docs").mkdir(parents=True)
+    (tmp_path / "sfrdask" / "README.md").write_text("a clone of the repository\n")
+    code = (
+        "import sfrdask; print(sfrdask.__file__); print(callable(sfrdask.cluster), callable(sfrdask.study))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    where, ok = r.stdout.split()[0], r.stdout.split()[1:]
+    assert not where.startswith(str(tmp_path)) and ok == ["True", "True"]

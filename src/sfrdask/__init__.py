@@ -24,8 +24,8 @@ from sfrdask import config
 from sfrdask._version import __version__
 
 # Everything else is imported when first used, so `import sfrdask` and `sfrdask --help` stay quick
-# (and `sfrdask synth` never loads torch). No name here may be a submodule's (sfrdask/NAME.py or
-# sfrdask/NAME/): importing the submodule would replace the attribute.
+# (and `sfrdask synth` never loads torch). No name here may be a submodule's (src/sfrdask/NAME.py or
+# src/sfrdask/NAME/): importing the submodule would replace the attribute.
 _LAZY = {
     "cluster": ("sfrdask.clusters", "cluster"),
     "open_cluster": ("sfrdask.clusters", "open_cluster"),
