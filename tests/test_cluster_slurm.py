@@ -274,3 +274,40 @@ def test_a_worker_job_slurm_refuses_fails_the_run_at_once_in_sbatchs_words(slurm
     assert "Invalid generic resource (gres) specification" in r.stderr and "Traceback" not in r.stderr
     assert "Invalid generic resource (gres) specification" in (tmp_path / "run" / "run.log").read_text()
     assert _jobs() == before
+
+
+def test_the_shipped_study_script_runs_a_small_study_on_cpu_workers(slurm, cube, survey_dir, tmp_path):
+    """deploy/slurm/study.sbatch with deploy/slurm/sfrdask-study.yaml as shipped, its EDIT lines set
+    for this one-node CPU-only SLURM and the study made small: the driver job completes the study."""
+    root = Path(__file__).resolve().parents[1]
+    cfg = yaml.safe_load((root / "deploy/slurm/sfrdask-study.yaml").read_text())
+    cfg["run-dir"] = str(tmp_path / "run")  # EDIT lines
+    cfg["input"] = {"cube": str(cube), "catalog": str(survey_dir)}
+    cfg["cluster"]["slurm"] |= {"job-script-prologue": [], "local-directory": None, "memory": "2GB",
+                                "walltime": "00:20:00", "jobs": 1,
+                                "shared-temp-directory": str(tmp_path / "tls")}  # fmt: skip
+    cfg["study"] |= {"models": ["gbt-spectrum", "early-fusion"], "image-levels": [3], "spectrum-levels": [3],
+                     "seeds": [0, 1], "epochs": 2, "batch-size": 16, "tune-trials": 1, "tune-epochs": 2,
+                     "control": "", "curves": False}  # fmt: skip  # small
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    env = dict(os.environ, SFRDASK=str(Path(sys.executable).with_name("sfrdask")))
+    out = subprocess.run(["sbatch", "--parsable", "--mem=3G", f"--output={tmp_path}/study-%j.out",
+                          str(root / "deploy/slurm/study.sbatch"), str(path)],
+                         env=env, cwd=tmp_path, capture_output=True, text=True, check=True)  # fmt: skip
+    job = out.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + 500
+    while time.monotonic() < deadline:
+        state = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+        if any(f"JobState={s}" in state for s in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT")):
+            break
+        time.sleep(2)
+    log = (tmp_path / f"study-{job}.out").read_text()
+    assert "JobState=COMPLETED" in state, log[-3000:]
+    assert "sfrdask study finished" in log
+    text = (tmp_path / "run" / "study" / "study.md").read_text()
+    assert "## Recommendation" in text and "early-fusion 8 px / 577" in text
+    assert (
+        f"driver job {job}: its output: {tmp_path}/study-{job}.out"
+        in (tmp_path / "run" / "run.log").read_text()
+    )
