@@ -31,6 +31,7 @@ from sfrdask import config
 from sfrdask._version import __version__
 from sfrdask.config import ConfigError
 from sfrdask.errors import SfrdaskError
+from sfrdask.io.atomic import refuse_existing
 
 
 def setting(key: str, help: str = "", **meta: Any) -> Any:
@@ -218,12 +219,15 @@ def digest(stage: str, params: Any, *upstream: Any) -> str:
 
 
 def check_output(params: Any) -> None:
-    """Refuse an output (``params.out``) that cannot be created because a file stands where one of
-    its directories should be, or the directory it goes in is not writable: said now, naming both,
-    rather than after a cluster has started."""
+    """Refuse an output (``params.out``) that exists while ``params.overwrite`` is false, or that
+    cannot be created because a file stands where one of its directories should be, or the
+    directory it goes in is not writable: said now, naming both, rather than after a cluster has
+    started."""
     out = getattr(params, "out", None)
     if out is None:
         return
+    if getattr(params, "overwrite", True) is False:  # the overwrite rule, said before any cluster starts
+        refuse_existing(out, False)
     for parent in Path(out).parents:
         if parent.exists():
             if not parent.is_dir():
