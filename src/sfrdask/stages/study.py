@@ -212,7 +212,7 @@ def run(rt: Runtime, p: Params) -> Result:
 
 def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
     """``--report-only``: the study as its record holds it (models, levels, seeds, epochs, pairs,
-    control, tuning budget), never the command line's defaults."""
+    control, tuning budget, learning curves), never the command line's defaults."""
     from sfrdask.resolution.tune import CHOSEN
 
     main = [r for r in rows if r.get("recipe") == RECIPE and not r.get("setup")]
@@ -225,6 +225,7 @@ def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
         for m in ("image", "spectrum")
     }
     both = [r for r in main if r["image_zoom"] is not None and r["spectrum_zoom"] is not None]
+    curve = [r for r in rows if r.get("recipe") == RECIPE and str(r.get("setup", "")).startswith("frac")]
     chosen = work / "tuning" / CHOSEN
     tuning = json.loads(chosen.read_text()) if chosen.exists() else {"budget": 0}
     return dataclasses.replace(
@@ -237,6 +238,13 @@ def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
         epochs=int(main[0]["epoch_cap"]),
         epoch_limit=int(main[0]["epoch_limit"]),
         control=next((r["model"] for r in rows if r.get("setup") == "control"), ""),
+        curves=bool(curve),
+        curve_models=len({r["model"] for r in curve}) or p.curve_models,
+        curve_levels=tuple(
+            sorted({r["spectrum_zoom"] if r["spectrum_zoom"] is not None else r["image_zoom"] for r in curve})
+        )
+        or p.curve_levels,
+        curve_fractions=tuple(sorted({float(r["setup"][4:]) for r in curve})) or p.curve_fractions,
         tune_trials=int(tuning["budget"]),
         tune_epochs=int(tuning.get("epochs", p.tune_epochs)),
     )
