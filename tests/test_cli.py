@@ -175,7 +175,7 @@ def test_an_interrupt_swallowed_by_a_finaliser_is_delivered_again():
         (["ingest", "{tmp}/no.h5", "--out", "{tmp}/s.zarr"], "cube: {tmp}/no.h5: no such file"),
         (["predict", "{tmp}/no-run", "--out", "{tmp}/c.fits", "--store", "{tmp}/s"], "runs: {tmp}/no-run"),
         (["info", "{tmp}/no.h5", "--catalog", "{tmp}"], "cube: {tmp}/no.h5: no such file"),
-        (["synth", "--objects", "8", "--out", "{tmp}"], "{tmp} exists; pass --overwrite"),  # the overwrite rule
+        (["synth", "--objects", "8", "--out", "{tmp}"], "{tmp} exists; pass --overwrite"),  # overwrite rule
     ],
 )
 def test_a_missing_input_exits_2_before_a_local_cluster_starts(tmp_path, capsys, monkeypatch, argv, named):
