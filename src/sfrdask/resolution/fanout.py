@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from distributed import as_completed
 
@@ -48,45 +48,69 @@ def train_all(
             flush=True,
         )
 
+    def failed_every_try(t: Training, e: Exception) -> None:  # the others go on
+        print(f"study: {t.key} failed after {retries + 1} tries: {type(e).__name__}: {e}", file=sys.stderr,
+              flush=True)  # fmt: skip
+        failed.append(t)
+
+    def args(t: Training) -> tuple[Any, ...]:
+        return str(store), t, str(runs), settings, tuned.get(t.tuning_cell)
+
+    fan_out(
+        client,
+        run_training,
+        todo,
+        args,
+        lambda t: f"study-{t.key}",
+        done,
+        failed_every_try,
+        retries,
+        resources,
+    )
+    return failed
+
+
+T = TypeVar("T")
+
+
+def fan_out(
+    client: Any,
+    fn: Callable[..., Any],
+    todo: list[T],
+    args: Callable[[T], tuple[Any, ...]],
+    key: Callable[[T], str],
+    done: Callable[[int, T, Any], None],
+    failed: Callable[[T, Exception], None],
+    retries: int = 2,
+    resources: dict[str, float] | None = None,
+) -> None:
+    """``fn(*args(t))`` for every ``t`` of ``todo``, in that order of priority: on a Dask
+    ``client`` one task each (``retries`` more tries, on another worker when one died;
+    ``resources`` place it), without one here, one after another. ``done(k, t, result)`` as each
+    finishes (k counts them), ``failed(t, error)`` for a task that failed every try; a
+    KeyboardInterrupt cancels what is queued. The trainings and the tuning trials both go this way."""
+    n = len(todo)
     if client is None:
         for k, t in enumerate(todo, 1):
-            done(k, t, run_training(str(store), t, str(runs), settings, tuned.get(t.tuning_cell)))
-        return failed
-
+            done(k, t, fn(*args(t)))
+        return
     futures = {
-        client.submit(
-            run_training,
-            str(store),
-            t,
-            str(runs),
-            settings,
-            tuned.get(t.tuning_cell),
-            key=f"study-{t.key}-{time.time_ns()}",
-            priority=n - i,
-            retries=retries,
-            resources=resources,
-            pure=False,
-        ): t
+        client.submit(fn, *args(t), key=f"{key(t)}-{i}-{time.time_ns()}", priority=n - i, retries=retries,
+                      resources=resources, pure=False): t
         for i, t in enumerate(todo)
-    }
+    }  # fmt: skip
     try:
         for k, fut in enumerate(as_completed(list(futures), loop=client.loop), 1):
             t = futures[fut]
             try:
-                row = fut.result()
-            except Exception as e:  # failed every try: the others go on
-                print(
-                    f"study: {t.key} failed after {retries + 1} tries: {type(e).__name__}: {e}",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                failed.append(t)
+                result = fut.result()
+            except Exception as e:
+                failed(t, e)
                 continue
-            done(k, t, row)
+            done(k, t, result)
     except BaseException:
         client.cancel(list(futures))
         raise
-    return failed
 
 
 def _stopped(row: dict[str, Any]) -> str:

@@ -23,7 +23,6 @@ from typing import Any
 
 import dask
 import optuna
-from distributed import as_completed
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -31,6 +30,7 @@ from optuna.trial import TrialState
 from sfrdask import config
 from sfrdask.io.atomic import write_text
 from sfrdask.models import get_model
+from sfrdask.resolution.fanout import fan_out
 from sfrdask.resolution.grid import Training
 from sfrdask.resolution.task import TRAIN_SETTINGS
 from sfrdask.runs import train_on_validation
@@ -187,43 +187,19 @@ def tune_all(
     todo = [t for t in cells for _ in range(missing_trials(tuning, t, budget))]
     n, t0 = len(todo), time.perf_counter()
 
-    def done(k: int, row: dict[str, Any]) -> None:
+    def done(k: int, t: Training, row: dict[str, Any]) -> None:
         v = f"validation loss {row['value']:.4f}" if row["value"] is not None else row["state"]
+        took = time.perf_counter() - t0
+        print(f"tune: {k}/{n} trials ({took:.0f} s) {row['cell']} trial {row['trial']}: {v}", file=sys.stderr,
+              flush=True)  # fmt: skip
+
+    def failed(t: Training, e: Exception) -> None:  # a trial that failed every try: the cell keeps the others
         print(
-            f"tune: {k}/{n} trials ({time.perf_counter() - t0:.0f} s) {row['cell']} "
-            f"trial {row['trial']}: {v}",
-            file=sys.stderr,
-            flush=True,
+            f"tune: a trial of {t.tuning_cell} failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True
         )
 
-    if client is None:
-        for k, t in enumerate(todo, 1):
-            done(k, run_trial(str(store), t, str(tuning), settings))
-    else:
-        futures = [
-            client.submit(
-                run_trial,
-                str(store),
-                t,
-                str(tuning),
-                settings,
-                key=f"tune-{t.tuning_cell}-{i}-{time.time_ns()}",
-                priority=n - i,
-                retries=retries,
-                resources=resources,
-                pure=False,
-            )
-            for i, t in enumerate(todo)
-        ]
-        try:
-            for k, fut in enumerate(as_completed(futures, loop=client.loop), 1):
-                try:
-                    done(k, fut.result())
-                except Exception as e:  # a trial that failed every try: the cell keeps the others
-                    print(f"tune: a trial failed: {type(e).__name__}: {e}", file=sys.stderr, flush=True)
-        except BaseException:
-            client.cancel(futures)
-            raise
+    fan_out(client, run_trial, todo, lambda t: (str(store), t, str(tuning), settings),
+            lambda t: f"tune-{t.tuning_cell}", done, failed, retries, resources)  # fmt: skip
     return write_chosen(tuning, cells, budget, settings["epochs"])
 
 
