@@ -189,12 +189,19 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("bench-output"))
     args = p.parse_args()
 
-    record = [r for r in _rows(args.record) if not r.get("setup")]  # the study's cells
-    m = measured(record)
-    models = sorted({r["model"] for r in record})  # the models the record measured
-    todo = plan(models, [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2], "grid")
     gpu = json.loads(args.gpu.read_text())
     cpu = json.loads(args.cpu.read_text())
+    costed = {r["model"] for r in gpu["rows"]} & {r["model"] for r in cpu["rows"]}
+    rows_all = [r for r in _rows(args.record) if not r.get("setup")]  # the study's cells
+    latest = max(int(r.get("recipe", 1)) for r in rows_all)  # the newest recipe's trainings, where it has any
+    record = [r for r in rows_all if int(r.get("recipe", 1)) == latest] or rows_all
+    # networks need seconds per epoch from benchmarks/epoch_cost.py: those it has not measured are left out
+    models = sorted(
+        {r["model"] for r in record if get_model(r["model"]).family != "net" or r["model"] in costed}
+    )
+    record = [r for r in record if r["model"] in models]
+    m = measured(record)
+    todo = plan(models, [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2], "grid")
     cpu_args = cpu["args"]
     cpu_scale = TRAIN / int(cpu_args["train"])  # measured on fewer objects: per-object cost
     per_epoch = {"GPU": epoch_seconds(gpu["rows"]), "CPU": epoch_seconds(cpu["rows"], cpu_scale)}
