@@ -57,6 +57,13 @@ def test_a_budget_of_zero_is_the_defaults_recorded_as_such(tmp_path):
     assert saved == {"budget": 0, "epochs": SETTINGS["epochs"], "cells": cells}
 
 
+def test_the_defaults_are_queued_once_however_often_the_tuning_resumes(tmp_path):
+    for _ in range(3):  # a study interrupted before its first trial ran, resumed twice
+        assert tune.missing_trials(tmp_path, CELL, 4) == 4
+    study = optuna.load_study(study_name=CELL.tuning_cell, storage=tune.storage(tmp_path))
+    assert [t.state for t in study.get_trials()] == [TrialState.WAITING]
+
+
 def test_an_interrupted_tuning_resumes_where_it_stopped(store, tmp_path):
     tune.tune_all(None, store, [CELL], 2, tmp_path, SETTINGS)
     # an interrupt (or a dead worker) leaves a trial RUNNING: it is failed, and only it is lost

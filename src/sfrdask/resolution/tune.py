@@ -103,8 +103,9 @@ def missing_trials(tuning: Path, t: Training, budget: int) -> int:
         study._storage.set_trial_state_values(tr._trial_id, TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
     base = defaults(t.model)
-    if not any(tr.params == base for tr in trials if tr.state in (*FINISHED, TrialState.WAITING)):
-        study.enqueue_trial(base)
+    queued = [tr.system_attrs.get("fixed_params") for tr in trials if tr.state == TrialState.WAITING]
+    if not any(tr.params == base for tr in trials if tr.state in FINISHED) and base not in queued:
+        study.enqueue_trial(base)  # (a queued trial's params are its fixed_params until it runs)
     return max(0, budget - sum(tr.state in FINISHED for tr in trials))
 
 
