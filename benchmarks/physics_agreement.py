@@ -7,7 +7,9 @@ HiSS-Cube does (:func:`sfrdask.io.levels.all_spectrum_levels`) and runs the line
 ``physics-halpha`` at every level, with the pipeline's redshift (HDU 2). Writes a table of each
 spectrum's pipeline CLASS/SUBCLASS (SDSS's own emission-line class: STARFORMING, STARBURST,
 AGN, BROADLINE, or none) beside sfrdask's class and log SFR per level, the repeat scatter of the
-plate-412 galaxy, and spectra per second of one process per level.
+plate-412 galaxy, spectra per second of one process per level, and the line fluxes against the
+pipeline's own fits in each file (SPZLINE): per level and line, the median and largest |log ratio|
+of the lines at pipeline S/N > 10, and the Balmer decrements (:func:`line_agreement`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ import pandas as pd
 from common import machine, markdown, write_json
 
 from sfrdask.io.atomic import write_text
-from sfrdask.io.fits import read_spectrum, scan_spectrum
+from sfrdask.io.fits import FitsError, read_line_fits, read_spectrum, scan_spectrum
 from sfrdask.io.levels import N_ZOOM, all_spectrum_levels, spectrum_samples, wavelength_grid
-from sfrdask.models.physics import HalphaSFR
+from sfrdask.models.physics import HalphaSFR, fit_lines
 
 SPECTRA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "sdss" / "spectra"
 AGN_LIKE = ("AGN", "AGN_LOW_SN", "BROAD_LINE")
@@ -70,11 +72,69 @@ def main() -> None:
             "plate 412 scatter (dex)": round(float(np.std(sfr412, ddof=1)), 3) if len(sfr412) > 1 else None,
         })  # fmt: skip
     rows = table.to_dict(orient="records")
-    res = {"spectra": rows, "agreement": agree, "speed": speed, "machine": machine()}
+    fluxes, balmer, skipped = line_agreement(args.spectra, manifest.file, z, levels)
+    res = {"spectra": rows, "agreement": agree, "speed": speed, "fluxes": fluxes, "balmer": balmer,
+           "skipped": skipped, "machine": machine()}  # fmt: skip
     write_json(args.out / "physics_agreement.json", res)
-    text = "\n\n".join(markdown(t) for t in (rows, agree, speed))
+    text = "\n\n".join(markdown(t) for t in (rows, agree, speed, fluxes, balmer))
+    text += f"\n\nskipped: {skipped}"
     write_text(args.out / "physics_agreement.md", text + "\n")
     print(text)
+
+
+# the SPZLINE name of each line -> (sfrdask's fit, index of its flux in fit_lines' result)
+LINES = {"H_alpha": ("halpha", 0), "[N_II] 6583": ("halpha", 3), "H_beta": ("hbeta", 0),
+         "[O_III] 5007": ("hbeta", 3)}  # fmt: skip
+UNMEASURED = "lines not measured (LINEAREA_ERR = -1)"
+
+
+def line_agreement(
+    spectra: Path, files: list[str], z: np.ndarray, levels: list
+) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """sfrdask's H-alpha, H-beta, [N II] 6583 and [O III] 5007 fluxes against the SDSS pipeline's
+    own fits in each file (SPZLINE ``LINEAREA``) at every spectrum level: per level and line, the
+    lines with pipeline S/N > 10 and their median and largest |log10 ratio|; the Balmer decrement's
+    ratio where both Balmer lines have S/N > 10. Files without SPZLINE and lines the pipeline did not
+    measure (``LINEAREA_ERR`` = -1) are skipped and counted, never taken as zero fluxes."""
+    skipped = {"files without SPZLINE": 0, UNMEASURED: 0}
+    per, dec = [], []
+    for f, zz, lv in zip(files, z, levels, strict=True):
+        try:
+            ref = read_line_fits(spectra / f)
+        except FitsError:
+            skipped["files without SPZLINE"] += 1
+            continue
+        for zoom in range(N_ZOOM):
+            wl, (flux, err) = wavelength_grid(zoom), lv[zoom]
+            fits_ = {k: fit_lines(wl, flux, err, zz, k) for k in ("halpha", "hbeta")}
+            got = {}
+            for name, (line, i) in LINES.items():
+                area, area_err = ref.get(name, (np.nan, np.nan))
+                if not np.isfinite(area_err):
+                    skipped[UNMEASURED] += zoom == 0
+                    continue
+                ours = fits_[line][i]
+                got[name] = (ours, area, area / area_err)
+                dex = float(np.log10(ours / area)) if ours > 0 < area else np.nan
+                per.append(
+                    {"samples": spectrum_samples(zoom), "line": name, "snr": area / area_err, "dex": dex}
+                )
+            if all(k in got and got[k][2] > 10 for k in ("H_alpha", "H_beta")):
+                pipe, ours = got["H_alpha"][1] / got["H_beta"][1], got["H_alpha"][0] / got["H_beta"][0]
+                dec.append({"file": f, "samples": spectrum_samples(zoom), "ratio": ours / pipe})
+    hi = pd.DataFrame(per).query("snr > 10")
+    summary = [
+        {"samples": s, "line": ln, "lines (S/N > 10)": len(g),
+         "median |dex|": float(np.nanmedian(np.abs(g.dex))), "max |dex|": float(np.nanmax(np.abs(g.dex))),
+         "off > 0.1 dex": int((np.abs(g.dex) > 0.1).sum())}
+        for (s, ln), g in hi.groupby(["samples", "line"], sort=False)
+    ]  # fmt: skip
+    balmer = [
+        {"samples": s, "spectra": len(g), "decrement ratio min": g.ratio.min(), "max": g.ratio.max(),
+         "within 20%": int((np.abs(g.ratio - 1) <= 0.2).sum())}
+        for s, g in pd.DataFrame(dec).groupby("samples", sort=False)
+    ]  # fmt: skip
+    return summary, balmer, skipped
 
 
 if __name__ == "__main__":

@@ -98,3 +98,21 @@ def test_label_join_skips_the_boss_spectrum(real_cube, tmp_path):
         open_hisscube(real_cube[0]), read_mpajhu(tmp_path / GAL_INFO_NAME, tmp_path / TOTSFR_NAME)
     )
     assert ds.label_spectrum.values[0] == 1 and ds.AVG.values[0] == pytest.approx(-1.5)
+
+
+def test_the_pipelines_line_fits_are_read_in_cgs_and_unmeasured_lines_are_not_zero_fluxes(dr14, tmp_path):
+    """SPZLINE of a real spectrum: H-alpha of the plate-412 galaxy as the file holds it (LINEAREA
+    2654.5134 x 1e-17 erg/s/cm^2, LINEAREA_ERR 21.641), Mg II (below its wavelength range) not
+    measured (LINEAREA_ERR = -1: error NaN); a file without the HDU is refused, naming it."""
+    from sfrdask.io.fits import FitsError, read_line_fits
+
+    lines = read_line_fits(dr14.parents[1] / "spectra" / "spec-0412-51931-0319.fits")
+    np.testing.assert_allclose(lines["H_alpha"], (2654.5134e-17, 21.641012e-17), rtol=1e-6, atol=0)
+    assert lines["Mg_II 2799"][0] == 0 and np.isnan(lines["Mg_II 2799"][1])
+    assert {"H_beta", "[O_III] 5007", "[N_II] 6583"} <= set(lines)
+    bare = tmp_path / "spec-no-lines.fits"
+    fits.HDUList(
+        [fits.PrimaryHDU(), fits.BinTableHDU.from_columns([fits.Column("flux", "E", array=[1.0])])]
+    ).writeto(bare)
+    with pytest.raises(FitsError, match="no SPZLINE HDU"):
+        read_line_fits(bare)

@@ -317,3 +317,24 @@ def read_spectrum(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         err = np.where(ivar > 0, 1.0 / np.sqrt(ivar), np.nan)
     flux = np.where(ivar > 0, flux, np.nan)
     return rebin_spectrum(10**loglam, flux * SPECTRUM_UNIT, err * SPECTRUM_UNIT, wavelength_grid(0))
+
+
+def read_line_fits(path: str | Path) -> dict[str, tuple[float, float]]:
+    """The SDSS pipeline's own emission-line fits of a spectrum file (HDU ``SPZLINE``): line name
+    (``H_alpha``, ``[N_II] 6583``, ...) -> (flux, error) in erg s^-1 cm^-2, ``LINEAREA`` and
+    ``LINEAREA_ERR`` x 1e-17. A line the pipeline did not measure (``LINEAREA_ERR`` = -1) has error
+    NaN, never a zero flux that looks measured. A file without the HDU raises :class:`FitsError`."""
+    path = Path(path)
+    with _open(path) as hdul:
+        if "SPZLINE" not in hdul:
+            raise FitsError(f"{path}: no SPZLINE HDU (the pipeline's emission-line fits)")
+        t = hdul["SPZLINE"].data
+        missing = [c for c in ("LINENAME", "LINEAREA", "LINEAREA_ERR") if c not in t.columns.names]
+        if missing:
+            raise FitsError(f"{path}: HDU SPZLINE has no column {missing[0]!r} (columns: {t.columns.names})")
+        names, area, err = (np.asarray(t[c]) for c in ("LINENAME", "LINEAREA", "LINEAREA_ERR"))
+    out = {}
+    for name, a, e in zip(names, area, err, strict=True):
+        measured = np.isfinite(e) and e > 0
+        out[str(name).strip()] = (float(a) * SPECTRUM_UNIT, float(e) * SPECTRUM_UNIT if measured else np.nan)
+    return out
