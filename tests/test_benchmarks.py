@@ -104,11 +104,15 @@ def test_resolution_study_quick(tmp_path):
     )
     res = json.loads((tmp_path / "study.json").read_text())
     got = sorted(
-        (r["model"], r["image_zoom"] or -1, r["spectrum_zoom"] or -1, r["seed"]) for r in res["rows"]
+        (r["model"], r["image_zoom"] or -1, r["spectrum_zoom"] or -1, r["seed"], r["setup"])
+        for r in res["rows"]
     )
     want = {("tree-image", z, -1) for z in (2, 3)} | {("tree-spectrum", -1, z) for z in (2, 3)}
     want |= {(m, i, s) for m in ("tree-both", "early-fusion") for i in (2, 3) for s in (2, 3)}
-    assert got == sorted((*w, seed) for w in want for seed in (0, 1))  # every training once per seed
+    cells = sorted((*w, seed, "") for w in want for seed in (0, 1))  # every training once per seed
+    curve = [("early-fusion", 3, 3, seed, "frac0.5") for seed in (0, 1)]  # the best network on half the split
+    assert got == sorted(cells + curve)
+    assert "## Learning curves" in (tmp_path / "study.md").read_text()
     assert set(res["ceilings"]) == {"ceiling-label-noise", "ceiling-information"}
     md = (tmp_path / "study.md").read_text()
     assert "+-" in md
