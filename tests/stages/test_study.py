@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,18 @@ def test_a_study_that_would_train_nothing_is_refused_before_it_starts(cube, surv
             sfrdask.study(cube, survey_dir, tmp_path / "study", client="synchronous",
                           **{**SMALL, **bad})  # fmt: skip
     assert not (tmp_path / "study").exists()  # refused before anything was written
+
+
+def test_the_preparation_digest_does_not_depend_on_where_the_study_lives(tmp_path):
+    """A committed record resumes wherever it is checked out: the preparation's digest names the
+    store, cube and catalogue by their role."""
+    from sfrdask.stages import get_stage
+    from sfrdask.stages.study_prepare import _by_role, _steps
+
+    texts = []
+    for where in (tmp_path / "a", Path("bench-output/resolution")):
+        cube = where / "work" / "survey" / "survey.h5"
+        p = get_stage("study").params(cube=cube, catalog=cube.parent, out=where)
+        store = where / "work" / "store.zarr"
+        texts.append([_by_role(params, p, store) for *_, params in _steps(p, store)])
+    assert texts[0] == texts[1] and "STORE" in texts[0][0] and str(tmp_path) not in "".join(texts[0])

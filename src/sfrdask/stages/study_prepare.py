@@ -43,6 +43,16 @@ def _fingerprint(path: Path) -> list[Any]:
     return [size, h.hexdigest()]
 
 
+def _by_role(params: Any, p: study.Params, store: Path) -> str:
+    """A step's parameters with the paths named by their role (the cube by its fingerprint beside
+    them): the same study prepared in another directory, or from a cube and catalogue that moved,
+    has the same digest, so a committed record resumes wherever it is checked out."""
+    text = repr(params)
+    for path, role in ((store, "STORE"), (Path(p.cube), "CUBE"), (Path(p.catalog), "CATALOG")):
+        text = text.replace(repr(Path(path)), role)
+    return text
+
+
 def prepare(rt: Runtime, p: study.Params, work: Path) -> tuple[Path, dict[str, Any], str]:
     """The study's store, ingested and preprocessed at every level through the stages, the seconds
     and objects/s of each step, reading every level of the cube included, and the digest of it all
@@ -56,7 +66,9 @@ def prepare(rt: Runtime, p: study.Params, work: Path) -> tuple[Path, dict[str, A
 
     store, marker = work / "store.zarr", work / "prepared.json"
     steps = _steps(p, store)
-    key = digest("study-prepare", _fingerprint(Path(p.cube)), *(repr(params) for *_, params in steps))
+    key = digest(
+        "study-prepare", _fingerprint(Path(p.cube)), *(_by_role(params, p, store) for *_, params in steps)
+    )
     if marker.exists() and store.exists() and json.loads(marker.read_text())["digest"] == key:
         return store, json.loads(marker.read_text())["stages"], key
     stages: dict[str, Any] = {}
