@@ -193,8 +193,15 @@ def main() -> None:
     cpu = json.loads(args.cpu.read_text())
     costed = {r["model"] for r in gpu["rows"]} & {r["model"] for r in cpu["rows"]}
     rows_all = [r for r in _rows(args.record) if not r.get("setup")]  # the study's cells
-    latest = max(int(r.get("recipe", 1)) for r in rows_all)  # the newest recipe's trainings, where it has any
-    record = [r for r in rows_all if int(r.get("recipe", 1)) == latest] or rows_all
+    record = []  # per model, the newest recipe that has trained it at every level of the older one
+    for model in sorted({r["model"] for r in rows_all}):
+        mine = [r for r in rows_all if r["model"] == model]
+        cells = {(r["image_zoom"], r["spectrum_zoom"]) for r in mine}
+        for recipe in sorted({int(r.get("recipe", 1)) for r in mine}, reverse=True):
+            rows = [r for r in mine if int(r.get("recipe", 1)) == recipe]
+            if {(r["image_zoom"], r["spectrum_zoom"]) for r in rows} == cells:
+                record += rows
+                break
     # networks need seconds per epoch from benchmarks/epoch_cost.py: those it has not measured are left out
     models = sorted(
         {r["model"] for r in record if get_model(r["model"]).family != "net" or r["model"] in costed}
