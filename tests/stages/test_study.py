@@ -107,7 +107,12 @@ def test_the_study_tunes_continues_controls_compares_and_projects(cube, survey_d
     assert all(len(x["val_curve"]) == x["epochs"] <= 4 and x["epochs"] >= 2 for x in nets)
     assert all(x["stop"] != "cap" or x["epochs"] == 4 for x in nets)  # a cap below the limit was continued
     assert all(x["tuned"] and len(x["test_predicted"]) == x["n_test"] for x in nets)
-    assert json.loads((out / "work" / "tuning" / "chosen.json").read_text())["budget"] == 2
+    chosen = json.loads((out / "work" / "tuning" / "chosen.json").read_text())
+    assert chosen["budget"] == 2 and len(chosen["cells"]) == 2  # the two cells; the control is not tuned
+    lowest = chosen["cells"]["intermediate-fusion-image3-spectrum3"]["params"]
+    assert all(
+        x["tuned"] == lowest for x in nets if x["setup"] == "control"
+    )  # the recipe of what it reproduces
     text = (out / "study.md").read_text()
     for section in ("## Recommendation", "## R^2 with 95% intervals", "## Control cell", "## Convergence",
                     "## Tuned settings", "## Learning curves"):  # fmt: skip
@@ -149,3 +154,13 @@ def test_the_preparation_digest_does_not_depend_on_where_the_study_lives(tmp_pat
         store = where / "work" / "store.zarr"
         texts.append([_by_role(params, p, store) for *_, params in _steps(p, store)])
     assert texts[0] == texts[1] and "STORE" in texts[0][0] and str(tmp_path) not in "".join(texts[0])
+
+
+@pytest.mark.slow
+def test_one_seed_on_too_few_test_objects_is_refused_before_any_training(cube, survey_dir, tmp_path):
+    """The bootstrap's minimum (100 test objects with one seed) is checked once the selection is
+    known, before tuning or training, not when the report is written hours later."""
+    with pytest.raises(SfrdaskError, match="at least 100 test objects with one seed"):
+        sfrdask.study(cube, survey_dir, tmp_path / "study", client="synchronous", **{**SMALL, "seeds": (0,)})
+    assert not (tmp_path / "study" / "work" / "done.jsonl").exists()
+    assert not (tmp_path / "study" / "work" / "tuning").exists()

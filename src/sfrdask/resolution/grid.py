@@ -38,9 +38,12 @@ class Training:
 
     @property
     def tuning_cell(self) -> str:
-        """The cell whose tuned settings this training uses (a control or a learning-curve point
-        uses those of its model at its levels)."""
-        return Training(self.model, self.image_zoom, self.spectrum_zoom, 0).cell
+        """The cell whose tuned settings this training uses: a learning-curve point those of its
+        model at its levels; a control its own key, which the study maps to the settings of the
+        lowest levels' cell it must reproduce (:func:`control_settings`)."""
+        return Training(
+            self.model, self.image_zoom, self.spectrum_zoom, 0, self.setup if self.setup == CONTROL else ""
+        ).cell
 
     @property
     def train_fraction(self) -> float:
@@ -117,3 +120,18 @@ def curve_plan(
             zi, zs = (z if spec.uses_images else None), (z if spec.uses_spectra else None)
             todo += [Training(m, zi, zs, seed, f"frac{f:g}") for f in fractions if f < 1 for seed in seeds]
     return sorted(todo, key=lambda t: (-t.cost, t))
+
+
+def control_settings(
+    chosen: dict[str, dict], plan: list[Training], image_levels: list[int], spectrum_levels: list[int]
+) -> dict[str, dict]:
+    """``chosen`` (tuned settings per cell) with every control cell given the settings of its
+    model at the lowest levels: the control then differs from the cell it must reproduce in its
+    input alone (the highest level averaged inside the network), not in its recipe."""
+    out = dict(chosen)
+    for t in plan:
+        if t.setup == CONTROL:
+            low = Training(t.model, max(image_levels) if t.image_zoom is not None else None,
+                           max(spectrum_levels) if t.spectrum_zoom is not None else None, 0)  # fmt: skip
+            out[t.tuning_cell] = chosen.get(low.cell, {})
+    return out

@@ -69,7 +69,7 @@ def best_networks(rows: list[dict[str, Any]], k: int) -> list[str]:
     return list(cells.groupby("model").r2.max().sort_values(ascending=False).index[:k])
 
 
-def _head(p: Any, store: Path, rows: pd.DataFrame, limits: dict[str, float]) -> str:
+def _head(p: Any, selected: int, rows: pd.DataFrame, limits: dict[str, float]) -> str:
     """The study in words: data, objects, seeds, the training recipe, and the ceilings."""
     n_train, n_test = int(rows.n_train.max()), int(rows.n_test.max())
     ceil = (
@@ -85,7 +85,7 @@ def _head(p: Any, store: Path, rows: pd.DataFrame, limits: dict[str, float]) -> 
     )
     return "\n".join(
         [
-            f"- **Data**: {p.cube}, MPA-JHU tables in {p.catalog}; {len(selected_objects(store)):,} "
+            f"- **Data**: {p.cube}, MPA-JHU tables in {p.catalog}; {selected:,} "
             f"objects selected (FLAG == {config.get('preprocess.flag')}, classes "
             f"{', '.join(config.get('preprocess.classes'))}), "
             f"{n_train:,} in the training split, {n_test:,} in the test split.",
@@ -111,13 +111,14 @@ def write_all(
     pareto.png, and with the bootstrap r2_intervals.png, with the curves learning_curves.png (the
     ceilings drawn where the survey has truth). Returns study.md."""
     limits = {c["model"]: round(c["metrics"]["r2"], 4) for c in ceilings(store, "AVG")}
+    selected = len(selected_objects(store))
     out.mkdir(parents=True, exist_ok=True)
     stage_rows = pd.DataFrame([{"stage": k, **v} for k, v in stages.items()])
     write_text(out / "stages.csv", stage_rows.to_csv(index=False))
     head = {
         "data": str(p.cube),
         "catalog": str(p.catalog),
-        "selected": len(selected_objects(store)),
+        "selected": selected,
         "epochs": p.epochs,
         "epoch_limit": p.epoch_limit,
         "pairs": p.pairs,
@@ -134,7 +135,7 @@ def write_all(
     flat = flat.assign(tuned=[json.dumps(t) for t in df.get("tuned", pd.Series([{}] * len(df)))])
     write_text(out / "study.csv", flat.to_csv(index=False))
     main = flat[flat.setup == ""]
-    parts = [f"# Resolution study\n\n{_head(p, store, flat, limits)}\n"]
+    parts = [f"# Resolution study\n\n{_head(p, selected, flat, limits)}\n"]
     summary: dict[str, Any] = {}
     cmp = None
     if p.bootstrap:
@@ -143,10 +144,12 @@ def write_all(
             _truth(rows),
             draws=p.bootstrap_draws,
         )
-        throughput = {cell_name(r): v for r, v in zip(rows, df.end_to_end_objects_per_s, strict=True)}
+        cells = pd.Series([cell_name(r) for r in rows], index=df.index)
+        throughput = df.end_to_end_objects_per_s.groupby(cells).mean().to_dict()  # mean over the seeds
+        capped = (df.get("stop", pd.Series("fit", index=df.index)) == "cap").groupby(cells).sum().to_dict()
         rec = recommend(cmp, throughput)
         summary["recommendation"] = rec
-        parts += _recommendation_section(cmp, rec)
+        parts += _recommendation_section(cmp, rec, capped)
         parts += _control_section(cmp, p)
         plot_intervals(cmp, out / "r2_intervals.png", limits)
     parts += _convergence_section(flat)
@@ -180,7 +183,7 @@ def _truth(rows: list[dict[str, Any]]) -> dict[int, float]:
     return truth
 
 
-def _recommendation_section(cmp: Comparison, rec: dict[str, Any]) -> list[str]:
+def _recommendation_section(cmp: Comparison, rec: dict[str, Any], capped: dict[str, int]) -> list[str]:
     tied = cmp.cells[cmp.cells.tied].cell.tolist()
     text = (
         f"## Recommendation\n\n**{rec['cell']}**: R^2 {rec['r2']:.3f} "
@@ -199,8 +202,10 @@ def _recommendation_section(cmp: Comparison, rec: dict[str, Any]) -> list[str]:
             ],
             "P(>= best)": cmp.cells.p_at_least_as_good.round(3),
             "tied": np.where(cmp.cells.tied, "tied", ""),
+            # a training still at the epoch limit: the cell may not show what its network can do
+            "stopped by the cap": [f"CAP ({capped[c]})" if capped.get(c) else "" for c in cmp.cells.cell],
         }
-    )[["cell", "seeds", "R^2 [95%]", "dR^2 to best [95%]", "P(>= best)", "tied"]]
+    )[["cell", "seeds", "R^2 [95%]", "dR^2 to best [95%]", "P(>= best)", "tied", "stopped by the cap"]]
     return [
         text,
         f"## R^2 with 95% intervals: paired bootstrap over the {cmp.n_test} test objects, pooled over the "

@@ -35,7 +35,8 @@ def run_training(
     set_worker_threads()
     t0 = time.perf_counter()
     settings = dict(settings)
-    leg, limit = int(settings.pop("epochs")), int(settings.pop("epoch_limit", settings.get("epochs", 0)))
+    leg = int(settings.pop("epochs"))
+    limit = int(settings.pop("epoch_limit", leg))
     tuned = dict(tuned or {})
     overrides = {k: tuned.pop(k) for k in TRAIN_SETTINGS if k in tuned}
     options = {**tuned, **({"stem": "average"} if t.setup == CONTROL else {})}

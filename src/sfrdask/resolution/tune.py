@@ -31,7 +31,7 @@ from sfrdask import config
 from sfrdask.io.atomic import write_text
 from sfrdask.models import get_model
 from sfrdask.resolution.fanout import fan_out
-from sfrdask.resolution.grid import Training
+from sfrdask.resolution.grid import CONTROL, Training
 from sfrdask.resolution.task import TRAIN_SETTINGS
 from sfrdask.runs import train_on_validation
 from sfrdask.training.loop import set_worker_threads
@@ -81,11 +81,11 @@ def storage(tuning: Path) -> JournalStorage:
     return JournalStorage(JournalFileBackend(str(tuning / JOURNAL)))
 
 
-def _study(tuning: Path, cell: str) -> optuna.Study:
+def _study(journal: JournalStorage, cell: str) -> optuna.Study:
     seed = zlib.crc32(cell.encode())  # a sampler stream of its own per cell, the same on every rerun
     return optuna.create_study(
         study_name=cell,
-        storage=storage(tuning),
+        storage=journal,
         direction="minimize",
         load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed, n_startup_trials=4),
@@ -93,12 +93,13 @@ def _study(tuning: Path, cell: str) -> optuna.Study:
     )
 
 
-def missing_trials(tuning: Path, t: Training, budget: int) -> int:
+def missing_trials(tuning: Path, t: Training, budget: int, journal: JournalStorage | None = None) -> int:
     """Trials still to run for ``t``'s cell. Run between fan-outs, when no trial can be running:
     a trial left RUNNING by a dead worker or an interrupt is marked failed (only it is lost), and
-    the defaults trial is queued again if it never finished."""
+    the defaults trial is queued again if it never finished. ``journal``: the storage, when the
+    caller has it open already (each opening replays the whole journal file)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _study(tuning, t.tuning_cell)
+    study = _study(journal or storage(tuning), t.tuning_cell)
     for tr in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         study._storage.set_trial_state_values(tr._trial_id, TrialState.FAIL)
     trials = study.get_trials(deepcopy=False)
@@ -115,7 +116,7 @@ def run_trial(store: str, t: Training, tuning: str, settings: dict[str, Any]) ->
     the journal the best validation loss. Its run directory is removed afterwards."""
     set_worker_threads()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = _study(Path(tuning), t.tuning_cell)
+    study = _study(storage(Path(tuning)), t.tuning_cell)
     trial = study.ask()
     params = suggest(trial, t.model)
     out = Path(tuning) / "runs" / t.tuning_cell / f"trial{trial.number}"
@@ -177,7 +178,8 @@ def tune_all(
     trials each, fanned out over ``client`` (here, one after another, without one). Returns and
     writes (``tuning/chosen.json``) the chosen settings per cell: the best finished trial's, or
     the defaults with ``budget`` 0."""
-    cells = list({t.tuning_cell: t for t in cells if tunable(t.model)}.values())  # one per cell, not per seed
+    # one per cell, not per seed; a control cell takes the settings of the cell it must reproduce
+    cells = list({t.tuning_cell: t for t in cells if tunable(t.model) and t.setup != CONTROL}.values())
     if budget <= 0:
         chosen = {t.tuning_cell: {"params": defaults(t.model), "tuned": False} for t in cells}
         write_text(
@@ -185,7 +187,8 @@ def tune_all(
             json.dumps({"budget": 0, "epochs": settings["epochs"], "cells": chosen}, indent=1),
         )
         return {k: v["params"] for k, v in chosen.items()}
-    todo = [t for t in cells for _ in range(missing_trials(tuning, t, budget))]
+    journal = storage(tuning)
+    todo = [t for t in cells for _ in range(missing_trials(tuning, t, budget, journal))]
     n, t0 = len(todo), time.perf_counter()
 
     def done(k: int, t: Training, row: dict[str, Any]) -> None:
@@ -208,8 +211,9 @@ def write_chosen(tuning: Path, cells: list[Training], budget: int, epochs: int) 
     """The best finished trial of every cell (the defaults where none finished), written to
     ``chosen.json`` with the trial counts."""
     out, table = {}, {}
+    journal = storage(tuning)  # the trials' journal as it stands now, opened (replayed) once
     for t in cells:
-        study = _study(tuning, t.tuning_cell)
+        study = _study(journal, t.tuning_cell)
         trials = study.get_trials(deepcopy=False)
         complete = [tr for tr in trials if tr.state == TrialState.COMPLETE]
         best = min(complete, key=lambda tr: tr.value) if complete else None

@@ -30,10 +30,6 @@ LEVELS = (0, 1, 2, 3)
 RECIPE = 2  # rows of an older recipe (no stems, no tuning, no stop reasons) are trained again
 
 
-def _parse_fractions(text: str) -> tuple[float, ...]:
-    return tuple(float(x) for x in text.split(",") if x.strip())
-
-
 @dataclass(frozen=True)
 class Params:
     cube: Path = required("HiSS-Cube file to study", input=True)
@@ -61,9 +57,7 @@ class Params:
     curve_levels: tuple[int, ...] = setting(
         "study.curve-levels", "matched levels of the curves", parse=parse_levels
     )
-    curve_fractions: tuple[float, ...] = setting(
-        "study.curve-fractions", "fractions of the training split", parse=_parse_fractions
-    )
+    curve_fractions: tuple[float, ...] = setting("study.curve-fractions", "fractions of the training split")
     project_train_objects: int = setting("study.project-train-objects", "training size R^2 is projected to")
     gpus: int = setting("study.gpus", "GPUs one training holds: worker resource GPU (0: none asked)")
     retries: int = setting("study.retries", "tries more for a training that failed or whose worker died")
@@ -128,6 +122,11 @@ def run(rt: Runtime, p: Params) -> Result:
         p = as_recorded(p, [row for row in record.rows.values() if row.get("prepared") == key], work)
     else:
         store, stages, key = prepare(rt, p, work)
+        if (p.bootstrap or p.curves) and len(p.seeds) < 2:  # refused now, not after every training
+            from sfrdask.resolution.compare import check_enough
+            from sfrdask.training.data import split_objects, target_values
+
+            check_enough(len(p.seeds), split_objects(store, "test", target_values(store, "AVG")).size)
     plan = grid.plan(
         list(p.models),
         list(p.image_levels),
@@ -153,6 +152,8 @@ def run(rt: Runtime, p: Params) -> Result:
                 resources=_resources(p),
             )
 
+    chosen = grid.control_settings(chosen, plan, list(p.image_levels), list(p.spectrum_levels))
+
     def current(t: grid.Training, row: dict[str, Any]) -> bool:
         return (
             row.get("prepared") == key
@@ -175,35 +176,25 @@ def run(rt: Runtime, p: Params) -> Result:
         nonlocal failed, trained
         if p.report_only or not todo:
             return
-        report = contextlib.ExitStack()
-        if rt.client is not None:  # the Dask performance report of the trainings, of this client
-            from distributed import performance_report
-
-            report.enter_context(rt.client.as_current())
-            report.enter_context(performance_report(filename=str(Path(p.out) / "performance.html")))
-        with report:
-            failed += fanout.train_all(
-                rt.client,
-                store,
-                todo,
-                record,
-                work / "runs",
-                settings,
-                finish=finish,
-                retries=p.retries,
-                resources=_resources(p),
-                tuned=chosen,
-            )
+        failed += fanout.train_all(rt.client, store, todo, record, work / "runs", settings, finish=finish,
+                                   retries=p.retries, resources=_resources(p), tuned=chosen)  # fmt: skip
         trained += len(todo)
 
-    train([t for t in plan if not (t in record and current(t, record.rows[t]))])
-    if p.curves:  # the best networks, once their cells are recorded, on fractions of the training split
-        rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
-        best = best_networks(rows, p.curve_models)
-        levels = [z for z in p.curve_levels if z in p.image_levels and z in p.spectrum_levels]  # studied ones
-        curve = grid.curve_plan(best, levels, list(p.curve_fractions), list(p.seeds))
-        train([t for t in curve if not (t in record and current(t, record.rows[t]))])
-        plan += curve
+    report = contextlib.ExitStack()
+    if rt.client is not None and not p.report_only:  # one Dask performance report of all trainings
+        from distributed import performance_report
+
+        report.enter_context(rt.client.as_current())
+        report.enter_context(performance_report(filename=str(Path(p.out) / "performance.html")))
+    with report:
+        train([t for t in plan if not (t in record and current(t, record.rows[t]))])
+        if p.curves:  # the best networks, once their cells are recorded, on fractions of the training split
+            rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
+            best = best_networks(rows, p.curve_models)
+            levels = [z for z in p.curve_levels if z in p.image_levels and z in p.spectrum_levels]
+            curve = grid.curve_plan(best, levels, list(p.curve_fractions), list(p.seeds))
+            train([t for t in curve if not (t in record and current(t, record.rows[t]))])
+            plan += curve
     rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
     table = write_all(rows, stages, store, Path(p.out), p, tuning=work / "tuning")
     fanout.check_failed(failed)
