@@ -269,6 +269,7 @@ def predict_block(
             out[f"pred_{i}"] = np.zeros(0)
             if run.family == "physics":  # the same columns as a block with objects
                 out[f"class_{i}"], out[f"upper_{i}"] = np.zeros(0, str), np.zeros(0, bool)
+                out[f"subclass_{i}"] = np.zeros(0, str)
             continue
         family = family_of(run.family)
         x = model_inputs(run, prep, raw, clean) if family.reads_inputs else {}
@@ -279,6 +280,7 @@ def predict_block(
         if "bpt_class" in details:  # a physics estimate says what kind of object it saw
             out[f"class_{i}"] = np.asarray(details["bpt_class"], dtype=str)
             out[f"upper_{i}"] = np.asarray(details["upper_limit"], dtype=bool)
+            out[f"subclass_{i}"] = np.asarray(details["sdss_subclass"], dtype=str)
     return out
 
 

@@ -256,3 +256,89 @@ def test_pipeline_star_forming_galaxies_are_never_called_agn(zoom):
     assert not np.isin(cls, ["AGN", "AGN_LOW_SN", "BROAD_LINE"]).any(), dict(zip(m.file, cls, strict=True))
     if zoom == 0:
         assert (cls == "SF").all(), dict(zip(m.file, cls, strict=True))
+
+
+def _real_fits_at(zoom: int):
+    """The estimator's details on the 26 real spectra at ``zoom`` beside the pipeline's SPZLINE."""
+    import pandas as pd
+
+    from sfrdask.io.fits import read_line_fits, read_spectrum, scan_spectrum
+    from sfrdask.io.levels import all_spectrum_levels
+
+    spectra = SHARED / "spectra"
+    m = pd.read_csv(spectra / "MANIFEST.csv")
+    lv = [all_spectrum_levels(*read_spectrum(spectra / f))[zoom] for f in m.file]
+    est = HalphaSFR()
+    flux, err = (np.array([x[k] for x in lv], float) for k in (0, 1))
+    est.predict(wavelength_grid(zoom), flux, err, np.array([scan_spectrum(spectra / f)["z"] for f in m.file]))
+    return m, est.details, [read_line_fits(spectra / f) for f in m.file]
+
+
+LINE_DETAILS = {"H_alpha": "halpha", "[N_II] 6583": "nii", "H_beta": "hbeta", "[O_III] 5007": "oiii"}
+
+
+def _log_ratios(details, refs) -> dict[str, np.ndarray]:
+    """log10(sfrdask / pipeline) per line, for the lines the pipeline has at S/N > 10."""
+    out = {}
+    for name, key in LINE_DETAILS.items():
+        pairs = [(details[key][i], r[name][0]) for i, r in enumerate(refs) if r[name][0] / r[name][1] > 10]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[name] = np.array([np.log10(a / b) for a, b in pairs])
+    return out
+
+
+@pytest.mark.realdata
+def test_line_fluxes_agree_with_the_pipeline_at_full_resolution():
+    """Issue 38's targets at 4620 samples against the pipeline's own fits in each file (SPZLINE):
+    median |log ratio| <= 0.04 dex per line (pipeline S/N > 10), Balmer decrements within 20%
+    where both Balmer lines have S/N > 10, and the same BPT region from both sets of fluxes where
+    the pipeline has the four lines at S/N > 5."""
+    from sfrdask.bpt import kauffmann03, kewley01
+
+    m, d, refs = _real_fits_at(0)
+    ratios = _log_ratios(d, refs)
+    assert all(len(v) >= 9 for v in ratios.values()), {k: len(v) for k, v in ratios.items()}
+    medians = {k: float(np.median(np.abs(v))) for k, v in ratios.items()}
+    assert max(medians.values()) <= 0.04, medians
+    both = [i for i, r in enumerate(refs) if all(r[k][0] / r[k][1] > 10 for k in ("H_alpha", "H_beta"))]
+    dec = [d["halpha"][i] / d["hbeta"][i] / (refs[i]["H_alpha"][0] / refs[i]["H_beta"][0]) for i in both]
+    assert len(dec) >= 9 and np.all(np.abs(np.array(dec) - 1) <= 0.2), dec
+
+    def region(f):
+        x, y = np.log10(f["[N_II] 6583"] / f["H_alpha"]), np.log10(f["[O_III] 5007"] / f["H_beta"])
+        return "SF" if y < kauffmann03(x) else "COMPOSITE" if y < kewley01(x) else "AGN"
+
+    four = [i for i, r in enumerate(refs) if all(r[k][0] / r[k][1] > 5 for k in LINE_DETAILS)]
+    assert len(four) >= 10
+    for i in four:
+        ours = {k: d[v][i] for k, v in LINE_DETAILS.items()}
+        assert region(ours) == region({k: refs[i][k][0] for k in LINE_DETAILS}), m.file[i]
+
+
+@pytest.mark.realdata
+@pytest.mark.xfail(strict=True, reason="issue 38 open: weak lines on old stellar continua (plate 266) "
+                   "need a stellar continuum model; see docs/training.md")  # fmt: skip
+def test_no_line_is_off_by_more_than_a_tenth_of_a_dex():
+    """Issue 38's last target at 4620 samples: no line (pipeline S/N > 10) off by > 0.1 dex."""
+    _, d, refs = _real_fits_at(0)
+    worst = {k: float(np.max(np.abs(v))) for k, v in _log_ratios(d, refs).items()}
+    assert max(worst.values()) <= 0.1, worst
+
+
+@pytest.mark.realdata
+def test_sdss_subclass_rule_reproduces_the_pipeline():
+    """The SDSS pipeline's SUBCLASS rule on sfrdask's fits gives the pipeline's SUBCLASS for the
+    clear cases at 4620 samples: every STARFORMING galaxy of the pipeline, both BROADLINE galaxies
+    where H-alpha is measured, no class for the absorption-line early types. Where it differs it
+    differs at the rule's edges (H-alpha EW near 50 A, a line just detected)."""
+    m, d, _ = _real_fits_at(0)
+    pipe, ours = m["subclass"].fillna("").to_numpy(str), d["sdss_subclass"]
+    gal = (m["sdss_class"] == "GALAXY").to_numpy()
+    assert (ours[pipe == "STARFORMING"] == "STARFORMING").all()
+    assert np.isin(ours[pipe == "STARBURST"], ["STARFORMING", "STARBURST"]).all()
+    measured = np.isfinite(d["halpha"])
+    assert (ours[(pipe == "BROADLINE") & measured] == "BROADLINE").all() and (
+        (pipe == "BROADLINE") & measured
+    ).any()
+    assert (np.char.find(ours[~gal], "STAR") < 0).all()
+    assert (ours == pipe)[gal].sum() >= 19, dict(zip(m.file[ours != pipe], ours[ours != pipe], strict=True))

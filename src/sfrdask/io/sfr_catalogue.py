@@ -6,7 +6,8 @@ MJD, FIBERID (the row's spectrum; in the target form the one the MPA-JHU row mat
 target's first), RA, DEC, Z, CLASS, then the predicted log SFR as MEDIAN, P2P5, P16, P84, P97P5
 [log(solMass/yr)], FLAGS (a bitmask, :data:`FLAG_BITS`), SPLIT (train / validation / test / none:
 how the training store used the target), TARGET (its index in the cube), N_VISITS (its spectra),
-PHYS_CLASS (with a physics run: the class of its spectrum, e.g. SF or AGN) and, when several models
+PHYS_CLASS and SDSS_SUBCLASS (with a physics run: the BPT class of its spectrum, e.g. SF or AGN,
+and the SDSS pipeline's SUBCLASS rule on the same fits, e.g. STARFORMING) and, when several models
 were combined, one MEDIAN_<MODEL> per model. ``.fits`` (an astropy binary table with TUNIT and the
 provenance and flag meanings in the header), ``.csv`` or ``.parquet``; always written atomically.
 """
@@ -228,8 +229,9 @@ def catalogue_flags(
     return flags, missing
 
 
-def physics_flags(table: pd.DataFrame, n_runs: int, flags: np.ndarray) -> np.ndarray | None:
-    """The first physics run's class per object (None without one); sets its FLAGS bits."""
+def physics_flags(table: pd.DataFrame, n_runs: int, flags: np.ndarray) -> dict[str, np.ndarray] | None:
+    """The first physics run's classes per object (None without one): PHYS_CLASS (its BPT class)
+    and SDSS_SUBCLASS (the SDSS pipeline's rule on its fits); sets its FLAGS bits."""
     i = next((i for i in range(n_runs) if f"class_{i}" in table), None)
     if i is None:
         return None
@@ -237,7 +239,7 @@ def physics_flags(table: pd.DataFrame, n_runs: int, flags: np.ndarray) -> np.nda
     flags[np.isin(cls, AGN_CLASSES)] |= BIT["AGN_LINES"]
     flags[cls == "BROAD_LINE"] |= BIT["BROAD_LINE"]
     flags[table[f"upper_{i}"].to_numpy(bool)] |= BIT["SFR_UPPER_LIMIT"]
-    return cls
+    return {"PHYS_CLASS": cls, "SDSS_SUBCLASS": table[f"subclass_{i}"].to_numpy(str)}
 
 
 def assemble(
@@ -248,11 +250,12 @@ def assemble(
     flags: np.ndarray,
     split: np.ndarray,
     models: list[str],
-    phys_class: np.ndarray | None,
+    phys_classes: dict[str, np.ndarray] | None,
 ) -> pd.DataFrame:
     """The catalogue's rows, one per target of ``ds``: the keys of the spectrum MPA-JHU matched,
     position, redshift and class, the ensemble's median and interval bounds (``bounds``: level ->
-    (low, high)), FLAGS, SPLIT, TARGET, N_VISITS, PHYS_CLASS (with a physics run) and a
+    (low, high)), FLAGS, SPLIT, TARGET, N_VISITS, PHYS_CLASS and SDSS_SUBCLASS (with a physics run,
+    :func:`physics_flags`) and a
     MEDIAN_<MODEL> per model when ``models`` names several."""
     cat = pd.DataFrame(
         {
@@ -273,8 +276,8 @@ def assemble(
     )
     plate = ds["spec_plateid"].values if "spec_plateid" in ds else None
     cat["N_VISITS"] = (plate >= 0).sum(axis=1).astype(np.int64) if plate is not None else 1
-    if phys_class is not None:
-        cat["PHYS_CLASS"] = phys_class
+    for name, values in (phys_classes or {}).items():
+        cat[name] = values
     for i, m in enumerate(models):
         cat[f"MEDIAN_{m.upper().replace('-', '_')}"] = table[f"pred_{i}"].to_numpy(np.float32)
     return cat

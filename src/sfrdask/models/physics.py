@@ -59,6 +59,13 @@ BROAD_SIGMAS_KMS = np.geomspace(1000.0, 4000.0, 6)  # widths tried for a broad H
 BROAD_SNR = 10.0  # a broad component at this S/N, brighter than the narrow H-alpha: a broad-line AGN
 BROAD_WINDOW = (6350.0, 6800.0)  # rest frame
 LOW_SN_NII_HA = 0.6  # [N II]/H-alpha that splits low-S/N star forming from low-S/N AGN
+# the SDSS pipeline's SUBCLASS rule (Bolton et al. 2012; SDSS DR9 "spectroscopic catalogs" page)
+STARBURST_EW = 50.0  # Angstrom: a star-forming galaxy with H-alpha EW above this is a starburst
+BROADLINE_SNR, BROADLINE_KMS = 10.0, 200.0  # a line at this S/N wider than this: BROADLINE
+# the per-spectrum fits, in the order predict() stores them
+FIT_COLUMNS = ("halpha", "halpha_err", "halpha_width", "nii", "nii_err", "halpha_cont",
+               "hbeta", "hbeta_err", "hbeta_width", "oiii", "oiii_err",
+               "broad_halpha", "broad_halpha_err", "broad_kms")  # fmt: skip
 
 
 def _profile(edges: np.ndarray, centre: float, sigma: float) -> np.ndarray:
@@ -99,11 +106,12 @@ def fit_lines(
     z: float,
     line: str,
     sigmas: np.ndarray = SIGMAS,
-) -> tuple[float, float, float, float, float]:
+) -> tuple[float, float, float, float, float, float]:
     """Continuum-subtracted flux (erg s^-1 cm^-2) of ``line`` ('halpha' or 'hbeta') and its error,
-    the line width (observed Angstrom) chosen from ``sigmas``, and the flux and error of the strong
-    line of its doublet ([N II] 6584 or [O III] 5007), fitted with the same width; NaN where the
-    window is not covered by enough good samples.
+    the line width (observed Angstrom) chosen from ``sigmas``, the flux and error of the strong
+    line of its doublet ([N II] 6584 or [O III] 5007), fitted with the same width, and the
+    continuum at the line's centre (erg s^-1 cm^-2 A^-1, the Balmer trough included, as in the
+    pipeline's ``LINECONTLEVEL``); NaN where the window is not covered by enough good samples.
 
     The stellar continuum's Balmer absorption under the line is fitted with it: a broad Gaussian
     trough (rest sigma from :data:`ABSORPTION_SIGMAS`, depth free but never an emission) beside
@@ -111,7 +119,7 @@ def fit_lines(
     H-beta most (the [O III]/H-beta of a star-forming galaxy rises toward the AGN side)."""
     m = _window(wl, flux, err, z, WINDOWS[line])
     if m.sum() < 8:
-        return (np.nan,) * 5
+        return (np.nan,) * 6
     edges = _edges(wl)
     x, f, wgt = wl[m], flux[m], 1.0 / err[m]
     lam = HALPHA if line == "halpha" else HBETA
@@ -119,7 +127,7 @@ def fit_lines(
     base = [np.ones_like(x), (x - lam * (1 + z)) / 100.0]
     troughs: list[tuple[float, np.ndarray | None]] = [(0.0, None)]
     troughs += [(a * (1 + z), _profile(edges, lam * (1 + z), a * (1 + z))[m]) for a in ABSORPTION_SIGMAS]
-    best = (np.inf, *(np.nan,) * 5)
+    best = (np.inf, *(np.nan,) * 6)
     for s in sigmas:
         doublet = _profile(edges, strong * (1 + z), s) + _profile(edges, weak * (1 + z), s) / ratio
         lines = [_profile(edges, lam * (1 + z), s)[m], doublet[m]]
@@ -134,7 +142,16 @@ def fit_lines(
                 chi2 += np.log(len(x))  # BIC: one more parameter must earn its place
             if chi2 < best[0]:
                 sd = _sd(a)
-                best = (chi2, float(coef[2]), float(sd[2]), float(s), float(coef[3]), float(sd[3]))
+                dip = 0.0 if trough is None else coef[4] / (np.sqrt(2 * np.pi) * width)  # the trough's centre
+                best = (
+                    chi2,
+                    float(coef[2]),
+                    float(sd[2]),
+                    float(s),
+                    float(coef[3]),
+                    float(sd[3]),
+                    float(coef[0] + dip),
+                )
     return best[1:]
 
 
@@ -199,6 +216,31 @@ def classify(lines: dict[str, np.ndarray], z: np.ndarray, min_snr: float = MIN_S
     return out.astype(str)
 
 
+def sdss_subclass(lines: dict[str, np.ndarray], pixel_kms: float, min_snr: float = MIN_SNR) -> np.ndarray:
+    """The SDSS pipeline's SUBCLASS of each spectrum by its own rule (Bolton et al. 2012), applied
+    to these fits, so that users can compare with the pipeline directly: with the four BPT lines
+    detected (S/N >= ``min_snr``), STARFORMING below log([O III]/H-beta) = 0.7 - 1.2
+    (log([N II]/H-alpha) + 0.4), else AGN; STARFORMING with an H-alpha equivalent width above 50 A
+    (observed frame, over the continuum at the line with its absorption, as ``LINEEW``) is
+    STARBURST; ``BROADLINE`` is appended (alone without a class) where a line at S/N >= 10 has
+    sigma > 200 km/s, only where a pixel (``pixel_kms``) is narrower than that: at coarser levels a
+    200 km/s line is not resolved. The pipeline also asks the width's 5-sigma lower bound to exceed
+    200 km/s; these fits have no width error. '' otherwise. The pipeline's line is laxer than
+    Kauffmann et al. (2003): this is not the BPT class (:func:`classify`)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = {k: np.nan_to_num(lines[k] / lines[f"{k}_err"]) for k in ("halpha", "nii", "hbeta", "oiii")}
+        x = np.log10(lines["nii"] / lines["halpha"])
+        y = np.log10(lines["oiii"] / lines["hbeta"])
+        sf = y < 0.7 - 1.2 * (x + 0.4)
+        burst = np.nan_to_num(lines["halpha_ew"]) > STARBURST_EW
+    detected = np.all([v >= min_snr for v in snr.values()], axis=0) & np.isfinite(x) & np.isfinite(y)
+    out = np.where(detected, np.where(sf, np.where(burst, "STARBURST", "STARFORMING"), "AGN"), "")
+    width = {"halpha": "sigma_kms", "nii": "sigma_kms", "hbeta": "hbeta_sigma_kms", "oiii": "hbeta_sigma_kms"}
+    wide = [(snr[k] >= BROADLINE_SNR) & (np.nan_to_num(lines[w]) > BROADLINE_KMS) for k, w in width.items()]
+    broad = np.any(wide, axis=0) & (pixel_kms < BROADLINE_KMS)
+    return np.where(broad, np.char.strip(np.char.add(out.astype(str), " BROADLINE")), out).astype(str)
+
+
 def balmer_attenuation(
     ha: np.ndarray, hb: np.ndarray, hb_err: np.ndarray, min_snr: float = 3.0
 ) -> np.ndarray:
@@ -242,21 +284,25 @@ class HalphaSFR:
         r_images: np.ndarray | None = None, image_zoom: int = 0,
     ) -> np.ndarray:  # fmt: skip
         n = spectra.shape[0]
-        fits = np.full((n, 12), np.nan)  # halpha, err, width, nii, err, hbeta, err, oiii, err, broad x 3
+        fits = np.full((n, len(FIT_COLUMNS)), np.nan)
         for i in range(n):
-            if np.isfinite(z[i]) and z[i] > 0:
-                fits[i, :5] = fit_lines(wl, spectra[i], errors[i], float(z[i]), "halpha")
-                width = fits[i, 2]
-                fits[i, 9:] = fit_broad_halpha(wl, spectra[i], errors[i], float(z[i]), width)
-                if np.isfinite(width):  # H-beta: the same velocity width as H-alpha (robust when weak)
-                    w_hb = np.array([width * HBETA / HALPHA])
-                    hb = fit_lines(wl, spectra[i], errors[i], float(z[i]), "hbeta", w_hb)
-                    fits[i, 5:9] = hb[0], hb[1], hb[3], hb[4]
-        ha, ha_err, width, nii, nii_err, hb, hb_err, oiii, oiii_err, broad, broad_err, broad_kms = fits.T
-        lines = {"halpha": ha, "halpha_err": ha_err, "nii": nii, "nii_err": nii_err, "hbeta": hb,
-                 "hbeta_err": hb_err, "oiii": oiii, "oiii_err": oiii_err,
-                 "sigma_kms": width / (HALPHA * (1 + np.asarray(z, float))) * C_KMS,
-                 "broad_halpha": broad, "broad_halpha_err": broad_err, "broad_kms": broad_kms}  # fmt: skip
+            zi = float(z[i])
+            if not (np.isfinite(zi) and zi > 0):
+                continue
+            ha = fit_lines(wl, spectra[i], errors[i], zi, "halpha")
+            # H-beta with H-alpha's velocity width (robust when weak); its own where H-alpha is unmeasured
+            w_hb = np.array([ha[2] * HBETA / HALPHA]) if np.isfinite(ha[2]) else SIGMAS
+            hb = fit_lines(wl, spectra[i], errors[i], zi, "hbeta", w_hb)
+            fits[i] = (*ha, *hb[:5], *fit_broad_halpha(wl, spectra[i], errors[i], zi, ha[2]))
+        f = dict(zip(FIT_COLUMNS, fits.T, strict=True))
+        zz = np.asarray(z, float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            lines = {k: f[k] for k in FIT_COLUMNS if not k.endswith(("width", "cont"))}
+            lines["sigma_kms"] = f["halpha_width"] / (HALPHA * (1 + zz)) * C_KMS
+            lines["hbeta_sigma_kms"] = f["hbeta_width"] / (HBETA * (1 + zz)) * C_KMS
+            lines["halpha_ew"] = f["halpha"] / f["halpha_cont"]  # observed frame, as the pipeline's LINEEW
+        ha, hb, hb_err = lines["halpha"], lines["hbeta"], lines["hbeta_err"]
+        ha_err = lines["halpha_err"]
         classes = classify(lines, np.asarray(z, float))
         a_ha = balmer_attenuation(ha, hb, hb_err)
         # H-alpha below MIN_SNR: the SFR of its 3-sigma upper limit
@@ -274,7 +320,9 @@ class HalphaSFR:
                 raise ValueError("the aperture correction needs the r-band cutouts")
             ap = aperture_factor(r_images, image_zoom)
             log_sfr = log_sfr + np.log10(ap)
-        self.details = {**lines, "a_halpha": a_ha, "aperture": ap, "bpt_class": classes, "upper_limit": upper}
+        pixel_kms = float(np.median(np.diff(np.log(wl)))) * C_KMS
+        self.details = {**lines, "a_halpha": a_ha, "aperture": ap, "bpt_class": classes, "upper_limit": upper,
+                        "sdss_subclass": sdss_subclass(lines, pixel_kms)}  # fmt: skip
         return np.clip(log_sfr, *LOG_SFR_RANGE)
 
 

@@ -177,7 +177,7 @@ def _run(client: Any, params: Params) -> Result:
     split = match_training(ds, runs[0].store, same)
     training = {**preps[0].selection_attrs, "z_range": preps[0].z_range}
     flags, missing = catalogue_flags(ds, table, split, training, (zi, zs), runs[0].target)
-    phys_class = physics_flags(table, len(runs), flags)
+    phys_classes = physics_flags(table, len(runs), flags)
     wide_dex = float(config.get("predict.wide-interval-dex"))
     flags[(bounds[0.95][1] - bounds[0.95][0]) > wide_dex] |= BIT["WIDE_INTERVAL"]
     widths = width_notes(bounds, classes, kinds, wide_dex)
@@ -188,7 +188,7 @@ def _run(client: Any, params: Params) -> Result:
     notes += [text for text, _ in widths]
 
     models = [r.model for r in runs]
-    targets = assemble(ds, table, pred, bounds, flags, split, models if len(runs) > 1 else [], phys_class)
+    targets = assemble(ds, table, pred, bounds, flags, split, models if len(runs) > 1 else [], phys_classes)
     report = held_out_check(ds, runs[0].target, pred, bounds, kinds, report)
     header = {
         "MODEL": ",".join(models),
