@@ -12,8 +12,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from sfrdask import families
 from sfrdask.errors import SfrdaskError
-from sfrdask.families import FAMILIES, Family, family_of
-from sfrdask.inference import TrainedRun
+from sfrdask.families import FAMILIES, Family, TrainedRun, family_of
 from sfrdask.models import MODELS
 from sfrdask.models.registry import MODEL_FILES
 from sfrdask.models.trees import TreeArrays

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from sfrdask.errors import SfrdaskError
-from sfrdask.inference import TrainedRun, check_compatible, levels, load_run, training_store
+from sfrdask.families import TrainedRun
+from sfrdask.inference import check_compatible, levels, load_run, training_store
 from sfrdask.training.checkpoint import CheckpointError
 
 

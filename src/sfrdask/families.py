@@ -3,7 +3,8 @@
 predicts (``build``) and applied, to a block of raw objects (``predict``, for ``sfrdask predict``)
 or to a split of the store (``predict_split``, for ``sfrdask evaluate``). A run's
 ``metrics.json`` records its family and model file (the run's manifest), so
-:func:`sfrdask.inference.load_run` needs no guessing from file names.
+:func:`sfrdask.inference.load_run` needs no guessing from file names; what it reads back is a
+:class:`TrainedRun`, defined here, where the operations that take one are.
 
 A new family is a :class:`Family` of functions with these signatures, added to :data:`FAMILIES`
 (and its model file to :data:`sfrdask.models.registry.MODEL_FILES`): reading a run back, building
@@ -19,10 +20,11 @@ import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import wavelength_grid
 from sfrdask.models import get_model
@@ -34,10 +36,7 @@ from sfrdask.training.ddp import train_ddp
 from sfrdask.training.fit import fit_physics, fit_trees, physics_predict
 from sfrdask.training.loop import fit_net, forward, pick_device, predict, set_worker_threads
 from sfrdask.training.result import FitResult
-from sfrdask.training.spec import TrainSpec, as_matrix
-
-if TYPE_CHECKING:  # for the signatures only: inference sits above this module
-    from sfrdask.inference import TrainedRun
+from sfrdask.training.spec import TrainSpec, as_matrix, inputs_of
 
 
 @dataclass(frozen=True)
@@ -50,6 +49,56 @@ class Loaded:
     options: dict[str, Any] = field(default_factory=dict)
     normaliser: Normaliser | None = None
     weights: Any = None
+
+
+@dataclass
+class TrainedRun:
+    """One trained model as saved in its run directory: identity, weights (or tree arrays, or the
+    physics record), the training-split normaliser and the store it was trained on."""
+
+    path: Path
+    family: str
+    identity: dict[str, Any]
+    options: dict[str, Any] = field(default_factory=dict)
+    normaliser: Any = None
+    weights: Any = None  # net: state dict; tree: TreeArrays; physics: the fallback value
+    store: Path = Path()  # the training store (metrics.json): the first of store_tried that exists
+    store_tried: tuple[Path, ...] = ()  # where it was looked for, for the error when it is gone
+    version: str = __version__  # the sfrdask version that wrote the run (metrics.json)
+
+    @property
+    def model(self) -> str:
+        return self.identity["model"]
+
+    @property
+    def image_zoom(self) -> int | None:
+        return self.identity["image_zoom"]
+
+    @property
+    def spectrum_zoom(self) -> int | None:
+        return self.identity["spectrum_zoom"]
+
+    @property
+    def target(self) -> str:
+        return self.identity["target"]
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return inputs_of(self.model, self.context)
+
+    @property
+    def context(self) -> tuple[str, ...]:
+        """What the model sees beside the pixels (``sfrdask.train.context`` when it was trained)."""
+        return tuple(self.identity.get("context", ()))
+
+    @property
+    def rest_frame(self) -> bool:
+        return bool(self.identity.get("rest_frame", False))
+
+    def build(self) -> Any:
+        """The model object that predicts: a torch module with its weights, tree arrays, or the
+        physics estimator (its family's ``build``)."""
+        return family_of(self.family).build(self)
 
 
 class Fit(Protocol):

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ import zarr
 
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError, StoreError
-from sfrdask.families import FAMILIES, family_of
+from sfrdask.families import FAMILIES, TrainedRun, family_of
 from sfrdask.io.levels import wavelength_grid
 from sfrdask.io.sfr_catalogue import object_classes
 from sfrdask.io.store import open_group, open_store
@@ -39,61 +39,10 @@ from sfrdask.preprocessing.pca import transform
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.progress import compute_tasks
 from sfrdask.training.checkpoint import CheckpointError
-from sfrdask.training.spec import inputs_of
 
 
 def _major_minor(version: str) -> tuple[str, ...]:
     return tuple(str(version).split(".")[:2])
-
-
-@dataclass
-class TrainedRun:
-    """One trained model as saved in its run directory: identity, weights (or tree arrays, or the
-    physics record), the training-split normaliser and the store it was trained on."""
-
-    path: Path
-    family: str
-    identity: dict[str, Any]
-    options: dict[str, Any] = field(default_factory=dict)
-    normaliser: Any = None
-    weights: Any = None  # net: state dict; tree: TreeArrays; physics: the fallback value
-    store: Path = Path()  # the training store (metrics.json): the first of store_tried that exists
-    store_tried: tuple[Path, ...] = ()  # where it was looked for, for the error when it is gone
-    version: str = __version__  # the sfrdask version that wrote the run (metrics.json)
-
-    @property
-    def model(self) -> str:
-        return self.identity["model"]
-
-    @property
-    def image_zoom(self) -> int | None:
-        return self.identity["image_zoom"]
-
-    @property
-    def spectrum_zoom(self) -> int | None:
-        return self.identity["spectrum_zoom"]
-
-    @property
-    def target(self) -> str:
-        return self.identity["target"]
-
-    @property
-    def inputs(self) -> tuple[str, ...]:
-        return inputs_of(self.model, self.context)
-
-    @property
-    def context(self) -> tuple[str, ...]:
-        """What the model sees beside the pixels (``sfrdask.train.context`` when it was trained)."""
-        return tuple(self.identity.get("context", ()))
-
-    @property
-    def rest_frame(self) -> bool:
-        return bool(self.identity.get("rest_frame", False))
-
-    def build(self) -> Any:
-        """The model object that predicts: a torch module with its weights, tree arrays, or the
-        physics estimator (its family's ``build``)."""
-        return family_of(self.family).build(self)
 
 
 def training_store(run_dir: Path, metrics: dict[str, Any], given: str | Path | None = None) -> list[Path]:

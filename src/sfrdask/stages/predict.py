@@ -50,7 +50,7 @@ from sfrdask.stages.base import Stage, option, required, setting
 from sfrdask.tables import markdown
 
 if TYPE_CHECKING:
-    from sfrdask.inference import TrainedRun
+    from sfrdask.families import TrainedRun
 
 
 @dataclass(frozen=True)

@@ -8,17 +8,28 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sfrdask.errors import SfrdaskError
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import digest
 
-if TYPE_CHECKING:
-    from sfrdask.stages import study
+
+class Preparation(Protocol):
+    """What the preparation reads of the study's parameters (``sfrdask.stages.study.Params``):
+    declared here, so that this module, below the study stage, does not import it back."""
+
+    @property
+    def cube(self) -> Path: ...
+    @property
+    def catalog(self) -> Path: ...
+    @property
+    def image_levels(self) -> tuple[int, ...]: ...
+    @property
+    def spectrum_levels(self) -> tuple[int, ...]: ...
 
 
-def _steps(p: study.Params, store: Path) -> list[tuple[str, Any, Any]]:
+def _steps(p: Preparation, store: Path) -> list[tuple[str, Any, Any]]:
     """(name, stage module, its Params) of the preparation, in order."""
     from sfrdask.stages import deblend, filter, ingest, pca
 
@@ -43,7 +54,7 @@ def _fingerprint(path: Path) -> list[Any]:
     return [size, h.hexdigest()]
 
 
-def _by_role(params: Any, p: study.Params, store: Path) -> str:
+def _by_role(params: Any, p: Preparation, store: Path) -> str:
     """A step's parameters with the paths named by their role (the cube by its fingerprint beside
     them): the same study prepared in another directory, or from a cube and catalogue that moved,
     has the same digest, so a committed record resumes wherever it is checked out."""
@@ -53,7 +64,7 @@ def _by_role(params: Any, p: study.Params, store: Path) -> str:
     return text
 
 
-def prepare(rt: Runtime, p: study.Params, work: Path) -> tuple[Path, dict[str, Any], str]:
+def prepare(rt: Runtime, p: Preparation, work: Path) -> tuple[Path, dict[str, Any], str]:
     """The study's store, ingested and preprocessed at every level through the stages, the seconds
     and objects/s of each step, reading every level of the cube included, and the digest of it all
     (recorded in work/prepared.json; reused while the cube and every step's parameters are the same,
