@@ -402,6 +402,9 @@ def plot_curves(rows: list[dict[str, Any]], table: pd.DataFrame, out: Path) -> P
         table.n_target.iloc[0], color="0.5", ls=":", lw=1, label=f"{int(table.n_target.iloc[0]):,} objects"
     )
     ax.set(xscale="log", xlabel="training objects", ylabel="R$^2$ of log SFR, test split")
+    ticks = sorted({*df.n_train.dropna().astype(int), int(table.n_target.iloc[0])})
+    ax.set_xticks(ticks, [f"{t:,}" for t in ticks])  # the sizes trained and projected, not 10^k
+    ax.xaxis.set_minor_locator(plt.NullLocator())
     fig.legend(fontsize=7, loc="outside right center")
     return save_figure(fig, out)
 
