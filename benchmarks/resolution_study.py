@@ -8,7 +8,8 @@ The survey is made from its seed (``--objects``, ``--seed``, ``--flag0-fraction`
 there already, then ``sfrdask.study`` prepares every level and trains every (model, levels, seed)
 of the plan as a Dask task on the cluster (sfrdask's config, or ``--cluster``), resuming from
 ``OUT/work/done.jsonl`` and its tuning journal (``--record``: a committed record beside its
-``tuning/journal.log`` and ``tuning/chosen.json``, with which a fresh machine resumes).
+``prepared.json``, ``tuning/journal.log`` and ``tuning/chosen.json``, with which a fresh machine
+resumes: it prepares the store again from the seed and trains only what the record lacks).
 What the study writes: docs/benchmarks.md and :mod:`sfrdask.stages.study`; every other option is
 the stage's (``sfrdask study --help``).
 """
@@ -66,10 +67,11 @@ def main() -> None:
                      "sfrdask.study.control": "",
                      "sfrdask.study.curve-levels": [3], "sfrdask.study.curve-models": 1,
                      "sfrdask.study.curve-fractions": [0.5]}  # fmt: skip
-    # the committed record: the finished trainings, the tuning journal and the chosen settings
+    # the committed record: the finished trainings, the preparation's digest and figures, the tuning
+    # journal and the chosen settings
     work = args.out / "work"
-    carried = {"done.jsonl": "done.jsonl", "tuning/journal.log": "tuning/journal.log",
-               "tuning/chosen.json": "tuning/chosen.json"}  # fmt: skip
+    files = ("done.jsonl", "prepared.json", "tuning/journal.log", "tuning/chosen.json")
+    carried = {name: name for name in files}
     if args.record is not None:
         for src, dst in carried.items():
             if (args.record.parent / src).exists() and not (work / dst).exists():
