@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from common import machine, markdown, write_json
 
-from sfrdask.bpt import kauffmann03, kewley01
+from sfrdask.bpt import bpt_region
 from sfrdask.io.atomic import write_text
 from sfrdask.io.fits import FitsError, read_line_fits, read_spectrum, scan_spectrum
 from sfrdask.io.levels import N_ZOOM, all_spectrum_levels, spectrum_samples, wavelength_grid
@@ -91,12 +91,11 @@ UNMEASURED = "lines not measured (LINEAREA_ERR = -1)"
 BPT_SNR = 5.0  # the four lines above this S/N in the pipeline's fits: their BPT class is compared
 
 
-def bpt_region(f: dict[str, float]) -> str:
-    """SF, COMPOSITE or AGN: where the fluxes (H_alpha, [N_II] 6583, H_beta, [O_III] 5007) fall
-    against Kauffmann et al. (2003) and Kewley et al. (2001), the lines of :func:`classify`."""
-    x = np.log10(f["[N_II] 6583"] / f["H_alpha"])
-    y = np.log10(f["[O_III] 5007"] / f["H_beta"])
-    return "SF" if y < kauffmann03(x) else "COMPOSITE" if y < kewley01(x) else "AGN"
+def region(f: dict[str, float]) -> str:
+    """The BPT region (:func:`sfrdask.bpt.bpt_region`) of fluxes keyed by their SPZLINE names."""
+    return str(
+        bpt_region(np.log10(f["[N_II] 6583"] / f["H_alpha"]), np.log10(f["[O_III] 5007"] / f["H_beta"]))
+    )
 
 
 def line_agreement(
@@ -133,8 +132,8 @@ def line_agreement(
                 )
             row = {"samples": spectrum_samples(zoom), "galaxy": manifest.sdss_class[j] == "GALAXY"}
             if len(snr) == 4 and min(snr.values()) > BPT_SNR:
-                mine = bpt_region(ours) if min(ours.values()) > 0 else "unmeasured"
-                row["bpt"] = (bpt_region({k: a for k, (a, _) in measured.items()}), mine)
+                mine = region(ours) if min(ours.values()) > 0 else "unmeasured"
+                row["bpt"] = (region({k: a for k, (a, _) in measured.items()}), mine)
             row["subclass"] = (str(manifest.subclass.fillna("")[j]), str(d["sdss_subclass"][j]))
             cls.append(row)
     hi = pd.DataFrame(per).query("snr > 10")

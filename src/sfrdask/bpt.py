@@ -7,6 +7,10 @@ x = log [N II] 6584 / H-alpha, y = log [O III] 5007 / H-beta:
 (0.191, 0.561)
 >>> bool(kauffmann03(0.1) == -float("inf"))  # right of the asymptote every galaxy is above the line
 True
+>>> bpt_region([-0.5, -0.3, 0.0], [0.0, 0.3, 1.0]).tolist()
+['SF', 'COMPOSITE', 'AGN']
+>>> round(float(bolton12(-0.5)), 3)  # the SDSS pipeline's laxer line, far above Kauffmann's
+0.82
 """
 
 from __future__ import annotations
@@ -32,3 +36,16 @@ def kewley01(x: np.ndarray | float) -> np.ndarray:
     x = np.asarray(x, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(x < 0.47, 0.61 / (x - 0.47) + 1.19, -np.inf)
+
+
+def bolton12(x: np.ndarray | float) -> np.ndarray:
+    """The SDSS pipeline's line for its STARFORMING / AGN SUBCLASS (Bolton et al. 2012; the DR9
+    spectroscopic catalogues page): y = 0.7 - 1.2 (x + 0.4)."""
+    return 0.7 - 1.2 * (np.asarray(x, dtype=float) + 0.4)
+
+
+def bpt_region(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+    """SF below Kauffmann et al. (2003), COMPOSITE up to Kewley et al. (2001), AGN above (and where
+    x or y is not a number)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    return np.where(y < kauffmann03(x), "SF", np.where(y < kewley01(x), "COMPOSITE", "AGN"))

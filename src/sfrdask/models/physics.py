@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.special import erf
 
-from sfrdask.bpt import SFR_CLASSES, kauffmann03, kewley01
+from sfrdask.bpt import SFR_CLASSES, bolton12, bpt_region
 from sfrdask.cosmology import luminosity_distance_cm as dl
 from sfrdask.models.registry import register
 
@@ -195,11 +195,7 @@ def classify(lines: dict[str, np.ndarray], z: np.ndarray, min_snr: float = MIN_S
         y = np.log10(lines["oiii"] / lines["hbeta"])
     out = np.full(z.shape, "NO_HALPHA", dtype=object)
     full = ok["halpha"] & ok["nii"] & ok["hbeta"] & ok["oiii"]
-    below_k03 = full & (y < kauffmann03(x))
-    below_k01 = full & (y < kewley01(x))
-    out[full] = "AGN"
-    out[below_k01] = "COMPOSITE"
-    out[below_k03] = "SF"
+    out[full] = bpt_region(x, y)[full]
     partial = ok["halpha"] & ~full
     with np.errstate(invalid="ignore"):
         low_sf = partial & (~ok["nii"] | (x < np.log10(LOW_SN_NII_HA)))
@@ -231,7 +227,7 @@ def sdss_subclass(lines: dict[str, np.ndarray], pixel_kms: float, min_snr: float
         snr = {k: np.nan_to_num(lines[k] / lines[f"{k}_err"]) for k in ("halpha", "nii", "hbeta", "oiii")}
         x = np.log10(lines["nii"] / lines["halpha"])
         y = np.log10(lines["oiii"] / lines["hbeta"])
-        sf = y < 0.7 - 1.2 * (x + 0.4)
+        sf = y < bolton12(x)
         burst = np.nan_to_num(lines["halpha_ew"]) > STARBURST_EW
     detected = np.all([v >= min_snr for v in snr.values()], axis=0) & np.isfinite(x) & np.isfinite(y)
     out = np.where(detected, np.where(sf, np.where(burst, "STARBURST", "STARFORMING"), "AGN"), "")
