@@ -100,8 +100,11 @@ def test_the_study_tunes_continues_controls_compares_and_projects(cube, survey_d
     out = tmp_path / "study"
     r = sfrdask.study(cube, survey_dir, out, client="threads", **FULL)
     rows = [json.loads(x) for x in (out / "work" / "done.jsonl").read_text().splitlines()]
-    assert r.trainings == r.planned == len(rows) == 2 * (2 + 1 + 1)  # seeds x (cells, control, curve point)
+    # seeds x (cells, control, curve point), the cells and curve points with both stems
+    assert r.trainings == r.planned == len(rows) == 2 * (2 * 2 + 1 + 1 * 2)
     assert {x["setup"] for x in rows} == {"", "control", "frac0.5"}
+    assert {(x["setup"], x["stem"]) for x in rows} == {("", ""), ("", "average"), ("control", ""),
+                                                       ("frac0.5", ""), ("frac0.5", "average")}  # fmt: skip
     nets = [x for x in rows if x["model"] == "intermediate-fusion"]
     assert all(x["stop"] in ("patience", "cap", "diverged") for x in nets)
     assert all(len(x["val_curve"]) == x["epochs"] <= 4 and x["epochs"] >= 2 for x in nets)
@@ -115,7 +118,8 @@ def test_the_study_tunes_continues_controls_compares_and_projects(cube, survey_d
     )  # the recipe of what it reproduces
     text = (out / "study.md").read_text()
     for section in ("## Recommendation", "## R^2 with 95% intervals", "## Control cell", "## Convergence",
-                    "## Tuned settings", "## Learning curves"):  # fmt: skip
+                    "## Tuned settings", "## Learning curves",
+                    "## Stem chosen by validation loss"):  # fmt: skip
         assert section in text, section
     for f in ("r2_intervals.png", "learning_curves.png", "pareto.png", "r2_heatmap.png"):
         assert (out / f).stat().st_size > 0, f

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from dataclasses import dataclass
 
 from sfrdask.io.levels import image_size, spectrum_samples
@@ -9,6 +11,7 @@ from sfrdask.models import get_model
 
 PAIRS = ("grid", "diagonal")
 CONTROL = "control"  # the setup of the control cell's trainings
+OTHER_STEM = "average"  # the stem a network also trains with (the study keeps the one better on validation)
 
 
 @dataclass(frozen=True, order=True)
@@ -16,20 +19,23 @@ class Training:
     """One training of the study: a model at its levels (None: a modality it does not read), a
     seed, and its setup: '' for the study's cells, ``control`` (the level's data averaged inside the
     model down to the lowest level's shape), ``frac0.25`` (a quarter of the training split: a
-    learning curve's point)."""
+    learning curve's point); and its ``stem``: '' for the configured one (``train.stem``), or
+    :data:`OTHER_STEM` for the same training with the input averaged down to the working resolution
+    alone (:func:`with_other_stem`)."""
 
     model: str
     image_zoom: int | None
     spectrum_zoom: int | None
     seed: int
     setup: str = ""
+    stem: str = ""
 
     @property
     def cell(self) -> str:
         """The model at its levels (and setup): what the seeds of one cell share, and what tuning tunes."""
         lv = [f"image{self.image_zoom}" if self.image_zoom is not None else "",
               f"spectrum{self.spectrum_zoom}" if self.spectrum_zoom is not None else ""]  # fmt: skip
-        return "-".join(v for v in [self.model, *lv, self.setup] if v)
+        return "-".join(v for v in [self.model, *lv, self.setup, self.stem and f"stem-{self.stem}"] if v)
 
     @property
     def key(self) -> str:
@@ -44,6 +50,12 @@ class Training:
         return Training(
             self.model, self.image_zoom, self.spectrum_zoom, 0, self.setup if self.setup == CONTROL else ""
         ).cell
+
+    @property
+    def choice(self) -> Training:
+        """The training whatever its stem: what a training and its other-stem twin share, one of
+        which the study keeps (:func:`sfrdask.resolution.stems.choose`)."""
+        return dataclasses.replace(self, stem="")
 
     @property
     def train_fraction(self) -> float:
@@ -120,6 +132,22 @@ def curve_plan(
             zi, zs = (z if spec.uses_images else None), (z if spec.uses_spectra else None)
             todo += [Training(m, zi, zs, seed, f"frac{f:g}") for f in fractions if f < 1 for seed in seeds]
     return sorted(todo, key=lambda t: (-t.cost, t))
+
+
+def takes_stem(model: str) -> bool:
+    """Whether ``model`` is a network on cutouts or spectra, which reaches the working resolution
+    through a stem (:data:`sfrdask.models.base.STEMS`)."""
+    return "stem" in inspect.signature(get_model(model).build).parameters
+
+
+def with_other_stem(todo: list[Training]) -> list[Training]:
+    """``todo`` and, for every network with a stem (not the control, whose stem is fixed), the same
+    training with :data:`OTHER_STEM`, longest first. The study keeps, per training, the stem with
+    the lower validation loss: a model at a higher level then includes the lower level's (its input
+    averaged down) as a candidate, so extra detail it cannot use costs it nothing but the choice."""
+    twins = [dataclasses.replace(t, stem=OTHER_STEM) for t in todo
+             if not t.stem and t.setup != CONTROL and takes_stem(t.model)]  # fmt: skip
+    return sorted(dict.fromkeys([*todo, *twins]), key=lambda t: (-t.cost, t))
 
 
 def control_settings(

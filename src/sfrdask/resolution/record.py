@@ -12,10 +12,11 @@ from sfrdask.resolution.grid import Training
 
 
 def training_of(row: dict[str, Any]) -> Training:
-    """The training a record row describes (rows written before seeds were recorded: seed 0)."""
+    """The training a record row describes (rows written before seeds or stems were recorded: seed
+    0, the configured stem)."""
     zi, zs = row.get("image_zoom"), row.get("spectrum_zoom")
     return Training(row["model"], None if zi is None else int(zi), None if zs is None else int(zs),
-                    int(row.get("seed", 0)), row.get("setup", ""))  # fmt: skip
+                    int(row.get("seed", 0)), row.get("setup", ""), row.get("stem", ""))  # fmt: skip
 
 
 class Record:

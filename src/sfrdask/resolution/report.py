@@ -55,7 +55,9 @@ def end_to_end(row: dict[str, Any], stages: dict[str, Any], selected: int) -> fl
     return selected / t
 
 
-LIST_COLUMNS = ("val_curve", "test_objects", "test_true", "test_predicted", "tuned")
+LIST_COLUMNS = (
+    "val_curve", "test_objects", "test_true", "test_predicted", "tuned", "stem_val_loss", "stem_r2"
+)  # fmt: skip
 
 
 def best_networks(rows: list[dict[str, Any]], k: int) -> list[str]:
@@ -106,10 +108,14 @@ def write_all(
     out: Path,
     p: Any,
     tuning: Path | None = None,
+    trainings: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Every output of a study in ``out``: study.csv / .json / .md, stages.csv, r2_heatmap.png,
     pareto.png, and with the bootstrap r2_intervals.png, with the curves learning_curves.png (the
-    ceilings drawn where the survey has truth). Returns study.md."""
+    ceilings drawn where the survey has truth). ``rows``: one per training (its stem chosen);
+    ``trainings``: every recorded training, both stems (default ``rows``), for the convergence
+    table and the stems' table. Returns study.md."""
+    trainings = rows if trainings is None else trainings
     limits = {c["model"]: round(c["metrics"]["r2"], 4) for c in ceilings(store, "AVG")}
     selected = len(selected_objects(store))
     out.mkdir(parents=True, exist_ok=True)
@@ -131,8 +137,7 @@ def write_all(
         return out / "study.md"
     df = pd.DataFrame(rows)
     df["setup"] = df.get("setup", pd.Series("", index=df.index)).fillna("")
-    flat = df.drop(columns=[c for c in LIST_COLUMNS if c in df.columns])
-    flat = flat.assign(tuned=[json.dumps(t) for t in df.get("tuned", pd.Series([{}] * len(df)))])
+    flat = _flat(df)
     write_text(out / "study.csv", flat.to_csv(index=False))
     main = flat[flat.setup == ""]
     parts = [f"# Resolution study\n\n{_head(p, selected, flat, limits)}\n"]
@@ -152,7 +157,8 @@ def write_all(
         parts += _recommendation_section(cmp, rec, capped)
         parts += _control_section(cmp, p)
         plot_intervals(cmp, out / "r2_intervals.png", limits)
-    parts += _convergence_section(flat)
+    parts += _stems_section(rows)
+    parts += _convergence_section(_flat(pd.DataFrame(trainings)) if trainings else flat)
     if tuning is not None and tuning_table(tuning):
         parts.append(
             "## Tuned settings per network and level\n\nChosen on the validation split (the lowest "
@@ -174,6 +180,38 @@ def write_all(
     plot_heatmaps(main, list(p.image_levels), list(p.spectrum_levels), out / "r2_heatmap.png")
     plot_pareto(over_seeds(main), out / "pareto.png", limits)
     return out / "study.md"
+
+
+def _flat(df: pd.DataFrame) -> pd.DataFrame:
+    """Record rows as a table: no per-object lists, the tuned settings as JSON, '' for no setup."""
+    df = df.assign(setup=df.get("setup", pd.Series("", index=df.index)).fillna(""))
+    flat = df.drop(columns=[c for c in LIST_COLUMNS if c in df.columns])
+    return flat.assign(tuned=[json.dumps(t) for t in df.get("tuned", pd.Series([{}] * len(df)))])
+
+
+def _stems_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Per cell: how often each stem was kept (by validation loss) and the mean test R² of each."""
+    chosen = [r for r in rows if len(r.get("stem_r2") or {}) > 1]
+    if not chosen:
+        return []
+    table = []
+    for cell, group in pd.DataFrame(chosen).groupby([cell_name(r) for r in chosen], sort=False):
+        kept = group.stem_kept.value_counts()
+        r2 = pd.DataFrame(list(group.stem_r2)).mean()
+        table.append(
+            {
+                "cell": cell,
+                "kept (of seeds)": ", ".join(f"{k} {v}" for k, v in kept.items()),
+                **{f"R^2 {k} stem": v for k, v in r2.items()},
+                "R^2 kept": group.r2.mean(),
+            }
+        )
+    return [
+        "## Stem chosen by validation loss\n\nEvery network trained twice per seed: with the configured "
+        "stem (input averaged to 8 px / 577 plus learned detail channels) and with the averaged input "
+        "alone (average). The lower validation loss decided which one the cell keeps; the test R^2 "
+        "of each (mean over the seeds) is shown for comparison only.\n\n" + markdown(table)
+    ]
 
 
 def _truth(rows: list[dict[str, Any]]) -> dict[int, float]:
@@ -244,13 +282,14 @@ def _convergence_section(df: pd.DataFrame) -> list[str]:
     if nets.empty:
         return []
     rows = []
-    for (_, _, _, _), g in nets.groupby(
-        ["model", "image_px", "spectrum_samples", "setup"], dropna=False, sort=False
+    nets = nets.assign(stem=nets.get("stem", pd.Series("", index=nets.index)).fillna(""))
+    for (_, _, _, _, stem), g in nets.groupby(
+        ["model", "image_px", "spectrum_samples", "setup", "stem"], dropna=False, sort=False
     ):
         stops = g.stop.value_counts()
         rows.append(
             {
-                "cell": cell_name(g.iloc[0]),
+                "cell": cell_name(g.iloc[0]) + (f" [stem {stem}]" if stem else ""),
                 "stopped by": ", ".join(f"{k} {v}" for k, v in stops.items()),
                 "epochs": f"{g.epochs.min():.0f}-{g.epochs.max():.0f}",
                 "best epoch": g.best_epoch.mean(),

@@ -39,7 +39,7 @@ def run_training(
     limit = int(settings.pop("epoch_limit", leg))
     tuned = dict(tuned or {})
     overrides = {k: tuned.pop(k) for k in TRAIN_SETTINGS if k in tuned}
-    options = {**tuned, **({"stem": "average"} if t.setup == CONTROL else {})}
+    options = {**tuned, **({"stem": "average"} if t.setup == CONTROL else {"stem": t.stem} if t.stem else {})}
     kwargs = {**settings, **overrides, "seed": t.seed, "train_fraction": t.train_fraction,
               "options": options or None}  # fmt: skip
     where = dict(out=str(Path(out) / t.key), progress=False, with_ceilings=False)  # the report has them
@@ -59,6 +59,7 @@ def run_training(
         "model": t.model,
         "seed": t.seed,
         "setup": t.setup,
+        "stem": t.stem,
         "image_zoom": t.image_zoom,
         "spectrum_zoom": t.spectrum_zoom,
         "image_px": image_size(t.image_zoom) if t.image_zoom is not None else None,

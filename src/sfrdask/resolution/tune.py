@@ -179,7 +179,10 @@ def tune_all(
     writes (``tuning/chosen.json``) the chosen settings per cell: the best finished trial's, or
     the defaults with ``budget`` 0."""
     # one per cell, not per seed; a control cell takes the settings of the cell it must reproduce
-    cells = list({t.tuning_cell: t for t in cells if tunable(t.model) and t.setup != CONTROL}.values())
+    # (a training with the other stem uses its twin's: tuned with the configured stem)
+    cells = list(
+        {t.tuning_cell: t for t in cells if tunable(t.model) and t.setup != CONTROL and not t.stem}.values()
+    )
     if budget <= 0:
         chosen = {t.tuning_cell: {"params": defaults(t.model), "tuned": False} for t in cells}
         write_text(

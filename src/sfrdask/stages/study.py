@@ -50,6 +50,9 @@ class Params:
     tune_trials: int = setting("study.tune-trials", "Optuna trials per network and level (0: the defaults)")
     tune_epochs: int = setting("study.tune-epochs", "epoch cap of one tuning trial")
     control: str = setting("study.control", "model of the control cell ('' for none)")
+    stem_choice: bool = setting(
+        "study.stem-choice", "networks also train on the averaged input; the lower validation loss is kept"
+    )
     bootstrap: bool = setting("study.bootstrap", "paired bootstrap intervals, tied set, recommendation")
     bootstrap_draws: int = setting("study.bootstrap-draws", "bootstrap draws")
     curves: bool = setting("study.curves", "learning curves of the best networks")
@@ -110,7 +113,7 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.resolution import fanout, grid, tune
+    from sfrdask.resolution import fanout, grid, stems, tune
     from sfrdask.resolution.record import Record
     from sfrdask.resolution.report import best_networks, end_to_end, write_all
 
@@ -135,6 +138,8 @@ def run(rt: Runtime, p: Params) -> Result:
         p.pairs,
         control=p.control,
     )
+    if p.stem_choice:
+        plan = grid.with_other_stem(plan)
     selected = len(selected_objects(store))
     if p.report_only:
         chosen = tune.read_chosen(work / "tuning")
@@ -180,6 +185,12 @@ def run(rt: Runtime, p: Params) -> Result:
                                    retries=p.retries, resources=_resources(p), tuned=chosen)  # fmt: skip
         trained += len(todo)
 
+    def kept() -> list[dict[str, Any]]:
+        """The recorded trainings of the plan, one per training whatever its stem (the lower
+        validation loss, :mod:`sfrdask.resolution.stems`)."""
+        rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
+        return stems.choose(rows) if p.stem_choice else rows
+
     report = contextlib.ExitStack()
     if rt.client is not None and not p.report_only:  # one Dask performance report of all trainings
         from distributed import performance_report
@@ -189,16 +200,16 @@ def run(rt: Runtime, p: Params) -> Result:
     with report:
         train([t for t in plan if not (t in record and current(t, record.rows[t]))])
         if p.curves:  # the best networks, once their cells are recorded, on fractions of the training split
-            rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
-            best = best_networks(rows, p.curve_models)
+            best = best_networks(kept(), p.curve_models)
             levels = [z for z in p.curve_levels if z in p.image_levels and z in p.spectrum_levels]
             curve = grid.curve_plan(best, levels, list(p.curve_fractions), list(p.seeds))
+            curve = grid.with_other_stem(curve) if p.stem_choice else curve
             train([t for t in curve if not (t in record and current(t, record.rows[t]))])
             plan += curve
-    rows = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
-    table = write_all(rows, stages, store, Path(p.out), p, tuning=work / "tuning")
+    trainings = [record.rows[t] for t in plan if t in record and current(t, record.rows[t])]
+    table = write_all(kept(), stages, store, Path(p.out), p, tuning=work / "tuning", trainings=trainings)
     fanout.check_failed(failed)
-    return Result(table, len(rows), trained - len(failed), len(plan))
+    return Result(table, len(trainings), trained - len(failed), len(plan))
 
 
 def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
@@ -229,6 +240,7 @@ def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
         epochs=int(main[0]["epoch_cap"]),
         epoch_limit=int(main[0]["epoch_limit"]),
         control=next((r["model"] for r in rows if r.get("setup") == "control"), ""),
+        stem_choice=any(r.get("stem") for r in rows),
         curves=bool(curve),
         curve_models=len({r["model"] for r in curve}) or p.curve_models,
         curve_levels=tuple(
