@@ -10,8 +10,9 @@ Reads the study's store (``bench-output/resolution/work/store.zarr``, made by
 size), trains the same cell and seed as the study's task does (:func:`sfrdask.resolution.task.
 run_training`: the tuned settings, a 60-epoch cap continued up to the limit) with ``train.patience``
 set, and prints the recorded training beside the new one: R^2, epochs, best epoch and why it stopped.
-The same patience as the record reproduces its R^2 (training is deterministic for a seed on one
-thread).
+The same patience as the record reproduces its R^2 to every digit (training is deterministic for a
+seed on one thread, which this script sets, as the study's workers have). ``--stem average``
+retrains the other stem's twin of a training.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ import json
 from pathlib import Path
 
 import dask
+import torch
 from common import markdown
 
 from sfrdask import config
 from sfrdask.resolution.grid import Training
+from sfrdask.resolution.record import training_of
 from sfrdask.resolution.task import run_training
 
 RECORD = Path(__file__).resolve().parent / "results" / "resolution"
@@ -38,19 +41,17 @@ def main() -> None:
     p.add_argument("--spectrum-level", type=int, default=None)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--patience", type=int, required=True)
+    p.add_argument("--stem", default="", help="'' (the configured stem) or average (the other stem's twin)")
     p.add_argument("--store", type=Path, default=Path("bench-output/resolution/work/store.zarr"))
     p.add_argument("--out", type=Path, default=Path("bench-output/probe"))
     args = p.parse_args()
-    t = Training(args.model, args.image_level, args.spectrum_level, args.seed, "")
+    t = Training(args.model, args.image_level, args.spectrum_level, args.seed, "", args.stem)
     rows = [json.loads(line) for line in (RECORD / "done.jsonl").read_text().splitlines()]
-    recorded = next(
-        r for r in rows
-        if (r["model"], r["image_zoom"], r["spectrum_zoom"], r["seed"], r.get("setup", ""))
-        == (t.model, t.image_zoom, t.spectrum_zoom, t.seed, "")
-    )  # fmt: skip
+    recorded = next(r for r in rows if training_of(r) == t)
     tuned = json.loads((RECORD / "tuning" / "chosen.json").read_text())["cells"][t.tuning_cell]["params"]
     settings = {"epochs": recorded["epoch_cap"], "epoch_limit": recorded["epoch_limit"],
                 "batch_size": config.get("train.batch-size")}  # fmt: skip
+    torch.set_num_threads(1)  # as the study's single-thread workers: the same sums, the same training
     with dask.config.set({"sfrdask.train.patience": args.patience}):
         row = run_training(str(args.store), t, str(args.out / f"patience{args.patience}"), settings, tuned)
     table = [{"run": "recorded", **{k: recorded[k] for k in SHOWN}},

@@ -3,8 +3,11 @@
     python benchmarks/study_projection.py --out bench-output           # seconds; reads only JSON
 
 The study: the models of ``sfrdask.study.models`` at all 16 level pairs (single-modality models at
-their 4 levels), 3 seeds: 240 trainings on 11,000 selected objects (70 / 15 / 15% split: 7,700
-training, 1,650 validation, 1,650 test).
+their 4 levels), 3 seeds, on 11,000 selected objects (70 / 15 / 15% split: 7,700 training, 1,650
+validation, 1,650 test); with ``sfrdask.study.stem-choice`` every network with a stem trains a
+second time on the averaged input (stem ``average``), its epochs from the record's trainings of
+that stem and its seconds per epoch those of the configured stem (an upper bound: it reads the
+same input and skips the detail convolution).
 
 What is measured, and where:
 
@@ -48,7 +51,7 @@ from optuna.storages.journal import JournalFileBackend
 from sfrdask import config
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
-from sfrdask.resolution.grid import plan
+from sfrdask.resolution.grid import plan, with_other_stem
 
 RESULTS = Path(__file__).parent / "results"
 SELECTED, OBJECTS = 11_000, 150_000
@@ -61,8 +64,8 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def measured(record: list[dict]) -> dict[tuple[str, int | None, int | None], dict[str, float]]:
-    """Per (model, image zoom, spectrum zoom): mean epochs, rest seconds per object, task seconds
+def measured(record: list[dict]) -> dict[tuple[str, int | None, int | None, str], dict[str, float]]:
+    """Per (model, image zoom, spectrum zoom, stem): mean epochs, rest seconds per object, task seconds
     per object, and the CPU seconds per training epoch per training object, over the seeds."""
     acc: dict = defaultdict(list)
     for r in record:
@@ -72,7 +75,7 @@ def measured(record: list[dict]) -> dict[tuple[str, int | None, int | None], dic
         per_epoch = (r["n_train"] // BATCH) * BATCH / r["train_samples_per_s"] if epochs else 0.0
         validation = epochs * n_val / r["inference_samples_per_s"]
         rest = max(r["train_seconds"] - epochs * per_epoch - validation, 0.0)
-        acc[(r["model"], r["image_zoom"], r["spectrum_zoom"])].append(
+        acc[(r["model"], r["image_zoom"], r["spectrum_zoom"], r.get("stem") or "")].append(
             {
                 "epochs": epochs,
                 "rest_per_object": rest / objects,
@@ -86,11 +89,14 @@ def measured(record: list[dict]) -> dict[tuple[str, int | None, int | None], dic
     }
 
 
-def cell(m: dict, model: str, zi: int | None, zs: int | None) -> dict[str, float]:
-    """The measured cell, or for a pair off the diagonal the mean of the two diagonal cells."""
-    if (model, zi, zs) in m:
-        return m[(model, zi, zs)]
-    a, b = m[(model, zi, zi)], m[(model, zs, zs)]
+def cell(m: dict, model: str, zi: int | None, zs: int | None, stem: str = "") -> dict[str, float]:
+    """The measured cell, or for a pair off the diagonal the mean of the two diagonal cells; a stem
+    the record has not trained there: the configured stem's."""
+    if (model, zi, zs, stem) in m:
+        return m[(model, zi, zs, stem)]
+    if stem and (model, zi, zi, stem) not in m:
+        return cell(m, model, zi, zs)
+    a, b = m[(model, zi, zi, stem)], m[(model, zs, zs, stem)]
     return {k: (a[k] + b[k]) / 2 for k in a}
 
 
@@ -121,7 +127,7 @@ def durations(trainings: list, m: dict, epochs_at: dict | None) -> list[float]:
     rest, for networks; the scaled task seconds for trees."""
     out = []
     for t in trainings:
-        c = cell(m, t.model, t.image_zoom, t.spectrum_zoom)
+        c = cell(m, t.model, t.image_zoom, t.spectrum_zoom, t.stem)
         if get_model(t.model).family != "net":
             out.append(c["task_per_object"] * SELECTED)
         else:
@@ -156,7 +162,7 @@ def tuning(
     }
     out = []
     for model, zi, zs in sorted(cells, key=str):
-        c = cell(m, model, zi, zs) if (model, zi, zi) in m or (model, zi, zs) in m else None
+        c = cell(m, model, zi, zs) if (model, zi, zi, "") in m or (model, zi, zs, "") in m else None
         rest = c["rest_per_object"] * SELECTED if c else 0.0
         out += [per_trial[model] * epochs_at[_key(model, zi, zs)] + rest] * trials
     return sorted(out, reverse=True)
@@ -209,6 +215,7 @@ def main() -> None:
     record = [r for r in record if r["model"] in models]
     m = measured(record)
     todo = plan(models, [0, 1, 2, 3], [0, 1, 2, 3], [0, 1, 2], "grid")
+    todo = with_other_stem(todo) if config.get("study.stem-choice") else todo
     cpu_args = cpu["args"]
     cpu_scale = TRAIN / int(cpu_args["train"])  # measured on fewer objects: per-object cost
     per_epoch = {"GPU": epoch_seconds(gpu["rows"]), "CPU": epoch_seconds(cpu["rows"], cpu_scale)}
@@ -218,8 +225,8 @@ def main() -> None:
 
     # the check: the CPU micro-benchmark against the record's own seconds per epoch (diagonal cells)
     check = []
-    for (model, zi, zs), c in sorted(m.items(), key=str):
-        if get_model(model).family == "net":
+    for (model, zi, zs, stem), c in sorted(m.items(), key=str):
+        if get_model(model).family == "net" and not stem:
             k = _key(model, zi, zs)
             predicted = raw_train[k] / int(cpu_args["train"])
             recorded = c["cpu_epoch_per_train_object"]
@@ -288,7 +295,7 @@ def main() -> None:
         "cpu_check": check,
         "trainings": len(todo),
         "tuning": {"trials_per_cell": trials, "epochs_per_trial": dict(per_trial)},
-        "seeds_per_cell": {f"{k[0]}/{k[1]}/{k[2]}": v["seeds"] for k, v in m.items()},
+        "seeds_per_cell": {"/".join(str(x) for x in k if x != ""): v["seeds"] for k, v in m.items()},
     }
     path = write_json(args.out / "study_projection.json", res)
     print(markdown(rows))
