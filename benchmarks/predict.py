@@ -125,8 +125,8 @@ def throughput(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
 
 def quick(out: Path) -> tuple[Path, list[Path]]:
     """A tiny trained store for --quick (seconds)."""
+    from sfrdask.modelling import train
     from sfrdask.preprocessing import fit_pca_store, select_objects
-    from sfrdask.runs import train
     from sfrdask.synthetic import SynthParams, make_survey
 
     survey = out / "survey"

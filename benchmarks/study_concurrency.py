@@ -30,8 +30,8 @@ from common import machine, markdown, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
+from sfrdask.modelling import train
 from sfrdask.resolution.grid import plan
-from sfrdask.runs import train
 
 GRID = dict(models=("gbt-both", "image-cnn", "early-fusion", "intermediate-fusion"), image_levels=(2, 3),
             spectrum_levels=(2, 3), pairs="diagonal", seeds=(0, 1),

@@ -30,6 +30,7 @@ from sfrdask.inference import load_run
 from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import BANDS, wavelength_grid
 from sfrdask.io.store import open_store
+from sfrdask.models import get_model
 from sfrdask.preprocessing.context import REST_PIVOT, columns, rest_frame
 from sfrdask.training.data import AXIS_LABELS
 from sfrdask.training.spec import TrainSpec, load_splits
@@ -76,7 +77,7 @@ def explain_run(
 
     trained = load_run(run)
     pixels = [i for i in ("image", "spectrum") if i in trained.inputs]
-    if trained.family != "net" or not pixels:
+    if not get_model(trained.model).traits.explainable or not pixels:
         raise SfrdaskError(
             f"{trained.path}: {trained.model} is a {trained.family} model on {', '.join(trained.inputs)}; "
             "explain needs a network that reads cutouts or spectra (not PCA features)"

@@ -27,10 +27,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from sfrdask import config
 from sfrdask.errors import SfrdaskError
+from sfrdask.io.sfr_catalogue import object_classes
 
 LEVELS = (0.68, 0.95)  # the catalogue's intervals: P16-P84 and P2P5-P97P5
 RELIABILITY = tuple(round(x, 2) for x in np.arange(0.05, 0.96, 0.05))
@@ -337,3 +339,54 @@ def width_notes(
                     f"objects; {share:.0%} wider than {wide:g} dex (FLAGS bit WIDE_INTERVAL)")  # fmt: skip
             out.append((text, share))
     return out
+
+
+def difficulty(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame, members: int = 1) -> np.ndarray:
+    """Difficulty features of each object; with several models, their spread is one of them."""
+    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(pred.size, np.nan)
+    spread = None
+    if members > 1:
+        spread = table[[f"pred_{i}" for i in range(members)]].to_numpy().std(axis=1)
+    return difficulty_features(pred, z, table["snr"].to_numpy(), object_classes(ds) == "QSO", spread)
+
+
+def held_out_check(
+    ds: xr.Dataset,
+    label: str,
+    pred: np.ndarray,
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]],
+    kinds: list[str],
+    report: pd.DataFrame,
+) -> pd.DataFrame:
+    """``report`` with coverage rows added for the catalogue's own FLAG != 0 galaxies and quasars
+    that still carry an MPA-JHU estimate: never used in training or calibration, an out-of-sample
+    check (``report`` as it was when there are none)."""
+    if label not in ds or "FLAG" not in ds:
+        return report
+    y = ds[label].values.astype(np.float64)
+    cls = object_classes(ds)
+    held = (ds["FLAG"].values != 0) & np.isfinite(y) & np.isin(cls, kinds)
+    if not held.any():
+        return report
+    b = {lv: (lo[held], hi[held]) for lv, (lo, hi) in bounds.items()}
+    extra = coverage_table(y[held], pred[held], b, cls[held])
+    extra = extra[~extra["group"].str.startswith("decile")]
+    extra.insert(0, "model", report["model"].iloc[-1])
+    extra.insert(1, "split", "FLAG != 0 (catalogue values, never fitted)")
+    return pd.concat([report, extra], ignore_index=True)
+
+
+def catalogue_notes(
+    cal: Calibration,
+    bounds: dict[float, tuple[np.ndarray, np.ndarray]],
+    classes: np.ndarray,
+    kinds: list[str],
+) -> tuple[list[str], list[str]]:
+    """What a reader of the catalogue's intervals must know: (to say now, on the terminal; to
+    write at the end of the calibration report). Classes calibrated on few objects
+    (``sfrdask.predict.warn-below``) are said now; so is a class with more than a tenth of its
+    intervals wider than ``sfrdask.predict.wide-interval-dex``; every class's widths go in the
+    report."""
+    notes = cal.warnings(kinds, int(config.get("predict.warn-below")))
+    widths = width_notes(bounds, classes, kinds, float(config.get("predict.wide-interval-dex")))
+    return notes + [text for text, share in widths if share > 0.1], notes + [text for text, _ in widths]

@@ -6,9 +6,11 @@ or to a split of the store (``predict_split``, for ``sfrdask evaluate``). A run'
 :func:`sfrdask.inference.load_run` needs no guessing from file names; what it reads back is a
 :class:`TrainedRun`, defined here, where the operations that take one are.
 
-A new family is a :class:`Family` of functions with these signatures, added to :data:`FAMILIES`
-(and its model file to :data:`sfrdask.models.registry.MODEL_FILES`): reading a run back, building
-its model and predicting with it go through these operations, not through tests of the name.
+A new family is a :class:`Family` of functions with these signatures, added to :data:`FAMILIES`,
+and its :class:`~sfrdask.models.registry.Traits` (model file, context, epochs, study cost,
+explainable) to :data:`sfrdask.models.registry.FAMILY_TRAITS`: reading a run back, building its
+model, predicting with it, training, tuning and studying it go through these, not through tests
+of the name (tests/test_families.py adds a ridge regression this way).
 
 >>> sorted(FAMILIES), FAMILIES["tree"].model_file
 (['net', 'physics', 'tree'], 'model.npz')
@@ -28,7 +30,7 @@ from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import wavelength_grid
 from sfrdask.models import get_model
-from sfrdask.models.registry import MODEL_FILES
+from sfrdask.models.registry import FAMILY_TRAITS
 from sfrdask.models.trees import TreeArrays
 from sfrdask.training.checkpoint import IDENTITY, load_checkpoint
 from sfrdask.training.data import Normaliser, StoreDataset
@@ -136,13 +138,20 @@ class Family:
     """One model family's five operations."""
 
     name: str
-    model_file: str  # what ``fit`` writes in the run directory
     fit: Fit
     load: Load
     build: Build
     predict: Predict
     predict_split: PredictSplit
     reads_inputs: bool = True  # predict takes the normalised inputs (physics reads the raw block)
+    # columns of its own in a prediction block, ``{column}_{i}``: (column, key of the built model's
+    # ``details`` after a predict, dtype), e.g. physics' BPT class
+    columns: tuple[tuple[str, str, type], ...] = ()
+
+    @property
+    def model_file(self) -> str:
+        """What ``fit`` writes in the run directory (its traits')."""
+        return FAMILY_TRAITS[self.name].model_file
 
 
 def _shapes(run: TrainedRun) -> dict[str, tuple[int, ...]]:
@@ -245,10 +254,12 @@ def _split_physics(spec: TrainSpec, run: TrainedRun, model: Any, ds: StoreDatase
 FAMILIES: dict[str, Family] = {
     f.name: f
     for f in (
-        Family("tree", MODEL_FILES["tree"], _fit_tree, _load_tree, _build_tree, _predict_tree, _split_tree),
-        Family("net", MODEL_FILES["net"], _fit_net, _load_net, _build_net, _predict_net, _split_net),
-        Family("physics", MODEL_FILES["physics"], _fit_physics, _load_physics, _build_physics,
-               _predict_physics, _split_physics, reads_inputs=False),
+        Family("tree", _fit_tree, _load_tree, _build_tree, _predict_tree, _split_tree),
+        Family("net", _fit_net, _load_net, _build_net, _predict_net, _split_net),
+        Family("physics", _fit_physics, _load_physics, _build_physics,
+               _predict_physics, _split_physics, reads_inputs=False,
+               columns=(("class", "bpt_class", str), ("upper", "upper_limit", bool),
+                        ("subclass", "sdss_subclass", str))),
     )
 }  # fmt: skip
 

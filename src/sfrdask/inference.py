@@ -214,22 +214,17 @@ def predict_block(
     else:
         out["snr"] = np.full(k, np.nan)
     for i, (run, prep) in enumerate(zip(runs, preps, strict=True)):
-        if k == 0:
-            out[f"pred_{i}"] = np.zeros(0)
-            if run.family == "physics":  # the same columns as a block with objects
-                out[f"class_{i}"], out[f"upper_{i}"] = np.zeros(0, str), np.zeros(0, bool)
-                out[f"subclass_{i}"] = np.zeros(0, str)
-            continue
         family = family_of(run.family)
+        if k == 0:  # the same columns as a block with objects
+            out[f"pred_{i}"] = np.zeros(0)
+            out |= {f"{column}_{i}": np.zeros(0, dtype) for column, _, dtype in family.columns}
+            continue
         x = model_inputs(run, prep, raw, clean) if family.reads_inputs else {}
         own_clean = clean if prep.deblend is not None else None
         model = run.build()
         out[f"pred_{i}"] = family.predict(run, model, x, raw, own_clean)
-        details = getattr(model, "details", None) or {}
-        if "bpt_class" in details:  # a physics estimate says what kind of object it saw
-            out[f"class_{i}"] = np.asarray(details["bpt_class"], dtype=str)
-            out[f"upper_{i}"] = np.asarray(details["upper_limit"], dtype=bool)
-            out[f"subclass_{i}"] = np.asarray(details["sdss_subclass"], dtype=str)
+        details = getattr(model, "details", None) or {}  # e.g. what kind of object a physics estimate saw
+        out |= {f"{column}_{i}": np.asarray(details[key], dtype) for column, key, dtype in family.columns}
     return out
 
 

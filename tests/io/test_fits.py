@@ -11,7 +11,7 @@ import pytest
 from astropy.io import fits
 
 from sfrdask import open_hisscube
-from sfrdask.cube_build import build_cube, group_targets
+from sfrdask.fits_to_cube import build_cube, group_targets
 from sfrdask.io.fits import (
     FitsError,
     read_frame,

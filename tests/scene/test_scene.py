@@ -70,7 +70,7 @@ def test_every_model_on_both_tasks(results):
 
 
 def test_classifiers_have_a_registry_of_their_own():
-    from sfrdask.runs import train
+    from sfrdask.modelling import train
     from sfrdask.scene.models import SCENE_MODELS
 
     assert {m.name for m in SCENE_MODELS.list()} == MODELS

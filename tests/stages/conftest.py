@@ -10,8 +10,8 @@ import dask
 import pytest
 
 from sfrdask import read_catalog_dir, stages, write_store
+from sfrdask.modelling import train
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
-from sfrdask.runs import train
 from sfrdask.stages import deblend, filter, ingest, pca
 from sfrdask.stages.base import execute
 from sfrdask.synthetic import SynthParams, make_survey

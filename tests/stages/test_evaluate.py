@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sfrdask.runs import train
+from sfrdask.modelling import train
 from sfrdask.stages import evaluate
 from sfrdask.stages.base import execute
 

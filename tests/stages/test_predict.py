@@ -22,7 +22,7 @@ import sfrdask
 from sfrdask.cli import main
 from sfrdask.io.catalog import find_catalogs
 from sfrdask.io.sfr_catalogue import BIT, SFR_COLUMNS, read_catalogue
-from sfrdask.runs import evaluate
+from sfrdask.modelling import evaluate
 
 pytestmark = pytest.mark.slow
 SFRDASK = Path(sys.executable).with_name("sfrdask")
@@ -202,7 +202,7 @@ def test_a_run_that_moved_predicts_from_another_directory(trained, tmp_path, mon
     is found relative to the run directory, and predict writes nothing into it. When the store
     moves on its own, the error names every path tried, and --train-store points at it."""
     from sfrdask.errors import StoreError
-    from sfrdask.runs import train
+    from sfrdask.modelling import train
 
     first = tmp_path / "first"
     first.mkdir()

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from sfrdask.inference import load_run
+from sfrdask.modelling import evaluate, train
 from sfrdask.models import get_model
-from sfrdask.runs import evaluate, train
 from sfrdask.stages.train import Params
 from sfrdask.stages.train import run as run_train
 from sfrdask.training import TrainSpec

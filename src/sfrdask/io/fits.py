@@ -3,7 +3,7 @@ with errors from the SDSS recipe (calibration vector, sky, CCD gain and dark var
 and cutouts at every zoom level; spectra identified by their headers (SDSS-I/II and BOSS) and
 rebinned flux-conserving onto the 4620-sample grid and the levels below it.
 
-:mod:`sfrdask.cube_build` plans targets from these and writes the cube.
+:mod:`sfrdask.fits_to_cube` plans targets from these and writes the cube.
 """
 
 from __future__ import annotations

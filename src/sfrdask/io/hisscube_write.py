@@ -57,7 +57,7 @@ def rescale_image_header(header: dict[str, Any], zoom: int) -> dict[str, Any]:
 class HissCubeWriter:
     """Create a DATASET-layout file and fill it batch by batch.
 
-    Used as (see :func:`sfrdask.synthetic.make_survey` and :func:`sfrdask.cube_build.build_cube`)::
+    Used as (see :func:`sfrdask.synthetic.make_survey` and :func:`sfrdask.fits_to_cube.build_cube`)::
 
         with HissCubeWriter(path, n_targets=10, n_spectra=12, n_images=5) as w:
             w.write_image_headers(0, names, headers)

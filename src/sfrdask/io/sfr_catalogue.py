@@ -22,6 +22,7 @@ import pandas as pd
 import xarray as xr
 
 from sfrdask import config
+from sfrdask._version import __version__
 from sfrdask.bpt import AGN_CLASSES
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import atomic_output, refuse_existing
@@ -281,3 +282,42 @@ def assemble(
     for i, m in enumerate(models):
         cat[f"MEDIAN_{m.upper().replace('-', '_')}"] = table[f"pred_{i}"].to_numpy(np.float32)
     return cat
+
+
+def flag_wide(flags: np.ndarray, bounds: dict[float, tuple[np.ndarray, np.ndarray]]) -> float:
+    """Set WIDE_INTERVAL where the 95% interval is wider than ``sfrdask.predict.wide-interval-dex``;
+    returns that width."""
+    wide = float(config.get("predict.wide-interval-dex"))
+    flags[(bounds[0.95][1] - bounds[0.95][0]) > wide] |= BIT["WIDE_INTERVAL"]
+    return wide
+
+
+def header(
+    runs: list[Any],
+    where: str | Path,
+    catalog: str | Path | None,
+    levels: tuple[int | None, int | None],
+    pooled_check: bool,
+    missing: list[str],
+    rows: str,
+) -> dict[str, Any]:
+    """The catalogue's FITS header: what made it (runs, their models and training store, the
+    input and its catalogue, the target and levels), how its intervals were calibrated, the
+    wide-interval width, the sfrdask version, the flags left unset and the row form."""
+    zi, zs = levels
+    return {
+        "MODEL": ",".join(r.model for r in runs),
+        "RUNS": ",".join(str(r.path.resolve()) for r in runs),
+        "TRAINST": str(runs[0].store.resolve()),
+        "INPUT": str(Path(where).resolve()),
+        "CATALOG": str(catalog or ""),
+        "TARGET": runs[0].target,
+        "IMGZOOM": -1 if zi is None else zi,
+        "SPECZOOM": -1 if zs is None else zs,
+        "CALIB": "normalised split conformal (MAPIE), "
+        + ("validation + test splits" if pooled_check else "validation split"),
+        "WIDEDEX": float(config.get("predict.wide-interval-dex")),
+        "SFRDASK": __version__,
+        "FLAGNA": "; ".join(missing),
+        "ROWS": rows,
+    }

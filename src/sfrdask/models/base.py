@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sfrdask.choices import STEMS
+
 Batch = dict[str, torch.Tensor]
 
 
@@ -83,11 +85,11 @@ def conv_trunk(
 # difficulty (the resolution study's fairness; docs/training.md, "A fair model at every level").
 WORK_IMAGE_PX = 8
 WORK_SAMPLES = 577
-STEMS = ("common", "average", "none")
-"""``common``: the input averaged down to the working resolution plus ``detail`` learned channels
-(strided convolution over each working pixel's footprint); ``average``: the averaged input alone
-(the study's control: the higher level's data reduced inside the model to the lowest level's
-shape); ``none``: the input as it is (the networks before the stems; their old checkpoints)."""
+# The stems (sfrdask.choices.STEMS): ``common``, the input averaged down to the working resolution
+# plus ``detail`` learned channels (strided convolution over each working pixel's footprint);
+# ``average``, the averaged input alone (the study's control and its other stem: the higher level's
+# data reduced inside the model to the lowest level's shape); ``none``, the input as it is (the
+# networks before the stems; their old checkpoints).
 
 
 @contextlib.contextmanager

@@ -13,7 +13,12 @@ it declares to that input's per-object shape::
 
 ``family`` is ``"tree"`` (scikit-learn estimators on PCA features), ``"net"`` (torch modules
 following :class:`sfrdask.models.base.SfrNet`) or ``"physics"`` (estimates from first principles,
-no training: :mod:`sfrdask.models.physics`).
+no training: :mod:`sfrdask.models.physics`). What sets a family apart is declared once, as its
+:class:`Traits` in :data:`FAMILY_TRAITS`; code that treats families differently reads the traits,
+never the name (its operations, fit, load and predict, are :data:`sfrdask.families.FAMILIES`).
+
+>>> MODELS.get("intermediate-fusion").traits.epochs, MODELS.get("physics-halpha").traits.context
+(True, False)
 """
 
 from __future__ import annotations
@@ -25,8 +30,25 @@ from typing import Any
 from sfrdask.errors import SfrdaskError
 
 INPUTS = ("image", "spectrum", "image_pca", "spectrum_pca", "audio")
-# what each family's fit writes in its run directory; the run's manifest (metrics.json) names it
-MODEL_FILES = {"tree": "model.npz", "net": "best.pt", "physics": "model.json"}
+
+
+@dataclass(frozen=True)
+class Traits:
+    """What a model family is, as the rest of sfrdask needs to know it."""
+
+    model_file: str  # what its fit writes in the run directory (named by the run's metrics.json)
+    context: bool = True  # learns from the context (redshift, class) beside its inputs (physics: reads Z)
+    epochs: bool = False  # trains by epochs on a validation split: learning-rate schedules, augmentation,
+    # rest-frame spectra, tuning, DDP, the study's stems, continuation and learning curves
+    study_cost: float = 1.0  # weight of one training in the study's longest-first order
+    explainable: bool = False  # integrated gradients on its cutouts or spectra (``sfrdask explain``)
+
+
+FAMILY_TRAITS: dict[str, Traits] = {
+    "tree": Traits("model.npz"),
+    "net": Traits("best.pt", epochs=True, study_cost=100.0, explainable=True),
+    "physics": Traits("model.json", context=False),
+}
 
 
 class ModelError(SfrdaskError, ValueError):
@@ -42,6 +64,11 @@ class ModelSpec:
     description: str
     min_image_px: int = 8
     task: str = "regression"
+
+    @property
+    def traits(self) -> Traits:
+        """Its family's :class:`Traits`."""
+        return FAMILY_TRAITS[self.family]
 
     @property
     def uses_images(self) -> bool:
@@ -76,8 +103,9 @@ class Registry:
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Decorator: add a builder under ``name``."""
         bad = [i for i in inputs if i not in INPUTS]
-        if bad or family not in ("tree", "net", "physics"):
-            raise ValueError(f"model {name!r}: unknown inputs {bad} or family {family!r}")
+        if bad or family not in FAMILY_TRAITS:
+            known = ", ".join(FAMILY_TRAITS)
+            raise ValueError(f"model {name!r}: unknown inputs {bad} or family {family!r} (families: {known})")
 
         def deco(build: Callable[..., Any]) -> Callable[..., Any]:
             if name in self._models:

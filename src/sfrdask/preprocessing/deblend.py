@@ -34,12 +34,13 @@ import zarr
 from scipy import ndimage
 
 from sfrdask import config
+from sfrdask.choices import DEBLEND_STRATEGIES
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.store import open_group, open_store, write_group
 from sfrdask.preprocessing.compact import compact_group
 from sfrdask.preprocessing.quality import selected_objects, selection_digest
 
-STRATEGIES = ("none", "crop", "mask", "noise")
+STRATEGIES = DEBLEND_STRATEGIES
 NEIGHBOUR, WAS_NAN = 1, 2
 N_DIAG = 5  # found, n_sources, dx, dy, flux share of the central segment
 

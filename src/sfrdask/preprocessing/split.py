@@ -11,7 +11,8 @@ import hashlib
 
 import numpy as np
 
-SPLITS = ("train", "validation", "test")
+from sfrdask.choices import SPLITS
+
 TRAIN, VALIDATION, TEST = 0, 1, 2
 
 

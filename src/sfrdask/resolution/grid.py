@@ -6,10 +6,10 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
+from sfrdask.choices import PAIRS
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 
-PAIRS = ("grid", "diagonal")
 CONTROL = "control"  # the setup of the control cell's trainings
 OTHER_STEM = "average"  # the stem a network also trains with (the study keeps the one better on validation)
 
@@ -69,7 +69,7 @@ class Training:
         spec = get_model(self.model)
         px = image_size(self.image_zoom) ** 2 * 5 if "image" in spec.inputs else 0
         samples = spectrum_samples(self.spectrum_zoom) if "spectrum" in spec.inputs else 0
-        return (100.0 if spec.family == "net" else 1.0) * (1 + (px + samples) / 1000)
+        return spec.traits.study_cost * (1 + (px + samples) / 1000)
 
 
 def expand_models(names: tuple[str, ...] | list[str]) -> list[str]:
@@ -136,7 +136,7 @@ def curve_plan(
 
 def takes_stem(model: str) -> bool:
     """Whether ``model`` is a network on cutouts or spectra, which reaches the working resolution
-    through a stem (:data:`sfrdask.models.base.STEMS`)."""
+    through a stem (:data:`sfrdask.choices.STEMS`)."""
     return "stem" in inspect.signature(get_model(model).build).parameters
 
 

@@ -66,7 +66,7 @@ def best_networks(rows: list[dict[str, Any]], k: int) -> list[str]:
     if df.empty:
         return []
     df = df[(df.get("setup", pd.Series("", index=df.index)).fillna("") == "")]
-    df = df[[get_model(m).family == "net" for m in df.model]]
+    df = df[[get_model(m).traits.epochs for m in df.model]]
     cells = df.groupby(["model", "image_px", "spectrum_samples"], dropna=False).r2.mean().reset_index()
     return list(cells.groupby("model").r2.max().sort_values(ascending=False).index[:k])
 

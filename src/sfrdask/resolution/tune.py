@@ -29,11 +29,11 @@ from optuna.trial import TrialState
 
 from sfrdask import config
 from sfrdask.io.atomic import write_text
+from sfrdask.modelling import train_on_validation
 from sfrdask.models import get_model
 from sfrdask.resolution.fanout import fan_out
 from sfrdask.resolution.grid import CONTROL, Training
 from sfrdask.resolution.task import TRAIN_SETTINGS
-from sfrdask.runs import train_on_validation
 from sfrdask.training.loop import set_worker_threads
 
 JOURNAL = "journal.log"
@@ -42,8 +42,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 def tunable(model: str) -> bool:
-    """Networks are tuned; trees and physics keep their settings."""
-    return get_model(model).family == "net"
+    """Models trained by epochs (networks) are tuned; trees and physics keep their settings."""
+    return get_model(model).traits.epochs
 
 
 def defaults(model: str) -> dict[str, Any]:

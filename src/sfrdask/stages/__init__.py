@@ -28,7 +28,7 @@ _WHERE = {
     "deblend": ("deblend", "STAGE", "isolate the central object of every selected cutout (sep)"),
     "pca": ("pca", "STAGE", "standardise + incremental PCA fitted on the training split"),
     "preprocess": ("preprocess", "STAGE", "filter, stats, deblend and PCA in one go"),
-    "models": ("tools", "MODELS", "list the models the registry knows"),
+    "models": ("models", "STAGE", "list the models the registry knows"),
     "train": ("train", "STAGE", "train models on a preprocessed store; results table in --out"),
     "evaluate": (
         "evaluate",
@@ -50,9 +50,9 @@ _WHERE = {
         "STAGE",
         "the resolution study: every model at every level, trainings fanned out over the cluster",
     ),
-    "plot-labels": ("tools", "PLOT_LABELS", "plot the label distribution of a store (PNG)"),
+    "plot-labels": ("plot_labels", "STAGE", "plot the label distribution of a store (PNG)"),
     "scene": ("scene", "STAGE", "the Scene experiment: audio (MFCC) + frame classification, fused"),
-    "scene-synth": ("tools", "SCENE_SYNTH", "write the synthetic stand-in for the Scene data set"),
+    "scene-synth": ("scene_synth", "STAGE", "write the synthetic stand-in for the Scene data set"),
 }
 NAMES = tuple(_WHERE)
 

@@ -43,7 +43,7 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.cube_build import build_cube
+    from sfrdask.fits_to_cube import build_cube
 
     t0 = time.perf_counter()
     with rt.active():

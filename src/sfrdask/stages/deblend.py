@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sfrdask.choices import DEBLEND_STRATEGIES
 from sfrdask.io.levels import parse_levels
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required, setting
@@ -18,7 +19,7 @@ class Params:
         None, "image levels (default: all in the store)", parse=parse_levels
     )
     strategy: str = setting(
-        "preprocess.deblend.strategy", "what replaces neighbours", choices=["none", "crop", "mask", "noise"]
+        "preprocess.deblend.strategy", "what replaces neighbours", choices=DEBLEND_STRATEGIES
     )
     plots: Path | None = option(None, "directory for before/after montages")
 

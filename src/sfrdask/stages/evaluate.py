@@ -8,6 +8,7 @@ from typing import Any
 
 import pandas as pd
 
+from sfrdask.choices import SPLITS
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required
 
@@ -18,7 +19,7 @@ class Params:
         "run directory (or its best.pt / model.npz / model.json)", positional=True, input=True
     )
     store: Path = required("zarr store holding the inputs at the trained levels", input=True)
-    split: str = option("test", "which split to score", choices=["train", "validation", "test"])
+    split: str = option("test", "which split to score", choices=SPLITS)
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.runs import evaluate
+    from sfrdask.modelling import evaluate
 
     with rt.active():
         r = evaluate(p.run, p.store, split=p.split)

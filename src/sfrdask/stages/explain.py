@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sfrdask.choices import SPLITS
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required
 
@@ -14,7 +15,7 @@ from sfrdask.stages.base import Stage, option, required
 class Params:
     run: Path = required("run directory of a trained network (or its best.pt)", positional=True, input=True)
     store: Path = required("the store holding the run's inputs (its training store, or another)", input=True)
-    split: str = option("test", "whose objects to explain", choices=["train", "validation", "test"])
+    split: str = option("test", "whose objects to explain", choices=SPLITS)
     objects: int = option(256, "objects explained (drawn at random from the split)")
     steps: int = option(32, "integration steps of integrated gradients")
     seed: int = option(0, "which objects are drawn")

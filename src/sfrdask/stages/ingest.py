@@ -9,12 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from sfrdask.choices import LEVELS
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required
-
-LEVELS = (0, 1, 2, 3)
 
 
 def read_catalogs(p: Any) -> pd.DataFrame | None:

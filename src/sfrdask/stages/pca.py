@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sfrdask.choices import PCA_SOURCES
 from sfrdask.io.levels import parse_levels
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required, setting
@@ -18,9 +19,7 @@ class Params:
     modalities: tuple[str, ...] = option(("image", "spectrum"), "image, spectrum or both (comma-separated)")
     image_components: int = setting("preprocess.pca.image-components", "components kept for images")
     spectrum_components: int = setting("preprocess.pca.spectrum-components", "components kept for spectra")
-    source: str = option(
-        "auto", "images: deblended cutouts when present (auto), or raw", choices=["auto", "clean", "raw"]
-    )
+    source: str = option("auto", "images: deblended cutouts when present (auto), or raw", choices=PCA_SOURCES)
     plots: Path | None = option(None, "directory for the explained-variance plot")
 
 

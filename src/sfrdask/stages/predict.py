@@ -29,16 +29,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sfrdask import config
-from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.sfr_catalogue import (
-    BIT,
     KEYS,
     ROW_FORMS,
     assemble,
     catalogue_flags,
     check_output,
+    flag_wide,
+    header,
     match_training,
     object_classes,
     per_spectrum,
@@ -50,6 +49,7 @@ from sfrdask.stages.base import Stage, option, required, setting
 from sfrdask.tables import markdown
 
 if TYPE_CHECKING:
+    from sfrdask.calibration import Calibration
     from sfrdask.families import TrainedRun
 
 
@@ -109,10 +109,8 @@ def _source(params: Params, zi: int | None, zs: int | None) -> xr.Dataset:
         return open_store(params.store, image_zoom=zi, spectrum_zoom=zs)
     from sfrdask.io.catalog import join_labels, read_catalog_dir
     from sfrdask.io.hisscube import open_hisscube
-    from sfrdask.io.hisscube_meta import read_target_metadata
 
-    meta = read_target_metadata(params.cube, zi or 0, zs or 0)
-    ds = open_hisscube(params.cube, zi or 0, zs or 0, metadata=meta)
+    ds = open_hisscube(params.cube, zi or 0, zs or 0)  # reads its targets' metadata itself
     if params.catalog is not None:
         ds = join_labels(ds, read_catalog_dir(params.catalog))
     return ds
@@ -148,75 +146,108 @@ def run(rt: Runtime, params: Params) -> Result:
 
 
 def _run(client: Any, params: Params) -> Result:
-    from sfrdask.calibration import POOLED_CHECK, width_notes
-    from sfrdask.inference import check_compatible, ensemble, levels, load_run, predictions, preparation
-    from sfrdask.plots import main_sequence_plot
-    from sfrdask.runs import calibrate, difficulty, held_out_check
+    from sfrdask.inference import check_compatible, levels, load_run, preparation
 
     out = check_output(params.out, params.overwrite)
     runs = [load_run(r, store=params.train_store) for r in params.runs]
     check_compatible(runs)
     preps = [preparation(r) for r in runs]
-    zi, zs = levels(runs)
-    where = params.store or params.cube
-    ds = _source(params, zi, zs)
-    _check_levels(ds, runs, str(where))
-
+    ds = _source(params, *levels(runs))
+    _check_levels(ds, runs, str(params.store or params.cube))  # before any work
     stem = out.with_suffix("")  # the catalogue's reports are named after it, beside it
+    calibrated = _calibrate(client, params, runs, preps, stem)
+    predicted = _predict(client, params, runs, preps, ds)
+    return _write(params, out, stem, runs, preps, calibrated, predicted)
+
+
+@dataclass
+class _Calibrated:
+    """The ensemble's calibration on the training store, its coverage rows, its plots."""
+
+    cal: Calibration
+    report: pd.DataFrame
+    files: list[Path]
+
+
+@dataclass
+class _Predicted:
+    """Every object of the input: its Dataset, the per-model table, the ensemble's prediction,
+    its classes, the levels read and the objects/s of the pass."""
+
+    ds: xr.Dataset
+    table: pd.DataFrame
+    pred: np.ndarray
+    classes: np.ndarray
+    levels: tuple[int | None, int | None]
+    rate: float
+
+
+def _calibrate(client: Any, params: Params, runs: list[TrainedRun], preps: list, stem: Path) -> _Calibrated:
+    """Step 1: calibrate on the runs' training store (validation split), checked on its test split."""
+    from sfrdask.modelling import calibrate
+
     plots = stem if params.plots else None
     cal, report, files = calibrate(runs, preps, client, params.chunk_mb, params.seed, plots)
+    return _Calibrated(cal, report, files)
+
+
+def _predict(client: Any, params: Params, runs: list[TrainedRun], preps: list, ds: xr.Dataset) -> _Predicted:
+    """Step 2: predict every object of the input (``ds``), chunk by chunk on the cluster."""
+    from sfrdask.inference import ensemble, levels, predictions
+
+    where = params.store or params.cube
     t0 = time.perf_counter()
     table = predictions(ds, runs, preps, client, params.chunk_mb, desc=f"predict ({Path(where).name})")
     rate = len(table) / max(time.perf_counter() - t0, 1e-9)
     pred = ensemble(table, len(runs))
-    classes = object_classes(ds)
-    bounds = cal.intervals(difficulty(pred, ds, table, len(runs)), classes)
+    return _Predicted(ds, table, pred, object_classes(ds), levels(runs), rate)
+
+
+def _write(
+    params: Params,
+    out: Path,
+    stem: Path,
+    runs: list[TrainedRun],
+    preps: list,
+    calibrated: _Calibrated,
+    p: _Predicted,
+) -> Result:
+    """Step 3: the intervals, the flags and the catalogue, its calibration report and plots."""
+    from sfrdask.calibration import POOLED_CHECK, catalogue_notes, difficulty, held_out_check
+    from sfrdask.plots import main_sequence_plot
+
+    ds, table, pred = p.ds, p.table, p.pred
+    bounds = calibrated.cal.intervals(difficulty(pred, ds, table, len(runs)), p.classes)
     kinds = [str(c).upper() for c in preps[0].selection_attrs.get("classes", ["GALAXY", "QSO"])]
-    notes = cal.warnings(kinds, int(config.get("predict.warn-below")))
     same = params.store is not None and Path(params.store).resolve() == runs[0].store.resolve()
     split = match_training(ds, runs[0].store, same)
     training = {**preps[0].selection_attrs, "z_range": preps[0].z_range}
-    flags, missing = catalogue_flags(ds, table, split, training, (zi, zs), runs[0].target)
+    flags, missing = catalogue_flags(ds, table, split, training, p.levels, runs[0].target)
     phys_classes = physics_flags(table, len(runs), flags)
-    wide_dex = float(config.get("predict.wide-interval-dex"))
-    flags[(bounds[0.95][1] - bounds[0.95][0]) > wide_dex] |= BIT["WIDE_INTERVAL"]
-    widths = width_notes(bounds, classes, kinds, wide_dex)
+    flag_wide(flags, bounds)
+    now, notes = catalogue_notes(calibrated.cal, bounds, p.classes, kinds)
     for m in missing:
         print(f"sfrdask predict: warning: flag {m} is unavailable; the bit stays 0", file=sys.stderr)
-    for note in notes + [text for text, share in widths if share > 0.1]:  # a tenth: say it now
+    for note in now:
         print(f"sfrdask predict: warning: {note}", file=sys.stderr)
-    notes += [text for text, _ in widths]
 
     models = [r.model for r in runs]
     targets = assemble(ds, table, pred, bounds, flags, split, models if len(runs) > 1 else [], phys_classes)
-    report = held_out_check(ds, runs[0].target, pred, bounds, kinds, report)
-    header = {
-        "MODEL": ",".join(models),
-        "RUNS": ",".join(str(r.path.resolve()) for r in runs),
-        "TRAINST": str(runs[0].store.resolve()),
-        "INPUT": str(Path(where).resolve()),
-        "CATALOG": str(params.catalog or ""),
-        "TARGET": runs[0].target,
-        "IMGZOOM": -1 if zi is None else zi,
-        "SPECZOOM": -1 if zs is None else zs,
-        "CALIB": "normalised split conformal (MAPIE), "
-        + ("validation + test splits" if (report["split"] == POOLED_CHECK).any() else "validation split"),
-        "WIDEDEX": wide_dex,
-        "SFRDASK": __version__,
-        "FLAGNA": "; ".join(missing),
-        "ROWS": params.rows,
-    }
+    report = held_out_check(ds, runs[0].target, pred, bounds, kinds, calibrated.report)
+    pooled_check = bool((report["split"] == POOLED_CHECK).any())
+    where = params.store or params.cube
+    head = header(runs, where, params.catalog, p.levels, pooled_check, missing, params.rows)
     visits = {k: ds[f"spec_{k.lower()}"].values for k in KEYS} if "spec_plateid" in ds else None
     cat = per_spectrum(targets, visits) if params.rows == "spectrum" and visits is not None else targets
-    write_catalogue(cat, out, header, overwrite=params.overwrite)
-    files += _write_report(stem, report, notes)
+    write_catalogue(cat, out, head, overwrite=params.overwrite)
+    files = [*calibrated.files, *_write_report(stem, report, notes)]
     ms = None
     if params.plots and "LGM_AVG" in ds:
         flag_col = ds["FLAG"].values if "FLAG" in ds else np.full(len(targets), -1)
         ms = main_sequence_plot(
             targets, ds["LGM_AVG"].values.astype(np.float64), flag_col, out.with_suffix(".main_sequence.png")
         )  # one point per target
-    return Result(out, len(cat), report, tuple(files), ms, rate, tuple(missing))
+    return Result(out, len(cat), report, tuple(files), ms, p.rate, tuple(missing))
 
 
 def report(r: Result) -> list[str]:

@@ -1,37 +1,45 @@
-"""The preprocess stage: filter, stats, deblend (every image level) and PCA (every level) in one go."""
+"""The preprocess stage: filter, stats, deblend (every image level) and PCA (every level) in one go.
+
+Its parameters are its sub-stages' (:func:`_params`): each declared once, in the sub-stage that
+uses it, so a new filter or PCA setting is an option of ``preprocess`` too, with the same help
+and default.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sfrdask.runtime import Runtime
 from sfrdask.stages import deblend, filter, pca, stats
-from sfrdask.stages.base import Stage, option, required, setting
+from sfrdask.stages.base import Stage, required
+
+SUB_STAGES = (stats, filter, deblend, pca)  # in the order their options are listed
+SET_HERE = ("zooms", "plots")  # every level; the plots go to ``out``
 
 
-@dataclass(frozen=True)
-class Params:
-    store: Path = required("zarr store written by ingest", positional=True, input=True)
-    out: Path | None = option(None, "directory for tables and PNGs (default: none written)")
-    label: str = option("AVG", "AVG (alias AVR), or another catalogue column")
-    flag: int = setting("preprocess.flag", "keep catalogue rows with this FLAG")
-    max_bad_fraction: float = setting("preprocess.max-bad-fraction", "drop objects with more NaN than this")
-    classes: tuple[str, ...] = setting("preprocess.classes", "comma-separated classes kept, e.g. GALAXY,QSO")
-    compact: bool = setting(
-        "preprocess.compact", "copy the selected objects contiguously, so later stages read only them"
-    )
-    strategy: str = setting(
-        "preprocess.deblend.strategy", "what replaces neighbours", choices=["none", "crop", "mask", "noise"]
-    )
-    modalities: tuple[str, ...] = option(("image", "spectrum"), "PCA of image, spectrum or both")
-    image_components: int = setting("preprocess.pca.image-components", "components kept for images")
-    spectrum_components: int = setting("preprocess.pca.spectrum-components", "components kept for spectra")
-    source: str = option(
-        "auto",
-        "PCA input for images: deblended when present (auto), or raw",
-        choices=["auto", "clean", "raw"],
-    )
+def _params() -> type:
+    """``Params``: the store, then every field of the sub-stages' Params (the first of a name
+    wins) but those this stage sets itself (:data:`SET_HERE`)."""
+    own = [("store", Path, required("zarr store written by ingest", positional=True, input=True))]
+    seen = {"store", *SET_HERE}
+    for sub in SUB_STAGES:
+        hints = typing.get_type_hints(sub.Params)
+        for f in fields(sub.Params):
+            if f.name not in seen:
+                seen.add(f.name)
+                copy = dataclasses.field(
+                    default=f.default, default_factory=f.default_factory, metadata=f.metadata
+                )
+                own.append((f.name, hints[f.name], copy))
+    cls = dataclasses.make_dataclass("Params", own, frozen=True)
+    cls.__module__ = __name__
+    return cls
+
+
+Params = _params()
 
 
 @dataclass(frozen=True)
@@ -42,14 +50,14 @@ class Result:
     pca: pca.Result
 
 
-def _sub(params: type, p: Params, **given: object) -> object:
+def _sub(params: type, p: typing.Any, **given: object) -> object:
     """A sub-stage's Params from this stage's fields of the same name (by name, never by position,
     so reordering a field cannot move a value), plus ``given``; its other fields keep their defaults."""
     names = {f.name for f in fields(params)}
-    return params(**{f.name: getattr(p, f.name) for f in fields(Params) if f.name in names} | given)
+    return params(**{f.name: getattr(p, f.name) for f in fields(p) if f.name in names} | given)
 
 
-def run(rt: Runtime, p: Params) -> Result:
+def run(rt: Runtime, p: typing.Any) -> Result:  # p: a Params
     f = filter.run(rt, _sub(filter.Params, p))
     s = stats.run(rt, _sub(stats.Params, p))
     d = deblend.run(rt, _sub(deblend.Params, p, plots=p.out))  # every image level

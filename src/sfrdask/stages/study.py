@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sfrdask.choices import LEVELS, PAIRS
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.preprocessing.quality import selected_objects
@@ -26,7 +27,6 @@ from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, check_inputs, option, required, setting
 from sfrdask.stages.study_prepare import prepare, recorded
 
-LEVELS = (0, 1, 2, 3)
 RECIPE = 2  # rows of an older recipe (no stems, no tuning, no stop reasons) are trained again
 
 
@@ -39,7 +39,7 @@ class Params:
     image_levels: tuple[int, ...] = option(LEVELS, "image levels (0..3 = 64..8 px)", parse=parse_levels)
     spectrum_levels: tuple[int, ...] = option(LEVELS, "spectrum levels (0..3)", parse=parse_levels)
     pairs: str = setting(
-        "study.pairs", "two-modality models: the 4 x 4 grid or matched levels", choices=["grid", "diagonal"]
+        "study.pairs", "two-modality models: the 4 x 4 grid or matched levels", choices=PAIRS
     )
     seeds: tuple[int, ...] = setting("study.seeds", "every model trains once per seed")
     epochs: int = setting(

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from sfrdask import config
+from sfrdask.choices import DEVICES, LR_SCHEDULES, STEMS
 from sfrdask.io.levels import parse_zoom
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, fields_of, option, required, setting
@@ -40,18 +41,14 @@ class Params:
         "train.context", "redshift,class, one of them, or none (the thesis' inputs)", parse=_parse_context
     )
     rest_frame: bool = setting("train.rest-frame", "networks: spectra resampled to the rest frame by Z")
-    lr_schedule: str = setting(
-        "train.lr-schedule", "learning-rate schedule", choices=["none", "plateau", "cosine"]
-    )
+    lr_schedule: str = setting("train.lr-schedule", "learning-rate schedule", choices=LR_SCHEDULES)
     augment: bool = setting("train.augment", "networks: random flips and 90-degree rotations of cutouts")
     stem: str = setting(
         "train.stem",
         "networks on cutouts/spectra: to 8 px / 577 samples",
-        choices=["common", "average", "none"],
+        choices=STEMS,
     )
-    device: str = setting(
-        "train.device", "auto (cuda when available), cpu or cuda", choices=["auto", "cpu", "cuda"]
-    )
+    device: str = setting("train.device", "auto (cuda when available), cpu or cuda", choices=DEVICES)
     resume: bool = option(False, "continue from OUT/MODEL/.../last.pt")
     out: Path = option(Path("runs"), "results directory")
 
@@ -77,8 +74,8 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
+    from sfrdask.modelling import train
     from sfrdask.models import get_model
-    from sfrdask.runs import train
 
     for name in p.models:
         get_model(name)  # an unknown name is refused before any work

@@ -1,7 +1,7 @@
 """Training: data from the store, the training loop, DDP on Dask workers, trees and physics fits.
 
 Training and scoring a registered model end to end (its run directory, the results table) is
-:mod:`sfrdask.runs`, a layer above.
+:mod:`sfrdask.modelling`, a layer above.
 """
 
 from sfrdask.training.data import ChunkDistributedSampler, Normaliser, StoreDataset

@@ -32,7 +32,6 @@ from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 from sfrdask.models import SfrNet
-from sfrdask.models.registry import MODEL_FILES
 from sfrdask.progress import Progress
 from sfrdask.training.augment import dihedral
 from sfrdask.training.checkpoint import load_checkpoint, save_checkpoint
@@ -151,7 +150,10 @@ def fit_net(
 
     Each phase stops by ``patience`` (that many epochs without a better validation loss), at its
     epoch ``cap``, or ``diverged`` (a loss that is not finite); the result records which, and the
-    best epoch. A resumed training whose phase stopped at the cap goes on up to a higher cap."""
+    best epoch. A resumed training whose phase stopped at the cap goes on up to a higher cap.
+    The steps: :func:`_restore` (a checkpoint to resume), then per phase and epoch
+    :func:`_train_epoch`, the validation loss, the schedule, :func:`_checkpoint`; the phase's
+    stop (:func:`_stop`); the test metrics (:func:`_evaluate`)."""
     if spec.batch_size % world:
         raise SfrdaskError(f"batch size {spec.batch_size} must be a multiple of the {world} ranks")
     if spec.threads:
@@ -159,31 +161,18 @@ def fit_net(
     device = pick_device(spec.device)
     t_start = time.perf_counter()
     data = data or load_splits(spec)
-    mspec = spec.model_spec
     identity = spec.identity(data.shapes)
     torch.manual_seed(spec.seed)
-    model: SfrNet = mspec.build(data.shapes, **spec.options).to(device)
-    run = spec.run_dir
-    progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "best_epoch": 0,
-                                "history": [], "stops": []}  # fmt: skip
-    best_state = copy.deepcopy(model.state_dict())
-    resumed = spec.resume and (run / "last.pt").exists()
-    opt_state = sched_state = None  # the optimiser and schedule of the phase the checkpoint stopped in
-    if resumed:
-        ck = load_checkpoint(run / "last.pt", identity)
-        model.load_state_dict(ck["model_state"])
-        best_state, progress, opt_state = ck["best_state"], ck["progress"], ck["optimizer"]
-        sched_state = ck.get("scheduler")
-        progress.setdefault("best_epoch", 0)  # checkpoints written before stops were recorded
-        progress.setdefault("stops", [])
+    model: SfrNet = spec.model_spec.build(data.shapes, **spec.options).to(device)
+    state = _restore(spec, identity, model)
 
     per_rank = spec.batch_size // world
     sampler = ChunkDistributedSampler(data.train, per_rank, world, rank, seed=spec.seed)
     if sampler.steps == 0:
         raise SfrdaskError(f"{len(data.train)} training objects make no full batch of {spec.batch_size}")
     loader = DataLoader(data.train, batch_size=per_rank, sampler=sampler, collate_fn=collate)
-    train_time, train_samples = 0.0, 0
-    show = spec.progress and rank == 0
+    timing = {"seconds": 0.0, "samples": 0}
+    progress = state.progress
 
     for p_idx, phase in enumerate(model.phases):
         if p_idx < progress["phase"]:
@@ -196,43 +185,28 @@ def fit_net(
         opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
         max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
         sched = lr_schedule(opt, spec.lr_schedule, max_epochs, spec.patience)
-        if opt_state is not None:
-            opt.load_state_dict(opt_state)
-            opt_state = None
-        if sched_state is not None and sched is not None:
-            sched.load_state_dict(sched_state)
-            sched_state = None
+        if state.optimizer is not None:
+            opt.load_state_dict(state.optimizer)
+            state.optimizer = None
+        if state.scheduler is not None and sched is not None:
+            sched.load_state_dict(state.scheduler)
+            state.scheduler = None
         augment = spec.augment and "image" in data.shapes
         bar = Progress(
-            max_epochs, f"{spec.model} {phase}", enabled=show, initial=progress["epoch"], unit="epochs"
-        )
+            max_epochs, f"{spec.model} {phase}", enabled=spec.progress and rank == 0,
+            initial=progress["epoch"], unit="epochs",
+        )  # fmt: skip
         # a phase stopped at its cap goes on when the cap was raised (the study's continuation); one
         # stopped by patience or divergence stays stopped
         diverged = any(s["phase"] == phase and s["reason"] == "diverged" for s in progress["stops"])
         while progress["epoch"] < max_epochs and progress["bad"] < spec.patience and not diverged:
             epoch = progress["epoch"]
-            sampler.set_epoch(1000 * p_idx + epoch)
-            torch.manual_seed(spec.seed * 1_000_003 + 10_000 * p_idx + epoch * world + rank)  # dropout stream
-            net.train()
-            flips = torch.Generator().manual_seed(
-                spec.seed * 7919 + 10_000 * p_idx + epoch
-            )  # same on every rank
-            t0, seen, loss_sum = time.perf_counter(), 0, 0.0
             lr = opt.param_groups[0]["lr"]
-            for batch in loader:
-                if augment:
-                    batch["image"] = dihedral(batch["image"], flips, world, rank)
-                batch = _to(batch, device)
-                opt.zero_grad(set_to_none=True)
-                loss = model.loss(net(batch, phase=phase), batch["target"], phase)
-                loss.backward()
-                opt.step()
-                k = batch["target"].shape[0]
-                seen += k
-                loss_sum += loss.item() * k
-            epoch_s = time.perf_counter() - t0
-            train_time += epoch_s
-            train_samples += seen * world
+            seen, loss_sum, epoch_s = _train_epoch(
+                spec, model, net, loader, sampler, opt, phase, p_idx, epoch, augment, world, rank, device
+            )
+            timing["seconds"] += epoch_s
+            timing["samples"] += seen * world
             val = mean_loss(model, data.validation, phase, device, spec.batch_size)
             diverged = not (math.isfinite(val) and math.isfinite(loss_sum))
             if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -242,7 +216,7 @@ def fit_net(
             improved = val < progress["best"]
             if improved:
                 progress["best"], progress["bad"], progress["best_epoch"] = val, 0, epoch + 1
-                best_state = copy.deepcopy(model.state_dict())
+                state.best_state = copy.deepcopy(model.state_dict())
             else:
                 progress["bad"] += 1
             progress["epoch"] = epoch + 1
@@ -257,34 +231,14 @@ def fit_net(
             }
             progress["history"].append(row)
             if rank == 0:
-                ck = {
-                    **identity,
-                    "options": spec.options,
-                    "model_state": model.state_dict(),
-                    "best_state": best_state,
-                    "optimizer": opt.state_dict(),
-                    "scheduler": None if sched is None else sched.state_dict(),
-                    "progress": progress,
-                    "normaliser": data.normaliser.state(),
-                }
-                save_checkpoint(run / "last.pt", ck)
-                if improved:
-                    save_checkpoint(run / "best.pt", {**ck, "model_state": best_state})
+                _checkpoint(spec, identity, model, state, opt, sched, data, improved)
             if report is not None:
                 report({"rank": rank, **row})
             bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}")
             bar.update()
         bar.close()
-        reason = "diverged" if diverged else "patience" if progress["bad"] >= spec.patience else "cap"
-        stop = {
-            "phase": phase,
-            "reason": reason,
-            "epoch": progress["epoch"],
-            "best_epoch": progress["best_epoch"],
-            "best_val_loss": progress["best"],
-        }
-        progress["stops"] = [s for s in progress["stops"] if s["phase"] != phase] + [stop]
-        model.load_state_dict(best_state)
+        _stop(spec, progress, phase, diverged)
+        model.load_state_dict(state.best_state)
         if p_idx < len(model.phases) - 1:
             progress.update(phase=p_idx + 1, epoch=0, best=math.inf, bad=0, best_epoch=0)
 
@@ -297,11 +251,100 @@ def fit_net(
     result = _evaluate(spec, model, data, device)
     result.ranks, result.epochs, result.history = world, len(progress["history"]), progress["history"]
     result.stop, result.best_epoch = stop["reason"], stop["best_epoch"]
-    result.train_samples_per_s = train_samples / max(train_time, 1e-9)
+    result.train_samples_per_s = timing["samples"] / max(timing["seconds"], 1e-9)
     result.seconds = time.perf_counter() - t_start
-    result.details.update(digest=digest, resumed=resumed)
+    result.details.update(digest=digest, resumed=state.resumed)
     write_outputs(spec, result)
     return result
+
+
+@dataclass
+class _State:
+    """What a training carries from epoch to epoch and across a resume: its progress (phase,
+    epoch, best validation loss, epochs without a better one, history, stops), the best weights,
+    and the optimiser and schedule of the phase a checkpoint stopped in (until they are loaded)."""
+
+    progress: dict[str, Any]
+    best_state: dict[str, Any]
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+    resumed: bool = False
+
+
+def _restore(spec: TrainSpec, identity: dict[str, Any], model: SfrNet) -> _State:
+    """A fresh state, or with ``spec.resume`` and a ``last.pt`` in the run directory, the
+    checkpoint's (its weights loaded into ``model``)."""
+    progress: dict[str, Any] = {"phase": 0, "epoch": 0, "best": math.inf, "bad": 0, "best_epoch": 0,
+                                "history": [], "stops": []}  # fmt: skip
+    state = _State(progress, copy.deepcopy(model.state_dict()))
+    if spec.resume and (spec.run_dir / "last.pt").exists():
+        ck = load_checkpoint(spec.run_dir / "last.pt", identity)
+        model.load_state_dict(ck["model_state"])
+        state = _State(ck["progress"], ck["best_state"], ck["optimizer"], ck.get("scheduler"), resumed=True)
+        state.progress.setdefault("best_epoch", 0)  # checkpoints written before stops were recorded
+        state.progress.setdefault("stops", [])
+    return state
+
+
+def _train_epoch(
+    spec: TrainSpec, model: SfrNet, net: Any, loader: DataLoader, sampler: ChunkDistributedSampler,
+    opt: torch.optim.Optimizer, phase: str, p_idx: int, epoch: int, augment: bool, world: int, rank: int,
+    device: torch.device,
+) -> tuple[int, float, float]:  # fmt: skip
+    """One pass over this rank's share of the training split: (objects seen, summed loss,
+    seconds). Shuffling, dropout and flips are seeded by the seed, phase and epoch (flips the
+    same on every rank), so a resumed training continues exactly."""
+    sampler.set_epoch(1000 * p_idx + epoch)
+    torch.manual_seed(spec.seed * 1_000_003 + 10_000 * p_idx + epoch * world + rank)  # dropout stream
+    net.train()
+    flips = torch.Generator().manual_seed(spec.seed * 7919 + 10_000 * p_idx + epoch)  # same on every rank
+    t0, seen, loss_sum = time.perf_counter(), 0, 0.0
+    for batch in loader:
+        if augment:
+            batch["image"] = dihedral(batch["image"], flips, world, rank)
+        batch = _to(batch, device)
+        opt.zero_grad(set_to_none=True)
+        loss = model.loss(net(batch, phase=phase), batch["target"], phase)
+        loss.backward()
+        opt.step()
+        k = batch["target"].shape[0]
+        seen += k
+        loss_sum += loss.item() * k
+    return seen, loss_sum, time.perf_counter() - t0
+
+
+def _checkpoint(
+    spec: TrainSpec, identity: dict[str, Any], model: SfrNet, state: _State, opt: torch.optim.Optimizer,
+    sched: Any, data: SplitData, improved: bool,
+) -> None:  # fmt: skip
+    """``last.pt`` after every epoch (what a resume continues from), ``best.pt`` when it improved."""
+    ck = {
+        **identity,
+        "options": spec.options,
+        "model_state": model.state_dict(),
+        "best_state": state.best_state,
+        "optimizer": opt.state_dict(),
+        "scheduler": None if sched is None else sched.state_dict(),
+        "progress": state.progress,
+        "normaliser": data.normaliser.state(),
+    }
+    save_checkpoint(spec.run_dir / "last.pt", ck)
+    if improved:
+        save_checkpoint(spec.run_dir / "best.pt", {**ck, "model_state": state.best_state})
+
+
+def _stop(spec: TrainSpec, progress: dict[str, Any], phase: str, diverged: bool) -> None:
+    """Record why ``phase`` stopped (diverged, patience or its cap), at which epoch, its best epoch
+    and best validation loss, replacing an earlier stop of the same phase (a continued training)."""
+    reason = "diverged" if diverged else "patience" if progress["bad"] >= spec.patience else "cap"
+    stop = {
+        "phase": phase,
+        "reason": reason,
+        "epoch": progress["epoch"],
+        "best_epoch": progress["best_epoch"],
+        "best_val_loss": progress["best"],
+    }
+    progress["stops"] = [s for s in progress["stops"] if s["phase"] != phase] + [stop]
 
 
 @dataclass(frozen=True)
@@ -370,8 +413,8 @@ def write_outputs(spec: TrainSpec, result: FitResult) -> None:
     table = {"object": test.objects, "true": test.true, "predicted": test.predicted}
     write_text(run / "predictions.csv", pd.DataFrame(table).to_csv(index=False))
     write_text(run / "history.csv", pd.DataFrame(result.history).to_csv(index=False))
-    family = spec.model_spec.family
-    manifest = {"family": family, "model_file": MODEL_FILES[family]}  # how load_run reads the run back
+    mspec = spec.model_spec
+    manifest = {"family": mspec.family, "model_file": mspec.traits.model_file}  # how load_run reads it back
     store = Path(spec.store).resolve()
     # the store twice, so that predict finds it from any directory, and after the run directory and
     # the store moved together: absolute, and relative to the run directory (inference.load_run)

@@ -58,7 +58,7 @@ class FitResult:
     seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch (networks)
     details: dict[str, Any] = field(default_factory=dict)  # family's own: estimator, fallback, digests
-    # set by sfrdask.runs.train, after the run directory is written
+    # set by sfrdask.modelling.train, after the run directory is written
     run_dir: str | None = None
     setup: str = ""
     seed: int | None = None

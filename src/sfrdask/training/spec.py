@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from sfrdask import config
+from sfrdask.choices import LR_SCHEDULES, STEMS
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import ModelSpec, get_model
-from sfrdask.models.base import STEMS
 from sfrdask.preprocessing.context import check_parts
 from sfrdask.preprocessing.split import SPLITS
 from sfrdask.training.data import (
@@ -25,14 +25,12 @@ from sfrdask.training.data import (
     target_values,
 )
 
-LR_SCHEDULES = ("none", "plateau", "cosine")
-
 
 def inputs_of(model: str, context: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """A model's declared inputs, plus ``context`` for a learned model given one (physics models
     read the redshift themselves)."""
     mspec = get_model(model)
-    return (*mspec.inputs, "context") if context and mspec.family != "physics" else mspec.inputs
+    return (*mspec.inputs, "context") if context and mspec.traits.context else mspec.inputs
 
 
 @dataclass
@@ -77,12 +75,12 @@ class TrainSpec:
         spec = cls(store=str(store), model=model, **base)
         spec.target = resolve_target(spec.target)
         mspec = get_model(model)  # unknown names fail here, listing the known ones (and where Scene's are)
-        spec.context = check_parts(spec.context) if mspec.family != "physics" else ()
+        spec.context = check_parts(spec.context) if mspec.traits.context else ()
         if spec.lr_schedule not in LR_SCHEDULES:
             raise SfrdaskError(
                 f"unknown lr-schedule {spec.lr_schedule!r}; choose one of {', '.join(LR_SCHEDULES)}"
             )
-        spec.rest_frame = bool(spec.rest_frame) and mspec.family == "net" and "spectrum" in mspec.inputs
+        spec.rest_frame = bool(spec.rest_frame) and mspec.traits.epochs and "spectrum" in mspec.inputs
         if spec.stem not in STEMS:
             raise SfrdaskError(f"unknown stem {spec.stem!r}; choose one of {', '.join(STEMS)}")
         if not 0 < spec.train_fraction <= 1:
@@ -112,15 +110,15 @@ class TrainSpec:
         learning-rate schedule (``lr-none``), augmentation off (``noaug``), another stem
         (``stem-average``), part of the training split (``frac0.25``); '' for the default."""
         default = config.defaults()["train"]
-        family, inputs = self.model_spec.family, self.model_spec.inputs
+        traits, inputs = self.model_spec.traits, self.model_spec.inputs
         parts = []
-        if family != "physics" and self.context != check_parts(default["context"]):
+        if traits.context and self.context != check_parts(default["context"]):
             parts.append("ctx-" + "-".join(self.context) if self.context else "noctx")
         if self.rest_frame:
             parts.append("rest")
-        if family == "net" and self.lr_schedule != default["lr-schedule"]:
+        if traits.epochs and self.lr_schedule != default["lr-schedule"]:
             parts.append(f"lr-{self.lr_schedule}")
-        if family == "net" and "image" in inputs and self.augment != default["augment"]:
+        if traits.epochs and "image" in inputs and self.augment != default["augment"]:
             parts.append("aug" if self.augment else "noaug")
         if self.options.get("stem", default["stem"]) != default["stem"]:
             parts.append(f"stem-{self.options['stem']}")

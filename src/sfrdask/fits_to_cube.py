@@ -3,7 +3,7 @@ planning and the orchestration above the FITS readers of :mod:`sfrdask.io.fits`.
 
 For example (``sfrdask build-cube --frames frames/ --spectra spectra/ --out cube.h5``)::
 
-    from sfrdask.cube_build import build_cube
+    from sfrdask.fits_to_cube import build_cube
 
     report = build_cube("frames/", "spectra/", "cube.h5")
     report["targets"]["written"]

@@ -9,6 +9,7 @@ training (:mod:`sfrdask.resolution.task`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -23,7 +24,7 @@ from sfrdask.calibration import (
     Calibration,
     coverage_table,
     cross_fitted_intervals,
-    difficulty_features,
+    difficulty,
     fit_calibration,
     pooled,
     reliability_plot,
@@ -65,7 +66,10 @@ def train(
     spec = TrainSpec.from_config(
         store, model, image_zoom=image_zoom, spectrum_zoom=spectrum_zoom, out=str(out), **overrides
     )
+    t0 = time.perf_counter()
     result = family_of(spec.model_spec.family).fit(spec, ranks, client)
+    if result.seconds is None:  # a family that does not time its own fit
+        result.seconds = time.perf_counter() - t0
     result.run_dir, result.setup, result.seed = str(spec.run_dir), spec.setup, spec.seed
     main = {**result.record(), "setup": result.setup, "seed": result.seed}
     rows = [_row(main, main)] + [_row(main, asdict(extra)) for extra in result.extra_rows]
@@ -97,7 +101,7 @@ def train_on_validation(
         progress=False,
         **overrides,
     )
-    if spec.model_spec.family != "net":
+    if not spec.model_spec.traits.epochs:
         raise SfrdaskError(
             f"model {model!r} is not a network: only networks train on the validation split alone"
         )
@@ -170,15 +174,6 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
     }
 
 
-def difficulty(pred: np.ndarray, ds: xr.Dataset, table: pd.DataFrame, members: int = 1) -> np.ndarray:
-    """Difficulty features of each object; with several models, their spread is one of them."""
-    z = ds["Z"].values.astype(np.float64) if "Z" in ds else np.full(pred.size, np.nan)
-    spread = None
-    if members > 1:
-        spread = table[[f"pred_{i}" for i in range(members)]].to_numpy().std(axis=1)
-    return difficulty_features(pred, z, table["snr"].to_numpy(), object_classes(ds) == "QSO", spread)
-
-
 def _truth(store: Path) -> pd.Series | None:
     """True log SFR per store object, for a store ingested from a synthetic survey."""
     t = store_truth(store, ["object", "logsfr_true"])
@@ -244,29 +239,3 @@ def calibrate(
             reports.append(reliability_plot(panels, png, f"{r.model}: calibration, {split_name}"))
         final = cal
     return final, pd.concat(rows, ignore_index=True), reports
-
-
-def held_out_check(
-    ds: xr.Dataset,
-    label: str,
-    pred: np.ndarray,
-    bounds: dict[float, tuple[np.ndarray, np.ndarray]],
-    kinds: list[str],
-    report: pd.DataFrame,
-) -> pd.DataFrame:
-    """``report`` with coverage rows added for the catalogue's own FLAG != 0 galaxies and quasars
-    that still carry an MPA-JHU estimate: never used in training or calibration, an out-of-sample
-    check (``report`` as it was when there are none)."""
-    if label not in ds or "FLAG" not in ds:
-        return report
-    y = ds[label].values.astype(np.float64)
-    cls = object_classes(ds)
-    held = (ds["FLAG"].values != 0) & np.isfinite(y) & np.isin(cls, kinds)
-    if not held.any():
-        return report
-    b = {lv: (lo[held], hi[held]) for lv, (lo, hi) in bounds.items()}
-    extra = coverage_table(y[held], pred[held], b, cls[held])
-    extra = extra[~extra["group"].str.startswith("decile")]
-    extra.insert(0, "model", report["model"].iloc[-1])
-    extra.insert(1, "split", "FLAG != 0 (catalogue values, never fitted)")
-    return pd.concat([report, extra], ignore_index=True)
