@@ -33,8 +33,11 @@ pytestmark = pytest.mark.slow
 
 # -- the family's module: its model, its five operations ----------------------------------------
 class Linear:
-    def __init__(self, coef: np.ndarray, intercept: float):
-        self.coef, self.intercept = np.asarray(coef), float(intercept)
+    """The fitted ridge as plain arrays, in the estimator's own dtype (float32 features give float32
+    sums), so predictions read back equal the estimator's."""
+
+    def __init__(self, coef: list[float], intercept: float, dtype: str):
+        self.coef, self.intercept = np.asarray(coef, dtype), np.asarray(intercept, dtype)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return x @ self.coef + self.intercept
@@ -50,7 +53,7 @@ def fit(spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
     est = spec.model_spec.build(data.shapes, **spec.options).fit(x["train"], data.train.y)
     spec.run_dir.mkdir(parents=True, exist_ok=True)
     saved = {"identity": spec.identity(data.shapes), "coef": est.coef_.tolist(),
-             "intercept": float(est.intercept_),
+             "intercept": float(est.intercept_), "dtype": str(est.coef_.dtype),
              "normaliser": {k: np.asarray(v).tolist() for k, v in data.normaliser.stats.items()}}  # fmt: skip
     write_text(spec.run_dir / "ridge.json", json.dumps(saved))
     result = split_result(spec, data, est.predict(x["test"]), est.predict(x["validation"]), 1.0)
@@ -61,7 +64,7 @@ def fit(spec: TrainSpec, ranks: int | None, client: Any) -> FitResult:
 def load(path: Path) -> Loaded:
     saved = json.loads(path.read_text())
     norm = Normaliser({k: np.asarray(v) for k, v in saved["normaliser"].items()})
-    return Loaded(saved["identity"], {}, norm, Linear(saved["coef"], saved["intercept"]))
+    return Loaded(saved["identity"], {}, norm, Linear(saved["coef"], saved["intercept"], saved["dtype"]))
 
 
 def build_run(run: TrainedRun) -> Linear:
