@@ -23,8 +23,8 @@ import h5py
 from common import PeakMemory, drop_page_cache, machine
 
 import sfrdask
-from sfrdask.io import layout as L
 from sfrdask.io.atomic import write_text
+from sfrdask.io.hisscube import layout as L
 from sfrdask.io.levels import N_ZOOM
 
 

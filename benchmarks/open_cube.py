@@ -9,7 +9,7 @@ cubes compress them (~100x smaller), which hides that cost; here the survey is w
 ``io.reference-compression: null``, the reference layout. Each size is read twice, each time in a
 fresh process with the page cache emptied:
 
-- ``sfrdask``: :func:`sfrdask.io.hisscube_meta.read_target_metadata` as shipped (slot 0 of the image
+- ``sfrdask``: :func:`sfrdask.io.hisscube.meta.read_target_metadata` as shipped (slot 0 of the image
   tables and the first slots of the spectrum table selected, headers parsed) + ``open_hisscube``;
 - ``whole rows``: the reference tables only, read as the reader did before (whole rows of the
   spectrum table, kept as trimmed views), for comparison.
@@ -39,7 +39,7 @@ path, how = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 if how == "sfrdask":
     from sfrdask.io.hisscube import open_hisscube
-    from sfrdask.io.hisscube_meta import read_target_metadata
+    from sfrdask.io.hisscube.meta import read_target_metadata
     meta = read_target_metadata(path)
     ds = open_hisscube(path, metadata=meta)
     n = ds.sizes["object"]

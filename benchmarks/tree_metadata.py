@@ -9,10 +9,10 @@ header and follows the cell's ``image_cutouts_<zoom>`` region references to the 
 A synthetic survey is written and converted with ``write_tree`` (HiSS-Cube's TREE structure); each
 size is then read in a fresh process with the page cache emptied, two ways:
 
-- ``sfrdask``: :func:`sfrdask.io.hisscube_meta.read_target_metadata` as shipped (one C-level walk of the
+- ``sfrdask``: :func:`sfrdask.io.hisscube.meta.read_target_metadata` as shipped (one C-level walk of the
   link names, then per cell its spectrum headers and its frames' FILTERs);
 - ``typed walk``: the cells found as the reader found them before, opening every group and reading
-  its ``type`` attribute (:func:`sfrdask.io.hisscube_tree.spectrum_cells`), the walk alone.
+  its ``type`` attribute (:func:`sfrdask.io.hisscube.tree.spectrum_cells`), the walk alone.
 
 Seconds per 1,000 targets give a linear projection to the user's 150,000 (cost = a + b x targets
 through the smallest and largest size).
@@ -30,7 +30,7 @@ from common import machine, markdown, read_cold, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
-from sfrdask.io.hisscube_write import write_tree
+from sfrdask.io.hisscube.write import write_tree
 from sfrdask.synthetic import SynthParams
 
 READ = """
@@ -38,11 +38,11 @@ import json, sys, time
 path, how = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
 if how == "sfrdask":
-    from sfrdask.io.hisscube_meta import read_target_metadata
+    from sfrdask.io.hisscube.meta import read_target_metadata
     n = int((read_target_metadata(path)["spec_plateid"][:, 0] > 0).sum())
 else:
     import h5py
-    from sfrdask.io.hisscube_tree import spectrum_cells
+    from sfrdask.io.hisscube.tree import spectrum_cells
     with h5py.File(path, "r") as f:
         n = len(spectrum_cells(f))
 hwm = next(int(x.split()[1]) for x in open("/proc/self/status") if x.startswith("VmHWM"))

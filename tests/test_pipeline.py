@@ -13,7 +13,7 @@ import yaml
 
 from sfrdask.cli import main
 from sfrdask.config import ConfigError
-from sfrdask.io import layout as L
+from sfrdask.io.hisscube import layout as L
 from sfrdask.pipeline import load_run_config, run_pipeline, stage_params
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from sfrdask import config, join_labels, open_hisscube, read_mpajhu
 from sfrdask.config import ConfigError
 from sfrdask.errors import SfrdaskError
-from sfrdask.io import layout as L
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTSFR_NAME, write_fits_table
 from sfrdask.io.fits import FitsError, read_spectrum, scan_spectrum
+from sfrdask.io.hisscube import layout as L
 from sfrdask.pipeline import load_run_config
 from tests.conftest import SHARED
 

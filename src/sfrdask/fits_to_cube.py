@@ -54,8 +54,8 @@ from sfrdask.io.fits import (
     scan_spectrum,
     spectrum_levels,
 )
-from sfrdask.io.hisscube_write import HissCubeWriter
-from sfrdask.io.layout import observation_time
+from sfrdask.io.hisscube.layout import observation_time
+from sfrdask.io.hisscube.write import HissCubeWriter
 from sfrdask.io.levels import (
     BANDS,
     CUTOUT_SIZE,

@@ -12,8 +12,8 @@ import pytest
 
 from sfrdask import open_hisscube
 from sfrdask.cli import main
-from sfrdask.io import layout as L
 from sfrdask.io.bands import LOCI, PermutedBandsWarning, check_bands
+from sfrdask.io.hisscube import layout as L
 from sfrdask.io.levels import N_ZOOM
 from sfrdask.io.store import open_store, write_store
 from tests.conftest import SHARED

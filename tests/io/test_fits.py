@@ -188,7 +188,7 @@ def test_spectrum_levels_are_made_per_spectrum_then_combined(built):
 @pytest.mark.slow  # builds a cube from the real frames (~40 s each on 2 cores)
 def test_real_field_in_the_tree_layout_reads_the_same(built, tmp_path):
     """The real F star's cube rewritten in HiSS-Cube's TREE layout: same keys, position, pixels."""
-    from sfrdask.io.hisscube_write import write_tree
+    from sfrdask.io.hisscube.write import write_tree
 
     out, _ = built
     tree = write_tree(out, tmp_path / "tree.h5")

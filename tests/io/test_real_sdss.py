@@ -13,7 +13,7 @@ from astropy.io import fits
 
 from sfrdask import join_labels, open_hisscube, read_mpajhu
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTSFR_NAME, write_fits_table
-from sfrdask.io.hisscube_write import HissCubeWriter
+from sfrdask.io.hisscube.write import HissCubeWriter
 from sfrdask.io.levels import N_ZOOM, all_spectrum_levels, frame_levels, wavelength_grid
 
 pytestmark = pytest.mark.realdata

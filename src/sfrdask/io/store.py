@@ -31,7 +31,7 @@ from sfrdask.io.atomic import atomic_output, refuse_existing
 from sfrdask.io.bands import check_dataset
 from sfrdask.io.catalog import join_labels
 from sfrdask.io.hisscube import open_hisscube
-from sfrdask.io.hisscube_meta import read_target_metadata
+from sfrdask.io.hisscube.meta import read_target_metadata
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
 from sfrdask.progress import compute_tasks
 

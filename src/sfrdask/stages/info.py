@@ -33,7 +33,7 @@ class Result:
 def run(rt: Runtime, p: Params) -> Result:
     from sfrdask.io.catalog import join_labels, label_coverage
     from sfrdask.io.hisscube import describe, open_hisscube
-    from sfrdask.io.hisscube_meta import read_target_metadata
+    from sfrdask.io.hisscube.meta import read_target_metadata
 
     cat = read_catalogs(p)  # the small inputs are checked before the cube is read
     with rt.active():

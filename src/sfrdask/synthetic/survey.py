@@ -21,7 +21,7 @@ from sfrdask import config
 from sfrdask._version import __version__
 from sfrdask.io.atomic import atomic_output, refuse_existing
 from sfrdask.io.catalog import GAL_INFO_NAME, TOTLGM_NAME, TOTSFR_NAME, write_fits_table
-from sfrdask.io.hisscube_write import HissCubeWriter
+from sfrdask.io.hisscube.write import HissCubeWriter
 from sfrdask.io.levels import BANDS, N_ZOOM, all_spectrum_levels, image_size, nmgy_to_stored
 from sfrdask.progress import map_ordered
 from sfrdask.synthetic import images as img

@@ -16,7 +16,7 @@ band with no referenced frame reads as NaN (HiSS-Cube leaves zeros there). A cel
 cannot be proven (a frame without FILTER, two frames of one band) refuses the file, naming the
 target and the level.
 
-:func:`sfrdask.io.hisscube_write.write_tree` turns a DATASET-layout file into this layout (tests,
+:func:`sfrdask.io.hisscube.write.write_tree` turns a DATASET-layout file into this layout (tests,
 and files for tools that expect it). Its frames are strips of the cutouts they serve, not whole
 frames.
 """
@@ -30,8 +30,8 @@ import h5py
 import numpy as np
 
 from sfrdask.errors import HissCubeFormatError
-from sfrdask.io import layout as L
-from sfrdask.io.h5 import parse_header
+from sfrdask.io.hisscube import layout as L
+from sfrdask.io.hisscube.h5 import parse_header
 from sfrdask.io.levels import BANDS, spectrum_samples
 
 FRAME_ORDER = 10  # HEALPix order of the cells that hold frames in files HiSS-Cube writes
@@ -211,7 +211,7 @@ def read_tree_metadata(
 ) -> dict[str, Any]:
     """The per-target metadata of a TREE-layout file, in the dense cube's row order.
 
-    Same keys as :func:`sfrdask.io.hisscube_meta.read_target_metadata`. Rows that HiSS-Cube allocated
+    Same keys as :func:`sfrdask.io.hisscube.meta.read_target_metadata`. Rows that HiSS-Cube allocated
     but left empty (cells without cutouts) get no keys and NaN images."""
     refs_name = f"image_cutouts_{image_zoom}"
     index = cell_index(f, spectrum_zoom, refs_name)

@@ -1,6 +1,6 @@
 """Per-target metadata of a HiSS-Cube file: the keys of each target's spectrum headers and the
 band of each stored image plane, through the DATASET layout's region references or the TREE
-layout's HEALPix cells (:mod:`sfrdask.io.hisscube_tree`), whichever the file has.
+layout's HEALPix cells (:mod:`sfrdask.io.hisscube.tree`), whichever the file has.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from typing import Any
 import h5py
 import numpy as np
 
-from sfrdask.io import layout as L
-from sfrdask.io.h5 import check_layout, fail, open_h5, parse_header, require_refs
-from sfrdask.io.hisscube_tree import is_tree, read_tree_metadata
+from sfrdask.io.hisscube import layout as L
+from sfrdask.io.hisscube.h5 import check_layout, fail, open_h5, parse_header, require_refs
+from sfrdask.io.hisscube.tree import is_tree, read_tree_metadata
 from sfrdask.io.levels import BANDS
 
 _BATCH = 4096  # targets per metadata read

@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 
 from sfrdask.errors import HissCubeFormatError
-from sfrdask.io import layout as L
+from sfrdask.io.hisscube import layout as L
 
 _KV = re.compile(rb'"([A-Za-z0-9_\-]+)"\s*:\s*("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+\-]*|true|false|null)')
 

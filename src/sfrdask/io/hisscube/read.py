@@ -29,10 +29,10 @@ from xarray.backends import BackendEntrypoint
 
 from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
-from sfrdask.io import layout as L
 from sfrdask.io.bands import check_dataset
-from sfrdask.io.h5 import check_layout, fail, open_h5, zooms
-from sfrdask.io.hisscube_meta import read_target_metadata
+from sfrdask.io.hisscube import layout as L
+from sfrdask.io.hisscube.h5 import check_layout, fail, open_h5, zooms
+from sfrdask.io.hisscube.meta import read_target_metadata
 from sfrdask.io.levels import BANDS, N_ZOOM, check_zoom, stored_wavelengths, wavelength_grid
 
 

@@ -11,14 +11,14 @@ import pytest
 
 from sfrdask import open_hisscube
 from sfrdask.errors import HissCubeFormatError
-from sfrdask.io import layout as L
 from sfrdask.io.hisscube import describe
-from sfrdask.io.hisscube_meta import read_target_metadata
-from sfrdask.io.hisscube_tree import cell_index, spectrum_cells
-from sfrdask.io.hisscube_write import write_tree
+from sfrdask.io.hisscube import layout as L
+from sfrdask.io.hisscube.meta import read_target_metadata
+from sfrdask.io.hisscube.tree import cell_index, spectrum_cells
+from sfrdask.io.hisscube.write import write_tree
 from sfrdask.io.levels import BANDS, N_ZOOM
 from sfrdask.io.store import open_store, write_store
-from tests.io.test_hisscube import write_small_cube
+from tests.io.hisscube.test_read import write_small_cube
 
 
 @pytest.fixture

@@ -21,12 +21,12 @@ import numpy as np
 
 from sfrdask import config
 from sfrdask.errors import HissCubeFormatError
-from sfrdask.io import layout as L
 from sfrdask.io.atomic import atomic_output
-from sfrdask.io.h5 import open_h5, parse_header
-from sfrdask.io.hisscube_meta import read_target_metadata
-from sfrdask.io.hisscube_tree import FRAME_ORDER, MIDPOINTS, cell_path, spatial_group, time_name, typed_group
-from sfrdask.io.layout import observation_time
+from sfrdask.io.hisscube import layout as L
+from sfrdask.io.hisscube.h5 import open_h5, parse_header
+from sfrdask.io.hisscube.layout import observation_time
+from sfrdask.io.hisscube.meta import read_target_metadata
+from sfrdask.io.hisscube.tree import FRAME_ORDER, MIDPOINTS, cell_path, spatial_group, time_name, typed_group
 from sfrdask.io.levels import N_ZOOM, image_size, spectrum_samples, stored_wavelengths, wavelength_grid
 
 

@@ -13,10 +13,10 @@ import xarray as xr
 
 from sfrdask import open_hisscube
 from sfrdask.errors import HissCubeFormatError
-from sfrdask.io import layout as L
-from sfrdask.io.h5 import parse_header
 from sfrdask.io.hisscube import describe
-from sfrdask.io.hisscube_write import HissCubeWriter
+from sfrdask.io.hisscube import layout as L
+from sfrdask.io.hisscube.h5 import parse_header
+from sfrdask.io.hisscube.write import HissCubeWriter
 from sfrdask.io.levels import BANDS, N_ZOOM, image_size, spectrum_samples
 
 

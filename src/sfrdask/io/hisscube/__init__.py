@@ -1,0 +1,16 @@
+"""The HiSS-Cube backend: one package for the one input format.
+
+- :mod:`.read`: :func:`open_hisscube` (the cube at an image and a spectrum level as a lazy
+  ``xarray.Dataset``, reading its targets' metadata itself), :func:`describe`, :func:`check_levels`,
+  and the xarray backend (``xr.open_dataset(path, engine="hisscube")``);
+- :mod:`.meta`: each target's metadata (spectrum headers, band order), either layout;
+- :mod:`.tree`: the TREE layout (the 2021 paper's), :mod:`.layout` the DATASET layout's names;
+- :mod:`.h5`: opening files and checking what they hold, with errors that name them;
+- :mod:`.write`: writing files in the DATASET layout (and TREE again), as the reference does.
+
+A new input format is a package (or module) of its own beside this one, with its own ``open_*``.
+"""
+
+from sfrdask.io.hisscube.read import HissCubeBackendEntrypoint, check_levels, describe, open_hisscube
+
+__all__ = ["HissCubeBackendEntrypoint", "check_levels", "describe", "open_hisscube"]
