@@ -18,7 +18,6 @@ of the name (tests/test_families.py adds a ridge regression this way).
 
 from __future__ import annotations
 
-import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,7 +195,7 @@ def _load_net(path: Path) -> Loaded:
     ck = load_checkpoint(path)
     identity = {k: ck[k] for k in IDENTITY if k in ck}
     options = dict(ck.get("options", {}))
-    if "stem" not in options and "stem" in inspect.signature(get_model(identity["model"]).build).parameters:
+    if "stem" not in options and get_model(identity["model"]).takes_stem:
         options["stem"] = "none"  # trained before the working-resolution stems: the input as it is
     return Loaded(identity, options, Normaliser.from_state(ck["normaliser"]), ck["model_state"])
 

@@ -284,12 +284,10 @@ def assemble(
     return cat
 
 
-def flag_wide(flags: np.ndarray, bounds: dict[float, tuple[np.ndarray, np.ndarray]]) -> float:
-    """Set WIDE_INTERVAL where the 95% interval is wider than ``sfrdask.predict.wide-interval-dex``;
-    returns that width."""
+def flag_wide(flags: np.ndarray, bounds: dict[float, tuple[np.ndarray, np.ndarray]]) -> None:
+    """Set WIDE_INTERVAL where the 95% interval is wider than ``sfrdask.predict.wide-interval-dex``."""
     wide = float(config.get("predict.wide-interval-dex"))
     flags[(bounds[0.95][1] - bounds[0.95][0]) > wide] |= BIT["WIDE_INTERVAL"]
-    return wide
 
 
 def header(

@@ -23,6 +23,7 @@ never the name (its operations, fit, load and predict, are :data:`sfrdask.famili
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -69,6 +70,12 @@ class ModelSpec:
     def traits(self) -> Traits:
         """Its family's :class:`Traits`."""
         return FAMILY_TRAITS[self.family]
+
+    @property
+    def takes_stem(self) -> bool:
+        """Whether it is a network on cutouts or spectra, which reaches the working resolution
+        through a stem (its builder takes ``stem``: :data:`sfrdask.choices.STEMS`)."""
+        return "stem" in inspect.signature(self.build).parameters
 
     @property
     def uses_images(self) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from dataclasses import dataclass
 
 from sfrdask.choices import PAIRS
@@ -134,19 +133,13 @@ def curve_plan(
     return sorted(todo, key=lambda t: (-t.cost, t))
 
 
-def takes_stem(model: str) -> bool:
-    """Whether ``model`` is a network on cutouts or spectra, which reaches the working resolution
-    through a stem (:data:`sfrdask.choices.STEMS`)."""
-    return "stem" in inspect.signature(get_model(model).build).parameters
-
-
 def with_other_stem(todo: list[Training]) -> list[Training]:
     """``todo`` and, for every network with a stem (not the control, whose stem is fixed), the same
     training with :data:`OTHER_STEM`, longest first. The study keeps, per training, the stem with
     the lower validation loss: a model at a higher level then includes the lower level's (its input
     averaged down) as a candidate, so extra detail it cannot use costs it nothing but the choice."""
     twins = [dataclasses.replace(t, stem=OTHER_STEM) for t in todo
-             if not t.stem and t.setup != CONTROL and takes_stem(t.model)]  # fmt: skip
+             if not t.stem and t.setup != CONTROL and get_model(t.model).takes_stem]  # fmt: skip
     return sorted(dict.fromkeys([*todo, *twins]), key=lambda t: (-t.cost, t))
 
 

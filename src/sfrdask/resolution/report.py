@@ -158,7 +158,7 @@ def write_all(
         parts += _control_section(cmp, p)
         plot_intervals(cmp, out / "r2_intervals.png", limits)
     parts += _stems_section(rows)
-    parts += _convergence_section(_flat(pd.DataFrame(trainings)) if trainings else flat)
+    parts += _convergence_section(_flat(pd.DataFrame(trainings)))
     if tuning is not None and tuning_table(tuning):
         parts.append(
             "## Tuned settings per network and level\n\nChosen on the validation split (the lowest "

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -85,7 +84,7 @@ class TrainSpec:
             raise SfrdaskError(f"unknown stem {spec.stem!r}; choose one of {', '.join(STEMS)}")
         if not 0 < spec.train_fraction <= 1:
             raise SfrdaskError(f"train fraction must be in (0, 1], got {spec.train_fraction}")
-        if "stem" in inspect.signature(mspec.build).parameters:  # a network on cutouts or spectra
+        if mspec.takes_stem:
             spec.options = {"stem": spec.stem, **spec.options}  # travels with the checkpoint
         # a zoom the model does not read is not part of its identity (nor of its results row)
         if not mspec.uses_images:
