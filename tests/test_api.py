@@ -9,12 +9,12 @@ import pytest
 import sfrdask
 from sfrdask import api
 from sfrdask.errors import SfrdaskError
-from sfrdask.stages import NAMES, get_stage
+from sfrdask.stages import get_stage, names
 from sfrdask.stages.base import fields_of
 
 
 def test_every_stage_with_a_cluster_has_a_function_whose_signature_is_its_params():
-    for name in NAMES:
+    for name in names():
         stage = get_stage(name)
         if not stage.uses_cluster:
             continue

@@ -42,10 +42,12 @@ _LAZY = {
 
 
 # one function per stage (sfrdask.api): cheap to import, the stages' modules load when called
-globals().update({name: getattr(_api, name) for name in _api.STAGE_FUNCTIONS})
+_STAGE_FUNCTIONS = _api.top_level()
 
 
 def __getattr__(name: str):
+    if name in _STAGE_FUNCTIONS or name in _api.top_level():  # a stage added to the table since
+        return getattr(_api, name)
     if name in _LAZY:
         module, attr = _LAZY[name]
         value = getattr(importlib.import_module(module), attr)
@@ -58,4 +60,4 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["__version__", "config", *sorted([*_api.STAGE_FUNCTIONS, *_LAZY])]
+__all__ = ["__version__", "config", *sorted([*_STAGE_FUNCTIONS, *_LAZY])]

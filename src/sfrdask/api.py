@@ -1,10 +1,10 @@
 """The Python API: one function per stage, taking the stage's parameters and returning its result.
 
-``sfrdask.synth``, ``ingest``, ``preprocess``, ``train``, ``evaluate`` and ``predict`` (and the
-single preprocessing steps ``filter``, ``stats``, ``deblend``, ``pca``; ``build_cube``; and
-``sfrdask.api.scene`` for the Scene experiment) call the same stage code as the command line and
-the run file. Parameters are those of the
-stage's ``Params`` (``sfrdask ingest --help`` lists them; keyword names use underscores), and
+``sfrdask.synth``, ``ingest``, ``preprocess``, ``train``, ``evaluate``, ``predict`` and every other
+stage of the table in :mod:`sfrdask.stages` (``filter``, ``stats``, ``deblend``, ``pca``,
+``build_cube``, ``study``, ...; a stage named like a subpackage, such as the Scene experiment's
+``scene``, is ``sfrdask.api.scene``) call the same stage code as the command line and the run
+file. Parameters are those of the stage's ``Params`` (``sfrdask ingest --help`` lists them; keyword names use underscores), and
 ``client`` says where the work runs: a Dask ``Client``, ``"threads"``, ``"synchronous"``, or
 ``None`` for Dask's default client when one is connected (else threads). No cluster is started
 behind your back: start one with :func:`sfrdask.cluster`.
@@ -103,36 +103,32 @@ def _optional(hint: Any) -> bool:
     return base_type(hint)[1]
 
 
-synth = StageFunction("synth")
-build_cube = StageFunction("build-cube")
-ingest = StageFunction("ingest")
-filter = StageFunction("filter")  # the stage is called filter
-stats = StageFunction("stats")
-deblend = StageFunction("deblend")
-pca = StageFunction("pca")
-preprocess = StageFunction("preprocess")
-train = StageFunction("train")
-evaluate = StageFunction("evaluate")
-predict = StageFunction("predict")
-explain = StageFunction("explain")
-scene = StageFunction("scene")
-study = StageFunction("study")
+def functions() -> dict[str, str]:
+    """Python name -> stage name, for every stage in the table (:mod:`sfrdask.stages`)."""
+    from sfrdask.stages import names
 
-# what ``import sfrdask`` offers; the Scene experiment's stage stays sfrdask.api.scene, because
-# sfrdask.scene is the experiment's package
-STAGE_FUNCTIONS = (
-    "build_cube",
-    "deblend",
-    "evaluate",
-    "explain",
-    "filter",
-    "ingest",
-    "pca",
-    "predict",
-    "preprocess",
-    "stats",
-    "study",
-    "synth",
-    "train",
-)
-__all__ = ["STAGE_FUNCTIONS", "StageFunction", "scene", *STAGE_FUNCTIONS]
+    return {name.replace("-", "_"): name for name in names()}
+
+
+def __getattr__(attr: str) -> StageFunction:
+    """``sfrdask.api.NAME``: the function of the stage NAME, built from the table when asked for, so
+    a stage added to the table has its function with nothing else written."""
+    stages = functions()
+    if attr in stages:
+        return StageFunction(stages[attr])
+    raise AttributeError(f"module 'sfrdask.api' has no attribute {attr!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *functions()])
+
+
+def top_level() -> tuple[str, ...]:
+    """The stage functions ``import sfrdask`` offers: all of them but those whose name is a
+    subpackage's (``sfrdask.models``, ``sfrdask.scene``): those stay ``sfrdask.api.NAME``."""
+    import importlib.util
+
+    return tuple(sorted(n for n in functions() if importlib.util.find_spec(f"sfrdask.{n}") is None))
+
+
+__all__ = ["StageFunction", "functions", "top_level"]

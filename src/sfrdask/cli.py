@@ -22,7 +22,7 @@ import dask
 from sfrdask import config
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError
-from sfrdask.stages import NAMES, get_stage, help_of
+from sfrdask.stages import get_stage, help_of, names
 from sfrdask.stages.base import add_arguments, execute, from_namespace
 
 CLUSTERS = ["local", "slurm", "threads", "synchronous"]
@@ -42,7 +42,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"sfrdask {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     sub = p.add_subparsers(dest="command", required=True)
-    for name in NAMES:
+    for name in names():
         s = sub.add_parser(name, help=help_of(name), description=help_of(name))
         if name != command:
             continue

@@ -39,21 +39,23 @@ from sfrdask.config import ConfigError
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 
-STAGES = ("synth", "ingest", "preprocess", "train", "predict", "explain", "study")
-TOP_KEYS = {
-    "run-dir",
-    "input",
-    "levels",
-    "stages",
-    "preprocess",
-    "train",
-    "predict",
-    "explain",
-    "study",
-    "cluster",
-    "settings",
-}
+# the run file's own keys; every stage that declares a section (sfrdask.stages.base.Stage) adds its own
+RUN_KEYS = ("run-dir", "input", "levels", "stages", "cluster", "settings")
 log = logging.getLogger("sfrdask.run")
+
+
+def stages() -> tuple[str, ...]:
+    """The stages a run file can run, in the order they run (:func:`sfrdask.stages.run_file_stages`)."""
+    from sfrdask.stages import run_file_stages
+
+    return run_file_stages()
+
+
+def top_keys() -> set[str]:
+    """What a run file may hold: its own keys and every stage's section."""
+    from sfrdask.stages import get_stage
+
+    return {*RUN_KEYS, *(get_stage(s).section for s in stages())}
 
 
 def load_run_config(path: str | Path) -> dict[str, Any]:
@@ -66,11 +68,12 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    keys = top_keys()
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: a run file is a mapping of {sorted(TOP_KEYS)}")
-    unknown = set(cfg) - TOP_KEYS
+        raise ConfigError(f"{path}: a run file is a mapping of {sorted(keys)}")
+    unknown = set(cfg) - keys
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(TOP_KEYS)}")
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(keys)}")
     inp = cfg.get("input") or {}
     if not isinstance(inp, dict) or ("synthetic" in inp) == ("cube" in inp):
         raise ConfigError(
@@ -81,9 +84,10 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: unknown key(s) under input: {sorted(extra)}")
     if "cube" in inp and "catalog" not in inp:
         raise ConfigError(f"{path}: input.cube needs input.catalog (the directory of MPA-JHU tables)")
-    bad = [s for s in cfg.get("stages", STAGES) if s not in STAGES]
+    known = stages()
+    bad = [s for s in cfg.get("stages", known) if s not in known]
     if bad:
-        raise ConfigError(f"{path}: unknown stage(s) {bad}; stages are {list(STAGES)}")
+        raise ConfigError(f"{path}: unknown stage(s) {bad}; stages are {list(known)}")
     levels = cfg.get("levels") or {}
     if not isinstance(levels, dict) or set(levels) - {"image", "spectrum"}:
         bad = sorted(set(levels) - {"image", "spectrum"}) if isinstance(levels, dict) else levels
@@ -91,7 +95,7 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
             f"{path}: levels: unknown key(s) {bad}; 'levels' takes 'image' and 'spectrum' "
             "(lists of zoom levels 0..3)"
         )
-    for key in ("settings", "cluster", "levels", "train", "predict", "preprocess", "explain", "study"):
+    for key in sorted(keys - {"run-dir", "stages"}):
         if not isinstance(cfg.get(key) or {}, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping")
     return cfg
@@ -118,99 +122,21 @@ def settings_of(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def stage_params(cfg: dict[str, Any], run: Path) -> dict[str, Any]:
-    """Every stage's ``Params`` for this run: the run file's sections mapped onto them (an unknown
-    key is refused by name), paths inside the run directory, defaults from the settings. Call it
-    inside ``dask.config.set(settings_of(cfg))``."""
+    """Every stage's ``Params`` for this run, stage by stage in their order: each stage makes its
+    own from its section of the run file (an unknown key is refused by name) and what the stages
+    before it give (:class:`~sfrdask.stages.base.Wiring`: paths inside the run directory, their
+    Params); defaults from the settings. Call it inside ``dask.config.set(settings_of(cfg))``."""
     from sfrdask.stages import get_stage
-    from sfrdask.stages.base import fields_of, from_mapping
+    from sfrdask.stages.base import Wiring
 
-    inp, levels = cfg["input"], cfg.get("levels") or {}
-    store = run / "store.zarr"
-    out: dict[str, Any] = {}
-    if "synthetic" in inp:
-        survey = run / "survey"
-        out["synth"] = from_mapping(
-            get_stage("synth").params, inp["synthetic"], "input.synthetic", out=survey, overwrite=True
-        )
-        cube, catalog = survey / "survey.h5", survey
-    else:
-        cube, catalog = Path(inp["cube"]), Path(inp["catalog"])
-    out["ingest"] = from_mapping(
-        get_stage("ingest").params,
-        {f"{k}-zooms": v for k, v in levels.items()},
-        "levels",
-        cube=cube,
-        out=store,
-        catalog=catalog,
-        gal_info=None,
-        totsfr=None,
-        totlgm=None,
-        overwrite=True,
-    )
-    out["preprocess"] = from_mapping(
-        get_stage("preprocess").params, cfg.get("preprocess"), "preprocess", store=store, out=run / "plots"
-    )
-    tr = cfg.get("train") or {}
-    if tr.get("models"):
-        out["train"] = from_mapping(get_stage("train").params, tr, "train", store=store, out=run / "runs")
-        for kind in ("image", "spectrum"):
-            zoom, stored = getattr(out["train"], f"{kind}_zoom"), getattr(out["ingest"], f"{kind}_zooms")
-            if zoom is not None and zoom not in stored:
-                raise ConfigError(
-                    f"train.{kind}-zoom {zoom} is not among the levels this run ingests (levels.{kind}: "
-                    f"{list(stored)}); add it to levels.{kind} or train at one of those"
-                )
-    pred = dict(cfg.get("predict") or {})
-    if pred:
-        names = pred.pop("models", None)
-        target = run / pred.pop("out", "catalogue.fits")
-        fixed = dict(runs=(), out=target, cube=cube, catalog=catalog, store=None, overwrite=True)
-        known = {f.name for f, _ in fields_of(get_stage("predict").params)} - set(fixed)
-        bad = [k for k in pred if str(k).replace("-", "_") not in known]
-        if bad or not names:
-            raise ConfigError(
-                f"predict: {'unknown key ' + repr(bad[0]) if bad else 'no models'}; the section takes models "
-                f"(trained in this run's train section), out (a catalogue file name) and "
-                f"{', '.join(sorted(k.replace('_', '-') for k in known))}"
-            )
-        if "train" not in out:
-            raise ConfigError("predict.models names models of this run's train section, which has none")
-        unknown = [m for m in names if m not in out["train"].models]
-        if unknown:
-            raise ConfigError(f"predict.models {unknown} are not trained in this run (train.models)")
-        fixed["runs"] = tuple(d for m in names for d in _run_dirs(out["train"], m))
-        out["predict"] = from_mapping(get_stage("predict").params, pred, "predict", **fixed)
-    ex = dict(cfg.get("explain") or {})
-    if ex:
-        name = ex.pop("model", None)
-        if "train" not in out or name not in out["train"].models:
-            raise ConfigError(f"explain.model {name!r} must be a network trained in this run (train.models)")
-        fixed = dict(run=_run_dirs(out["train"], name)[0], store=store, out=run / "explain")
-        out["explain"] = from_mapping(get_stage("explain").params, ex, "explain", **fixed)
-    if cfg.get("study") is not None:  # the resolution study, with its own store of every level it studies
-        fixed = dict(cube=cube, catalog=catalog, out=run / "study")
-        out["study"] = from_mapping(get_stage("study").params, cfg["study"], "study", **fixed)
-    return out
-
-
-def _run_dirs(train: Any, model: str) -> list[Path]:
-    """Where the train stage puts ``model``'s runs (one per seed: with several, a deep ensemble)."""
-    from sfrdask.training.spec import TrainSpec
-
-    return [
-        TrainSpec.from_config(
-            train.store,
-            model,
-            image_zoom=train.image_zoom,
-            spectrum_zoom=train.spectrum_zoom,
-            target=train.target,
-            seed=seed,
-            context=train.context,
-            rest_frame=train.rest_frame,
-            out=str(train.out),
-        ).run_dir
-        for seed in (train.seeds or (train.seed,))
-    ]
+    inp = cfg["input"]
+    w = Wiring(run, {"cube": Path(inp["cube"]), "catalog": Path(inp["catalog"])} if "cube" in inp else {})
+    for name in stages():
+        stage = get_stage(name)
+        params = stage.wire(cfg.get(stage.section), w)
+        if params is not None:
+            w.params[name] = params
+    return w.params
 
 
 def _input_fingerprint(cfg: dict[str, Any]) -> Any:
@@ -232,14 +158,14 @@ def check_run(path: str | Path, run_dir: str | Path | None = None) -> list[str]:
     with dask.config.set(settings_of(cfg)):
         config.validate()
         params = stage_params(cfg, run)
-        return _check_stages(params, list(cfg.get("stages", STAGES)), run)
+        return _check_stages(params, list(cfg.get("stages", stages())), run)
 
 
 def _check_stages(params: dict[str, Any], wanted: list[str], run: Path) -> list[str]:
     """The wanted stages' input checks; what earlier stages write into the run directory is theirs."""
     from sfrdask.stages.base import check_inputs
 
-    checked = [s for s in STAGES if s in params and s in wanted]
+    checked = [s for s in stages() if s in params and s in wanted]
     for stage in checked:
         try:
             check_inputs(params[stage], made_under=run)
@@ -253,7 +179,7 @@ def run_pipeline(path: str | Path, run_dir: str | Path | None = None, force: boo
     Every stage's inputs are checked (:func:`check_run`) before a cluster starts or a job is queued."""
     cfg = load_run_config(path)
     run = Path(run_dir or cfg.get("run-dir") or Path(path).stem)
-    wanted = list(cfg.get("stages", STAGES))
+    wanted = list(cfg.get("stages", stages()))
     overrides = settings_of(cfg)
     with dask.config.set(overrides):
         config.validate()
@@ -320,7 +246,7 @@ def _run_stages(
 
     upstream = digest("run", None, overrides, _input_fingerprint(cfg))
     todo = []
-    for stage in STAGES:
+    for stage in stages():
         if stage not in params:
             continue
         d = digest(stage, params[stage], upstream)
@@ -336,8 +262,10 @@ def _run_stages(
         return
     kind = config.get("cluster.kind")
     sizes: dict[str, Any] = {}
-    if "train" in params and any(s == "train" and not skip for s, *_, skip in todo):
-        sizes = get_stage("train").cluster_overrides(params["train"], kind) or {}
+    for stage, *_, skip in todo:  # the cluster sized for every stage that runs (e.g. DDP's workers)
+        overrides = get_stage(stage).cluster_overrides
+        if not skip and overrides is not None:
+            sizes.update(overrides(params[stage], kind) or {})
     if kind == "slurm" and not config.get("cluster.slurm.log-directory"):
         sizes["log_directory"] = str((run / "logs").resolve())  # the run's logs in one place
     _log_places(run, kind, sizes.get("log_directory"))

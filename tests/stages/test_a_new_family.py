@@ -82,10 +82,15 @@ def predict_split(spec: TrainSpec, run: TrainedRun, model: Any, ds: StoreDataset
 @pytest.fixture
 def ridge(monkeypatch):
     """The family's table rows (traits; operations) and its model, registered for this test only."""
+    tables = {"traits": FAMILY_TRAITS, "families": FAMILIES, "models": MODELS._models}
+    before = {k: set(t) for k, t in tables.items()}
     monkeypatch.setitem(FAMILY_TRAITS, "ridge", Traits("ridge.json"))
     monkeypatch.setitem(FAMILIES, "ridge", Family("ridge", fit, load, build_run, predict, predict_split))
     monkeypatch.setattr(MODELS, "_models", dict(MODELS._models))
     MODELS.register("ridge-both", "ridge", ("image_pca", "spectrum_pca"), "ridge on PCA features")(build)
+    tables["models"] = MODELS._models
+    added = {k: set(t) - before[k] for k, t in tables.items()}
+    assert added == {"traits": {"ridge"}, "families": {"ridge"}, "models": {"ridge-both"}}  # a row each
     return "ridge-both"
 
 

@@ -56,10 +56,33 @@ def _plain(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
+@dataclass
+class Wiring:
+    """What the stages of a run file hand on while their Params are made, in the stages' order
+    (:func:`sfrdask.pipeline.stage_params`): the run directory, the places earlier stages write
+    (``cube``, ``catalog``, ``store``, ...) and the Params made so far, by stage name."""
+
+    run: Path
+    places: dict[str, Path] = field(default_factory=dict)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def take(self, place: str, stage: str) -> Path:
+        """The place an earlier stage gives (``stage`` is who asks, for the error)."""
+        if place not in self.places:
+            raise ConfigError(
+                f"{stage}: needs the {place} that an earlier stage of the run writes; none does"
+            )
+        return self.places[place]
+
+
 @dataclass(frozen=True)
 class Stage:
-    """One stage's parts (its name and one line of help are in the registry,
-    :mod:`sfrdask.stages`, so that ``sfrdask --help`` imports no stage)."""
+    """One stage's parts (its name and one line of help are in the table of
+    :mod:`sfrdask.stages`, so that ``sfrdask --help`` imports no stage).
+
+    A stage that run files can run names its ``section`` of the run file and how its Params are
+    made from that section and what earlier stages give (``wire``); the run file's keys, its stage
+    list and :func:`sfrdask.pipeline.stage_params` are built from these declarations."""
 
     params: type
     run: Callable[..., Any]
@@ -68,6 +91,9 @@ class Stage:
     # None when these params need no cluster (the stage runs in this process)
     cluster_overrides: Callable[[Any, str], dict[str, Any] | None] | None = None
     uses_cluster: bool = True  # False: a tool that computes nothing on Dask (no --cluster option)
+    section: str | None = None  # its key in a run file; None: not run from run files
+    # (that section or None, what earlier stages give) -> this run's Params, or None: not in this run
+    wire: Callable[[Any, Wiring], Any] | None = None
 
 
 def fields_of(params: type) -> list[tuple[dataclasses.Field, Any]]:

@@ -8,7 +8,8 @@ from typing import Any
 
 from sfrdask.choices import SPLITS
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, option, required
+from sfrdask.config import ConfigError
+from sfrdask.stages.base import Stage, Wiring, from_mapping, option, required
 
 
 @dataclass(frozen=True)
@@ -67,4 +68,19 @@ def report(r: Result) -> list[str]:
     return lines
 
 
-STAGE = Stage(Params, run, report, uses_cluster=False)
+def wire(section: dict | None, w: Wiring) -> Params | None:
+    """A run file's ``explain: {model: NAME, ...}``: a network of this run's train section, on the
+    run's store, into ``explain/``."""
+    if not section:
+        return None
+    from sfrdask.stages.train import run_dirs
+
+    ex = dict(section)
+    name, train = ex.pop("model", None), w.params.get("train")
+    if train is None or name not in train.models:
+        raise ConfigError(f"explain.model {name!r} must be a network trained in this run (train.models)")
+    fixed = dict(run=run_dirs(train, name)[0], store=w.take("store", "explain"), out=w.run / "explain")
+    return from_mapping(Params, ex, "explain", **fixed)
+
+
+STAGE = Stage(Params, run, report, uses_cluster=False, section="explain", wire=wire)

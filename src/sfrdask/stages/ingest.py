@@ -13,7 +13,7 @@ from sfrdask.choices import LEVELS
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, option, required
+from sfrdask.stages.base import Stage, Wiring, from_mapping, option, required
 
 
 def read_catalogs(p: Any) -> pd.DataFrame | None:
@@ -85,4 +85,22 @@ def report(r: Result) -> list[str]:
     return [f"wrote {r.store} ({r.megabytes:.1f} MB on disk) in {r.seconds:.1f} s"]
 
 
-STAGE = Stage(Params, run, report)
+def wire(levels: dict | None, w: Wiring) -> Params:
+    """A run file's ``levels: {image: [...], spectrum: [...]}``: the run's cube (and its
+    catalogues) into the run's store, which the stages after it read."""
+    w.places["store"] = w.run / "store.zarr"
+    return from_mapping(
+        Params,
+        {f"{k}-zooms": v for k, v in (levels or {}).items()},
+        "levels",
+        cube=w.take("cube", "ingest"),
+        out=w.places["store"],
+        catalog=w.take("catalog", "ingest"),
+        gal_info=None,
+        totsfr=None,
+        totlgm=None,
+        overwrite=True,
+    )
+
+
+STAGE = Stage(Params, run, report, section="levels", wire=wire)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sfrdask.runtime import Runtime
 from sfrdask.stages import deblend, filter, pca, stats
-from sfrdask.stages.base import Stage, required
+from sfrdask.stages.base import Stage, Wiring, from_mapping, required
 
 SUB_STAGES = (stats, filter, deblend, pca)  # in the order their options are listed
 SET_HERE = ("zooms", "plots")  # every level; the plots go to ``out``
@@ -69,4 +69,11 @@ def report(r: Result) -> list[str]:
     return [*filter.report(r.filter), *stats.report(r.stats), *deblend.report(r.deblend), *pca.report(r.pca)]
 
 
-STAGE = Stage(Params, run, report)
+def wire(section: dict | None, w: Wiring) -> typing.Any:
+    """A run file's ``preprocess:`` section, on the run's store; plots and tables in ``plots/``."""
+    return from_mapping(
+        Params, section, "preprocess", store=w.take("store", "preprocess"), out=w.run / "plots"
+    )
+
+
+STAGE = Stage(Params, run, report, section="preprocess", wire=wire)

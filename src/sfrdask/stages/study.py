@@ -24,7 +24,7 @@ from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, check_inputs, option, required, setting
+from sfrdask.stages.base import Stage, Wiring, check_inputs, from_mapping, option, required, setting
 from sfrdask.stages.study_prepare import prepare, recorded
 
 RECIPE = 2  # rows of an older recipe (no stems, no tuning, no stop reasons) are trained again
@@ -262,4 +262,13 @@ def report(r: Result) -> list[str]:
     return [r.table.read_text(), f"{done}; tables and plots in {r.table.parent}"]
 
 
-STAGE = Stage(Params, run, report)
+def wire(section: dict | None, w: Wiring) -> Params | None:
+    """A run file's ``study:`` section (present, even empty): the run's cube, with a store of its
+    own holding every level it studies, into ``study/``."""
+    if section is None:
+        return None
+    fixed = dict(cube=w.take("cube", "study"), catalog=w.take("catalog", "study"), out=w.run / "study")
+    return from_mapping(Params, section, "study", **fixed)
+
+
+STAGE = Stage(Params, run, report, section="study", wire=wire)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, option, required, setting
+from sfrdask.stages.base import Stage, Wiring, from_mapping, option, required, setting
 
 
 @dataclass(frozen=True)
@@ -58,4 +58,14 @@ def report(r: Result) -> list[str]:
     ]
 
 
-STAGE = Stage(Params, run, report)
+def wire(section: dict | None, w: Wiring) -> Params | None:
+    """A run file's ``input: synthetic: {objects, seed, ...}``: the survey in the run directory,
+    whose cube and catalogues the stages after it read."""
+    if "synthetic" not in (section or {}):
+        return None
+    survey = w.run / "survey"
+    w.places.update(cube=survey / "survey.h5", catalog=survey)
+    return from_mapping(Params, section["synthetic"], "input.synthetic", out=survey, overwrite=True)
+
+
+STAGE = Stage(Params, run, report, section="input", wire=wire)

@@ -10,7 +10,8 @@ from sfrdask import config
 from sfrdask.choices import DEVICES, LR_SCHEDULES, STEMS
 from sfrdask.io.levels import parse_zoom
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, fields_of, option, required, setting
+from sfrdask.config import ConfigError
+from sfrdask.stages.base import Stage, Wiring, fields_of, from_mapping, option, required, setting
 
 
 def _parse_context(text: str) -> tuple[str, ...]:
@@ -134,4 +135,42 @@ def report(r: Result) -> list[str]:
     ]
 
 
-STAGE = Stage(Params, run, report, cluster_overrides=cluster_overrides)
+def run_dirs(p: Params, model: str) -> list[Path]:
+    """Where these Params put ``model``'s runs (one per seed: with several, a deep ensemble)."""
+    from sfrdask.training.spec import TrainSpec
+
+    return [
+        TrainSpec.from_config(
+            p.store,
+            model,
+            image_zoom=p.image_zoom,
+            spectrum_zoom=p.spectrum_zoom,
+            target=p.target,
+            seed=seed,
+            context=p.context,
+            rest_frame=p.rest_frame,
+            out=str(p.out),
+        ).run_dir
+        for seed in (p.seeds or (p.seed,))
+    ]
+
+
+def wire(section: dict | None, w: Wiring) -> Params | None:
+    """A run file's ``train:`` section (none without models), on the run's store, into ``runs/``;
+    a level must be one the run ingests."""
+    if not (section or {}).get("models"):
+        return None
+    p = from_mapping(Params, section, "train", store=w.take("store", "train"), out=w.run / "runs")
+    ingest = w.params.get("ingest")
+    for kind in ("image", "spectrum"):
+        zoom = getattr(p, f"{kind}_zoom")
+        stored = getattr(ingest, f"{kind}_zooms", ())
+        if zoom is not None and zoom not in stored:
+            raise ConfigError(
+                f"train.{kind}-zoom {zoom} is not among the levels this run ingests (levels.{kind}: "
+                f"{list(stored)}); add it to levels.{kind} or train at one of those"
+            )
+    return p
+
+
+STAGE = Stage(Params, run, report, cluster_overrides=cluster_overrides, section="train", wire=wire)
