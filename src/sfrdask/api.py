@@ -4,10 +4,10 @@
 stage of the table in :mod:`sfrdask.stages` (``filter``, ``stats``, ``deblend``, ``pca``,
 ``build_cube``, ``study``, ...; a stage named like a subpackage, such as the Scene experiment's
 ``scene``, is ``sfrdask.api.scene``) call the same stage code as the command line and the run
-file. Parameters are those of the stage's ``Params`` (``sfrdask ingest --help`` lists them; keyword names use underscores), and
-``client`` says where the work runs: a Dask ``Client``, ``"threads"``, ``"synchronous"``, or
-``None`` for Dask's default client when one is connected (else threads). No cluster is started
-behind your back: start one with :func:`sfrdask.cluster`.
+file. Parameters are those of the stage's ``Params`` (``sfrdask ingest --help`` lists them;
+keyword names use underscores), and ``client`` says where the work runs: a Dask ``Client``,
+``"threads"``, ``"synchronous"``, or ``None`` for Dask's default client when one is connected
+(else threads). No cluster is started behind your back: start one with :func:`sfrdask.cluster`.
 
 >>> import sfrdask, tempfile
 >>> d = tempfile.mkdtemp()

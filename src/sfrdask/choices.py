@@ -14,3 +14,7 @@ LR_SCHEDULES = ("none", "plateau", "cosine")  # networks' learning-rate schedule
 STEMS = ("common", "average", "none")  # how a network reaches the working resolution (models.base)
 DEVICES = ("auto", "cpu", "cuda")  # where a network trains; auto: cuda when available
 PAIRS = ("grid", "diagonal")  # the study's level pairs of two-modality models
+COMPRESSIONS = ("gzip", "lzf")  # HDF5 filters h5py writes without plugins
+CLUSTER_KINDS = ("local", "slurm", "threads", "synchronous")  # where a stage runs (or a tls:// address)
+GROUPINGS = ("healpix", "fof")  # build-cube: spectra in one HEALPix cell, or friends-of-friends, are a target
+PLACEMENTS = ("hisscube", "centred")  # build-cube: where a 64 px cutout starts (HiSS-Cube's rule or rounded)

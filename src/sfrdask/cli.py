@@ -21,11 +21,10 @@ import dask
 
 from sfrdask import config
 from sfrdask._version import __version__
+from sfrdask.choices import CLUSTER_KINDS
 from sfrdask.errors import SfrdaskError
 from sfrdask.stages import get_stage, help_of, names
 from sfrdask.stages.base import add_arguments, execute, from_namespace
-
-CLUSTERS = ["local", "slurm", "threads", "synchronous"]
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -51,7 +50,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         if stage.uses_cluster:
             s.add_argument(
                 "--cluster",
-                choices=CLUSTERS,
+                choices=CLUSTER_KINDS,
                 default=None,
                 help="where the work runs (default: sfrdask.cluster.kind)",
             )

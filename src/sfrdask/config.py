@@ -7,12 +7,14 @@ or ``dask.config.set``. YAML is always read with ``yaml.safe_load``.
 
 from __future__ import annotations
 
+from dataclasses import field
 from pathlib import Path
 from typing import Any
 
 import dask.config
 import yaml
 
+from sfrdask.choices import CLUSTER_KINDS
 from sfrdask.errors import SfrdaskError
 
 _DEFAULTS = Path(__file__).with_name("sfrdask.yaml")
@@ -32,6 +34,17 @@ def get(key: str, default: Any = None) -> Any:
     keys (environment variable names under ``cluster.worker-env``) are left alone.
     """
     return _hyphenate(dask.config.get(f"sfrdask.{key}", default=default))
+
+
+def setting(key: str, help: str = "", **meta: Any) -> Any:
+    """A dataclass field whose default is ``sfrdask.<key>`` here, read when the object is made: the
+    one home of that default is ``sfrdask.yaml`` (lists come as tuples). ``meta`` says how the
+    command line offers it (``parse``, ``choices``: :func:`sfrdask.stages.base.add_arguments`)."""
+    return field(default_factory=lambda: _plain(get(key)), metadata={"setting": key, "help": help, **meta})
+
+
+def _plain(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
 
 
 def _hyphenate(value: Any) -> Any:
@@ -68,9 +81,6 @@ def validate(cfg: dict[str, Any] | None = None) -> None:
             f"setting sfrdask.cluster.kind = {kind!r}: expected one of {', '.join(CLUSTER_KINDS)} or a "
             "scheduler address (tls://host:port)"
         )
-
-
-CLUSTER_KINDS = ("local", "slurm", "threads", "synchronous")
 
 
 def _check(value: Any, default: Any, path: str) -> None:

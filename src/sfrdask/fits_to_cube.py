@@ -43,9 +43,9 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from sfrdask import config
+from sfrdask.choices import GROUPINGS, PLACEMENTS
 from sfrdask.io.atomic import atomic_output, refuse_existing, write_text
 from sfrdask.io.fits import (
-    PLACEMENTS,
     FitsError,
     cutout_origin,
     frame_cutouts,
@@ -72,7 +72,6 @@ def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], -1)
 
 
-GROUPINGS = ("healpix", "fof")
 
 
 def group_targets(

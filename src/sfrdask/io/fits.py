@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage, sparse
 
+from sfrdask.choices import PLACEMENTS
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import (
     BANDS,
@@ -159,7 +160,6 @@ def scan_frame(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "ok": True, "band": band, "header": header, "shape": img.shape}
 
 
-PLACEMENTS = ("hisscube", "centred")
 
 
 def cutout_origin(

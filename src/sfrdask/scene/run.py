@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from sfrdask.choices import SPLITS
 from sfrdask.io.atomic import write_text
 from sfrdask.models import ModelError
 from sfrdask.plots import save_figure
@@ -44,7 +45,7 @@ def _features(
             "image": images[split == s],
             "image_pca": image_pca[split == s],
         }
-        for s in ("train", "validation", "test")
+        for s in SPLITS
     }
 
 
@@ -150,7 +151,7 @@ def run_scene(
         raise ModelError(f"{bad} are not Scene (classification) models; `sfrdask models` lists them")
     scene = read_scene(data, size=size, image_column=image_column, progress=progress, client=client)
     split = fixed_split(scene.files)
-    counts = {s: int((split == s).sum()) for s in ("train", "validation", "test")}
+    counts = {s: int((split == s).sum()) for s in SPLITS}
     if min(counts.values()) == 0:
         raise ValueError(
             f"{data}: {len(split)} rows are too few for a train/validation/test split ({counts})"
@@ -158,7 +159,7 @@ def run_scene(
     x = _features(scene, split)
     rows = []
     for task in TASKS:
-        y = {s: scene.labels[task][split == s] for s in ("train", "validation", "test")}
+        y = {s: scene.labels[task][split == s] for s in SPLITS}
         k = len(scene.classes[task])
         matrices = {}
         for spec in specs:

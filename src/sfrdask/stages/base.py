@@ -29,16 +29,9 @@ from typing import Any
 
 from sfrdask import config
 from sfrdask._version import __version__
-from sfrdask.config import ConfigError
+from sfrdask.config import ConfigError, setting  # noqa: F401  (setting: a field helper of the stages, re-exported)
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import refuse_existing
-
-
-def setting(key: str, help: str = "", **meta: Any) -> Any:
-    """A Params field whose default is ``sfrdask.<key>`` in dask.config when the Params is made."""
-    return field(
-        default_factory=lambda: _plain(config.get(key)), metadata={"setting": key, "help": help, **meta}
-    )
 
 
 def option(default: Any = None, help: str = "", **meta: Any) -> Any:
@@ -50,10 +43,6 @@ def option(default: Any = None, help: str = "", **meta: Any) -> Any:
 def required(help: str = "", **meta: Any) -> Any:
     """A Params field the caller must give."""
     return field(metadata={"help": help, "required": True, **meta})
-
-
-def _plain(v: Any) -> Any:
-    return tuple(v) if isinstance(v, list) else v
 
 
 @dataclass
@@ -94,6 +83,34 @@ class Stage:
     section: str | None = None  # its key in a run file; None: not run from run files
     # (that section or None, what earlier stages give) -> this run's Params, or None: not in this run
     wire: Callable[[Any, Wiring], Any] | None = None
+
+
+def copied(source: type, skip: tuple[str, ...] = (), **helps: str) -> list[tuple[str, Any, Any]]:
+    """The fields of the dataclass ``source`` as ``make_dataclass`` takes them (name, type, field),
+    but those in ``skip``; ``helps`` gives a field another help text. A stage whose options are
+    declared elsewhere (its sub-stages', the training settings) takes them this way, so that each
+    is declared once."""
+    return [
+        (f.name, hint, same_as(source, f.name, helps.get(f.name)))
+        for f, hint in fields_of(source)
+        if f.name not in skip
+    ]
+
+
+def same_as(source: type, name: str, help: str | None = None) -> Any:
+    """A copy of the field ``name`` of the dataclass ``source`` (its default, its setting, how the
+    command line offers it), with another help text if given: one declaration, used twice."""
+    f = next(f for f in dataclasses.fields(source) if f.name == name)
+    meta = {**f.metadata, **({"help": help} if help else {})}
+    return field(default=f.default, default_factory=f.default_factory, metadata=meta)
+
+
+def params_class(module: str, parts: list[tuple[str, Any, Any]], **namespace: Any) -> type:
+    """A frozen ``Params`` dataclass of ``module`` made from ``parts`` (:func:`copied`, and the
+    stage's own ``(name, type, field)``); ``namespace``: its methods (``check``)."""
+    cls = dataclasses.make_dataclass("Params", parts, frozen=True, namespace=namespace)
+    cls.__module__ = module
+    return cls
 
 
 def fields_of(params: type) -> list[tuple[dataclasses.Field, Any]]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sfrdask.choices import GROUPINGS, PLACEMENTS
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, option, required, setting
 
@@ -22,7 +23,7 @@ class Params:
         "io.target-grouping",
         "spectra in one HEALPix cell are one target (healpix, as "
         "HiSS-Cube), or spectra within --match-arcsec (fof)",
-        choices=["healpix", "fof"],
+        choices=GROUPINGS,
     )
     healpix_order: int = setting("io.healpix-order", "HEALPix order of the cells (nested)")
     match_arcsec: float = option(3.0, "with --grouping fof: spectra this close are one target")
@@ -30,7 +31,7 @@ class Params:
     placement: str = setting(
         "io.cutout-placement",
         "where a 64 px cutout starts: as HiSS-Cube (hisscube) or rounded to the nearest pixel (centred)",
-        choices=["hisscube", "centred"],
+        choices=PLACEMENTS,
     )
     overwrite: bool = option(False, "replace an existing file")
 

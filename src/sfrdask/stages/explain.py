@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from sfrdask.choices import SPLITS
-from sfrdask.runtime import Runtime
 from sfrdask.config import ConfigError
+from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, Wiring, from_mapping, option, required
 
 

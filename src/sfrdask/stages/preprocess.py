@@ -7,14 +7,13 @@ and default.
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 from sfrdask.runtime import Runtime
 from sfrdask.stages import deblend, filter, pca, stats
-from sfrdask.stages.base import Stage, Wiring, from_mapping, required
+from sfrdask.stages.base import Stage, Wiring, copied, from_mapping, params_class, required
 
 SUB_STAGES = (stats, filter, deblend, pca)  # in the order their options are listed
 SET_HERE = ("zooms", "plots")  # every level; the plots go to ``out``
@@ -26,17 +25,10 @@ def _params() -> type:
     own = [("store", Path, required("zarr store written by ingest", positional=True, input=True))]
     seen = {"store", *SET_HERE}
     for sub in SUB_STAGES:
-        hints = typing.get_type_hints(sub.Params)
-        for f in fields(sub.Params):
-            if f.name not in seen:
-                seen.add(f.name)
-                copy = dataclasses.field(
-                    default=f.default, default_factory=f.default_factory, metadata=f.metadata
-                )
-                own.append((f.name, hints[f.name], copy))
-    cls = dataclasses.make_dataclass("Params", own, frozen=True)
-    cls.__module__ = __name__
-    return cls
+        fresh = copied(sub.Params, skip=tuple(seen))
+        seen.update(name for name, *_ in fresh)
+        own += fresh
+    return params_class(__name__, own)
 
 
 Params = _params()

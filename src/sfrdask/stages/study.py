@@ -24,8 +24,9 @@ from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.runtime import Runtime
-from sfrdask.stages.base import Stage, Wiring, check_inputs, from_mapping, option, required, setting
+from sfrdask.stages.base import Stage, Wiring, check_inputs, from_mapping, option, required, same_as, setting
 from sfrdask.stages.study_prepare import prepare, recorded
+from sfrdask.training.settings import TrainSettings
 
 RECIPE = 2  # rows of an older recipe (no stems, no tuning, no stop reasons) are trained again
 
@@ -42,11 +43,11 @@ class Params:
         "study.pairs", "two-modality models: the 4 x 4 grid or matched levels", choices=PAIRS
     )
     seeds: tuple[int, ...] = setting("study.seeds", "every model trains once per seed")
-    epochs: int = setting(
-        "train.epochs", "epoch cap of one leg; a training at the cap goes on (--epoch-limit)"
+    epochs: int = same_as(
+        TrainSettings, "epochs", "epoch cap of one leg; a training at the cap goes on (--epoch-limit)"
     )
     epoch_limit: int = setting("study.epoch-limit", "hard limit of a continued training's epochs")
-    batch_size: int = setting("train.batch-size", "batch of one training")
+    batch_size: int = same_as(TrainSettings, "batch_size", "batch of one training")
     tune_trials: int = setting("study.tune-trials", "Optuna trials per network and level (0: the defaults)")
     tune_epochs: int = setting("study.tune-epochs", "epoch cap of one tuning trial")
     control: str = setting("study.control", "model of the control cell ('' for none)")

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from sfrdask.choices import COMPRESSIONS
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, Wiring, from_mapping, option, required, setting
 
@@ -19,7 +20,7 @@ class Params:
     flag0_fraction: float = setting(
         "synth.flag0-fraction", "share of objects with FLAG == 0 labels (real data: 0.07; up to 0.55)"
     )
-    compression: str | None = option(None, "HDF5 filter (default: none)", choices=["gzip", "lzf"])
+    compression: str | None = option(None, "HDF5 filter (default: none)", choices=COMPRESSIONS)
     overwrite: bool = option(False, "replace an existing directory")
 
 

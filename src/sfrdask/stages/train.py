@@ -7,65 +7,56 @@ from pathlib import Path
 from typing import Any
 
 from sfrdask import config
-from sfrdask.choices import DEVICES, LR_SCHEDULES, STEMS
+from sfrdask.config import ConfigError
 from sfrdask.io.levels import parse_zoom
 from sfrdask.runtime import Runtime
-from sfrdask.config import ConfigError
-from sfrdask.stages.base import Stage, Wiring, fields_of, from_mapping, option, required, setting
+from sfrdask.stages.base import Stage, Wiring, copied, fields_of, from_mapping, option, params_class, required
+from sfrdask.training.settings import TrainSettings
 
 
-def _parse_context(text: str) -> tuple[str, ...]:
-    return (
-        () if text.strip().lower() in ("", "none") else tuple(x.strip() for x in text.split(",") if x.strip())
-    )
+def _check(self: Any) -> None:
+    """Refusals that need no data: nothing to train, or a network that would not train."""
+    from sfrdask.errors import SfrdaskError
+    from sfrdask.models import get_model  # torch: not when the command line only parses
+
+    if not self.models:
+        raise SfrdaskError("--model names no model")
+    for name in self.models:
+        get_model(name)  # an unknown name lists the known ones
+    if self.epochs < 1:
+        raise SfrdaskError(f"--epochs must be at least 1 ({self.epochs} given)")
+    if self.seeds is not None and not self.seeds:
+        raise SfrdaskError("--seeds names no seed")
 
 
-@dataclass(frozen=True)
-class Params:
-    store: Path = required("preprocessed zarr store", input=True)
-    models: tuple[str, ...] = required("model name(s), comma-separated (sfrdask models)", flag="--model")
-    image_zoom: int | None = option(None, "0..3 = 64, 32, 16, 8 px", parse=parse_zoom)
-    spectrum_zoom: int | None = option(None, "0..3 = 4620, 2310, 1155, 577 samples", parse=parse_zoom)
-    ranks: int | None = option(None, "DDP ranks, one per Dask worker (default: this process)")
-    target: str = setting("train.target", "AVG (alias AVR, SFR), LGM_AVG (MASS) or SSFR")
-    epochs: int = setting("train.epochs", "epoch cap; early stopping may end a training sooner")
-    pretrain_epochs: int = setting("train.pretrain-epochs", "contrastive pre-training epochs")
-    patience: int = setting("train.patience", "epochs without a better validation loss before stopping")
-    batch_size: int = setting("train.batch-size", "global batch, split over the ranks")
-    learning_rate: float = setting("train.learning-rate", "AdamW learning rate")
-    weight_decay: float = setting("train.weight-decay", "AdamW weight decay")
-    seed: int = setting("train.seed", "initialisation, shuffling and dropout")
-    seeds: tuple[int, ...] | None = option(
-        None, "train every model once per seed, e.g. 0,1,2 (overrides --seed): mean +- std in results.md"
-    )
-    context: tuple[str, ...] = setting(
-        "train.context", "redshift,class, one of them, or none (the thesis' inputs)", parse=_parse_context
-    )
-    rest_frame: bool = setting("train.rest-frame", "networks: spectra resampled to the rest frame by Z")
-    lr_schedule: str = setting("train.lr-schedule", "learning-rate schedule", choices=LR_SCHEDULES)
-    augment: bool = setting("train.augment", "networks: random flips and 90-degree rotations of cutouts")
-    stem: str = setting(
-        "train.stem",
-        "networks on cutouts/spectra: to 8 px / 577 samples",
-        choices=STEMS,
-    )
-    device: str = setting("train.device", "auto (cuda when available), cpu or cuda", choices=DEVICES)
-    resume: bool = option(False, "continue from OUT/MODEL/.../last.pt")
-    out: Path = option(Path("runs"), "results directory")
-
-    def check(self) -> None:
-        """Refusals that need no data: nothing to train, or a network that would not train."""
-        from sfrdask.errors import SfrdaskError
-        from sfrdask.models import get_model  # torch: not when the command line only parses
-
-        if not self.models:
-            raise SfrdaskError("--model names no model")
-        for name in self.models:
-            get_model(name)  # an unknown name lists the known ones
-        if self.epochs < 1:
-            raise SfrdaskError(f"--epochs must be at least 1 ({self.epochs} given)")
-        if self.seeds is not None and not self.seeds:
-            raise SfrdaskError("--seeds names no seed")
+# The training settings are TrainSettings' fields (declared once, with TrainSpec); this stage adds
+# what it alone decides: the store, the models, the levels, the ranks, several seeds, resume, out.
+Params = params_class(
+    __name__,
+    [
+        ("store", Path, required("preprocessed zarr store", input=True)),
+        (
+            "models",
+            tuple[str, ...],
+            required("model name(s), comma-separated (sfrdask models)", flag="--model"),
+        ),
+        ("image_zoom", int | None, option(None, "0..3 = 64, 32, 16, 8 px", parse=parse_zoom)),
+        ("spectrum_zoom", int | None, option(None, "0..3 = 4620, 2310, 1155, 577 samples", parse=parse_zoom)),
+        ("ranks", int | None, option(None, "DDP ranks, one per Dask worker (default: this process)")),
+        *copied(TrainSettings),
+        (
+            "seeds",
+            tuple[int, ...] | None,
+            option(
+                None,
+                "train every model once per seed, e.g. 0,1,2 (overrides --seed): mean +- std in results.md",
+            ),
+        ),
+        ("resume", bool, option(False, "continue from OUT/MODEL/.../last.pt")),
+        ("out", Path, option(Path("runs"), "results directory")),
+    ],
+    check=_check,
+)
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from sfrdask.choices import SPLITS
 from sfrdask.synthetic.truth import store_truth
 from sfrdask.training.data import split_objects, target_values
 from sfrdask.training.metrics import regression_metrics
@@ -59,7 +60,7 @@ def ceilings(store: str | Path, target: str, seed: int = 0) -> list[dict[str, An
     if truth is None:
         return []
     y = target_values(store, target)
-    idx = {s: split_objects(store, s, y) for s in ("train", "validation", "test")}
+    idx = {s: split_objects(store, s, y) for s in SPLITS}
     t = {s: truth.reindex(i) for s, i in idx.items()}
     test_y = y[idx["test"]]
     true = _true_target(t["test"], target)

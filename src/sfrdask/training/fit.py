@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from sfrdask.choices import SPLITS
 from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import wavelength_grid
 from sfrdask.io.store import open_store
@@ -27,7 +28,7 @@ def fit_trees(spec: TrainSpec) -> FitResult:
     t0 = time.perf_counter()
     data = load_splits(spec)
     inputs = spec.inputs
-    arr = {s: data[s].arrays() for s in ("train", "validation", "test")}
+    arr = {s: data[s].arrays() for s in SPLITS}
     x = {s: as_matrix(a, inputs) for s, a in arr.items()}
     est = spec.model_spec.build(data.shapes, seed=spec.seed, **spec.options)
     t1 = time.perf_counter()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from sfrdask.training.data import (
     split_objects,
     target_values,
 )
+from sfrdask.training.settings import TrainSettings
 
 
 def inputs_of(model: str, context: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -33,28 +34,15 @@ def inputs_of(model: str, context: tuple[str, ...] | list[str]) -> tuple[str, ..
 
 
 @dataclass
-class TrainSpec:
-    """Everything a rank needs to train one model; plain data, so it travels to Dask workers."""
+class TrainSpec(TrainSettings):
+    """Everything a rank needs to train one model; plain data, so it travels to Dask workers. Its
+    settings (:class:`~sfrdask.training.settings.TrainSettings`: target, epochs, ..., device) default
+    to ``sfrdask.train`` in dask.config: one home for each default."""
 
     store: str
     model: str
-    # from sfrdask.train in dask.config (``from_config``): one home for each default
-    target: str
-    epochs: int
-    pretrain_epochs: int
-    patience: int
-    batch_size: int
-    learning_rate: float
-    weight_decay: float
-    seed: int
-    device: str
     image_zoom: int | None = None
     spectrum_zoom: int | None = None
-    context: tuple[str, ...] = ()  # sfrdask.train.context: redshift and/or class beside the pixels
-    rest_frame: bool = False
-    lr_schedule: str = "none"
-    augment: bool = False
-    stem: str = "common"  # networks on cutouts or spectra: how they reach the working resolution
     train_fraction: float = 1.0  # a nested subset of the training split (the study's learning curves)
     validation_only: bool = False  # tuning: score on the validation split, never read the test split
     out: str = "runs"
@@ -65,13 +53,9 @@ class TrainSpec:
 
     @classmethod
     def from_config(cls, store: str | Path, model: str, **overrides: Any) -> TrainSpec:
-        """Defaults from ``sfrdask.train`` in dask.config (every field that has a key there, by
-        its name with dashes); ``None`` overrides are ignored."""
-        settings = config.get("train")  # dask.config, in memory: sfrdask.yaml and the user's settings
-        keys = {f.name: f.name.replace("_", "-") for f in fields(cls)}
-        base = {name: settings[key] for name, key in keys.items() if key in settings}
-        base.update({k: v for k, v in overrides.items() if v is not None})
-        spec = cls(store=str(store), model=model, **base)
+        """The settings from ``sfrdask.train`` in dask.config but those ``overrides`` give
+        (``None`` overrides are ignored), checked and fitted to the model."""
+        spec = cls(store=str(store), model=model, **{k: v for k, v in overrides.items() if v is not None})
         spec.target = resolve_target(spec.target)
         mspec = get_model(model)  # unknown names fail here, listing the known ones (and where Scene's are)
         spec.context = check_parts(spec.context) if mspec.traits.context else ()
