@@ -60,12 +60,12 @@ def main() -> None:
     if args.quick:
         args.objects, args.models, args.train_seeds = 96, "tree,early-fusion", "0,1"
         args.epochs, args.batch_size, args.pairs, args.cluster = 2, 16, "grid", "threads"
-        args.image_levels = args.spectrum_levels = "2,3"
+        args.image_zooms = args.spectrum_zooms = "2,3"
         args.tune_trials = 1
         settings = {f"sfrdask.preprocess.pca.{m}-components": 8 for m in ("image", "spectrum")}
         settings |= {"sfrdask.study.tune-epochs": 2, "sfrdask.study.epoch-limit": 4,
                      "sfrdask.study.control": "",
-                     "sfrdask.study.curve-levels": [3], "sfrdask.study.curve-models": 1,
+                     "sfrdask.study.curve-zooms": [3], "sfrdask.study.curve-models": 1,
                      "sfrdask.study.curve-fractions": [0.5]}  # fmt: skip
     # the committed record: the finished trainings, the preparation's digest and figures, the tuning
     # journal and the chosen settings
@@ -108,8 +108,8 @@ def run(args: argparse.Namespace, p: argparse.ArgumentParser, settings: dict) ->
             catalog,
             args.out,
             models=_split(args.models, str),
-            image_levels=_split(args.image_levels),
-            spectrum_levels=_split(args.spectrum_levels),
+            image_zooms=_split(args.image_zooms),
+            spectrum_zooms=_split(args.spectrum_zooms),
             pairs=args.pairs,
             seeds=_split(args.train_seeds),
             epochs=args.epochs,

@@ -33,8 +33,8 @@ from sfrdask.io.atomic import write_text
 from sfrdask.modelling import train
 from sfrdask.resolution.grid import plan
 
-GRID = dict(models=("gbt-both", "image-cnn", "early-fusion", "intermediate-fusion"), image_levels=(2, 3),
-            spectrum_levels=(2, 3), pairs="diagonal", seeds=(0, 1),
+GRID = dict(models=("gbt-both", "image-cnn", "early-fusion", "intermediate-fusion"), image_zooms=(2, 3),
+            spectrum_zooms=(2, 3), pairs="diagonal", seeds=(0, 1),
             tune_trials=0, control="", curves=False, bootstrap=False)  # fmt: skip  # the trainings alone
 # the same levels (so the same prepared store): gbt-spectrum at 1155 and 577 samples, 8 seeds
 TINY = dict(GRID, models=("gbt-spectrum",), seeds=tuple(range(8)))
@@ -45,7 +45,7 @@ def study(cube: Path, out: Path, grid: dict, client: object, epochs: int) -> tup
     r = sfrdask.study(cube, cube.parent, out, **grid, epochs=epochs, client=client)
     wall = time.perf_counter() - t0
     rows = [json.loads(x) for x in (out / "work" / "done.jsonl").read_text().splitlines()]
-    keys = ("models", "image_levels", "spectrum_levels", "seeds")
+    keys = ("models", "image_zooms", "spectrum_zooms", "seeds")
     planned = plan(*(list(grid[k]) for k in keys), grid["pairs"])
     assert r.trained_now == len(planned)
     return wall, rows

@@ -201,7 +201,7 @@ def test_the_batch_script_runs_a_tiny_pipeline_under_slurm(slurm, tmp_path):
     run = {
         "run-dir": str(tmp_path / "run"),
         "input": {"synthetic": {"objects": 64, "seed": 9, "flag0-fraction": 0.55}},
-        "levels": {"image": [3], "spectrum": [3]},
+        "zooms": {"image": [3], "spectrum": [3]},
         "train": {"models": ["tree-both"], "image-zoom": 3, "spectrum-zoom": 3},
         "cluster": {
             "kind": "slurm",
@@ -259,7 +259,7 @@ def test_a_worker_job_slurm_refuses_fails_the_run_at_once_in_sbatchs_words(slurm
     slurm = {k.replace("_", "-"): v for k, v in _opts(tmp_path, jobs=1).items()}
     slurm |= {"job-extra-directives": ["--gres=gpu:1"], "start-timeout": 600}
     run = {"run-dir": str(tmp_path / "run"), "input": {"synthetic": {"objects": 64, "seed": 9}},
-           "levels": {"image": [3], "spectrum": [3]}, "stages": ["synth"],
+           "zooms": {"image": [3], "spectrum": [3]}, "stages": ["synth"],
            "cluster": {"kind": "slurm", "slurm": slurm}}  # fmt: skip
     cfg = tmp_path / "run.yaml"
     cfg.write_text(yaml.safe_dump(run))
@@ -286,7 +286,7 @@ def test_the_shipped_study_script_runs_a_small_study_on_cpu_workers(slurm, cube,
     cfg["cluster"]["slurm"] |= {"job-script-prologue": [], "local-directory": None, "memory": "2GB",
                                 "walltime": "00:20:00", "jobs": 1,
                                 "shared-temp-directory": str(tmp_path / "tls")}  # fmt: skip
-    cfg["study"] |= {"models": ["gbt-spectrum", "early-fusion"], "image-levels": [3], "spectrum-levels": [3],
+    cfg["study"] |= {"models": ["gbt-spectrum", "early-fusion"], "image-zooms": [3], "spectrum-zooms": [3],
                      "seeds": [0, 1], "epochs": 2, "batch-size": 16, "tune-trials": 1, "tune-epochs": 2,
                      "control": "", "curves": False}  # fmt: skip  # small
     path = tmp_path / "study.yaml"

@@ -109,7 +109,7 @@ def test_worker_killed_during_pca(clean_run, tmp_path):
 
 RUN = {
     "input": {"synthetic": {"objects": 160, "seed": 5, "flag0-fraction": 0.55}},
-    "levels": {"image": [0, 3], "spectrum": [3]},
+    "zooms": {"image": [0, 3], "spectrum": [3]},
     "train": {"models": ["tree-both"], "image-zoom": 3, "spectrum-zoom": 3},
     "cluster": {"kind": "threads"},
     "settings": {"preprocess": {"pca": {"image-components": 8, "spectrum-components": 6}}},

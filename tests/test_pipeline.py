@@ -19,7 +19,7 @@ from sfrdask.pipeline import load_run_config, run_pipeline, stage_params
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "input": {"synthetic": {"objects": 96, "seed": 5, "flag0-fraction": 0.55}},
-    "levels": {"image": [3], "spectrum": [3]},
+    "zooms": {"image": [3], "spectrum": [3]},
     "train": {
         "models": ["tree-both", "early-fusion"],
         "image-zoom": 3,
@@ -124,7 +124,7 @@ def test_seeds_make_predict_a_deep_ensemble_and_explain_names_one_run(tmp_path):
         ({"input": {"synthetic": {"object": 10}}}, "input.synthetic", "object"),
         ({"train": {**TINY["train"], "learning-rat": 0.1}}, "train", "learning-rat"),
         ({"preprocess": {"strategi": "crop"}}, "preprocess", "strategi"),
-        ({"levels": {"images": [3]}}, "levels", "images"),
+        ({"zooms": {"images": [3]}}, "zooms", "images"),
     ],
 )
 def test_an_unknown_key_in_a_section_exits_2_naming_it(tmp_path, capsys, section, where, key):
@@ -264,7 +264,7 @@ def test_run_check_passes_a_good_run_file_and_starts_nothing(tmp_path, capsys, m
 
 def test_a_train_level_the_run_does_not_ingest_is_refused_naming_both(tmp_path):
     cfg = {**TINY, "train": {**TINY["train"], "image-zoom": 1}}
-    with pytest.raises(ConfigError, match=r"train.image-zoom 1 is not among .* \(levels.image: \[3\]\)"):
+    with pytest.raises(ConfigError, match=r"train.image-zoom 1 is not among .* \(zooms.image: \[3\]\)"):
         stage_params(load_run_config(_write(tmp_path, cfg)), tmp_path)
 
 
@@ -281,8 +281,8 @@ def test_check_refuses_what_the_run_refuses_with_the_same_message_and_leaves_not
         for z in ("0", "1"):
             del f[f"{L.DENSE}/{z}"]
     good = {"input": {"cube": str(cube), "catalog": str(survey_dir)}, "stages": ["study"],
-            "study": {"models": ["gbt", "intermediate-fusion"], "image-levels": [2, 3],
-                      "spectrum-levels": [2, 3], "seeds": [0, 1], "epochs": 2},
+            "study": {"models": ["gbt", "intermediate-fusion"], "image-zooms": [2, 3],
+                      "spectrum-zooms": [2, 3], "seeds": [0, 1], "epochs": 2},
             "cluster": {"kind": "slurm"}}  # fmt: skip
     assert main(["run", str(_write(tmp_path, good)), "--run-dir", str(tmp_path / "r"), "--check"]) == 0
     capsys.readouterr()
@@ -294,11 +294,11 @@ def test_check_refuses_what_the_run_refuses_with_the_same_message_and_leaves_not
             {"study": {**good["study"], "models": ["intermedate-fusion"]}},
             "unknown model 'intermedate-fusion'",
         ),
-        ({"study": {**good["study"], "image-levels": [2, 5]}}, "--image-levels must be levels 0..3"),
+        ({"study": {**good["study"], "image-zooms": [2, 5]}}, "--image-zooms must be zoom levels 0..3"),
         (
             {
                 "input": {**good["input"], "cube": str(two_levels)},
-                "study": {**good["study"], "image-levels": [1, 2]},
+                "study": {**good["study"], "image-zooms": [1, 2]},
             },
             "image zoom level 1 not found",
         ),

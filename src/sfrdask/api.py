@@ -29,7 +29,7 @@ import typing
 from typing import Any
 
 from sfrdask.stages import get_stage, help_of
-from sfrdask.stages.base import base_type, coerce, execute, fields_of
+from sfrdask.stages.base import base_type, coerce, execute, fields_of, renamed
 
 
 class StageFunction:
@@ -56,6 +56,10 @@ class StageFunction:
             raise TypeError(f"sfrdask.{self.__name__}() takes at most {len(fields)} positional arguments")
         given = {f.name: v for (f, _), v in zip(fields, args, strict=False)}
         hints = dict((f.name, h) for f, h in fields)
+        try:
+            kwargs = renamed(stage.params, kwargs, f"sfrdask.{self.__name__}()")
+        except ConfigError as e:
+            raise TypeError(str(e)) from None
         for k, v in kwargs.items():
             if k not in hints:
                 raise TypeError(

@@ -7,6 +7,7 @@ or ``dask.config.set``. YAML is always read with ``yaml.safe_load``.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,10 @@ def get(key: str, default: Any = None) -> Any:
     ``DASK_SFRDASK__TRAIN__DDP__COLLECTIVE_TIMEOUT`` arrives as ``collective_timeout``. Upper-case
     keys (environment variable names under ``cluster.worker-env``) are left alone.
     """
+    old = RENAMED.get(key)
+    if old is not None and dask.config.get(f"sfrdask.{old}", default=None) is not None:
+        deprecated(f"setting sfrdask.{old}", f"sfrdask.{key}")
+        return _hyphenate(dask.config.get(f"sfrdask.{old}"))
     return _hyphenate(dask.config.get(f"sfrdask.{key}", default=default))
 
 
@@ -55,6 +60,17 @@ def _hyphenate(value: Any) -> Any:
 
 NULLABLE = ("io.reference-compression", "cluster.timeouts.")  # null: off / Dask's own default
 FREE_FORM = ("cluster.worker-env",)  # sections whose keys are the user's (environment variable names)
+# new key -> old spelling: the old one keeps working for one release, with a FutureWarning
+RENAMED = {"study.curve-zooms": "study.curve-levels"}
+
+
+def deprecated(old: str, new: str, where: str = "") -> None:
+    """Say once that ``old`` is an old spelling of ``new`` (a FutureWarning: shown by default)."""
+    warnings.warn(
+        f"{where}{old} is deprecated and will be removed in the next release; use {new}",
+        FutureWarning,
+        stacklevel=3,
+    )
 
 
 class ConfigError(SfrdaskError, ValueError):
@@ -93,6 +109,10 @@ def _check(value: Any, default: Any, path: str) -> None:
         if not isinstance(value, dict):
             raise ConfigError(f"setting {path} must be a mapping, got {value!r}")
         for key, v in value.items():
+            new = next((n for n, o in RENAMED.items() if f"sfrdask.{o}" == f"{path}.{key}"), None)
+            if new is not None:  # an old spelling: read by get() in the new key's place
+                _check(v, default[new.rsplit(".", 1)[-1]], f"{path}.{key}")
+                continue
             if key not in default:
                 known = ", ".join(sorted(default))
                 raise ConfigError(f"unknown setting {path}.{key} (known keys under {path}: {known})")

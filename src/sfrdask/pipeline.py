@@ -40,7 +40,8 @@ from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 
 # the run file's own keys; every stage that declares a section (sfrdask.stages.base.Stage) adds its own
-RUN_KEYS = ("run-dir", "input", "levels", "stages", "cluster", "settings")
+RUN_KEYS = ("run-dir", "input", "stages", "cluster", "settings")
+RENAMED_KEYS = {"levels": "zooms"}  # old spelling -> key: read for one release more, with a FutureWarning
 log = logging.getLogger("sfrdask.run")
 
 
@@ -71,6 +72,12 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     keys = top_keys()
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: a run file is a mapping of {sorted(keys)}")
+    for old, new in RENAMED_KEYS.items():
+        if old in cfg:
+            if new in cfg:
+                raise ConfigError(f"{path}: '{old}' is an old spelling of '{new}'; give '{new}' only")
+            config.deprecated(f"'{old}:'", f"'{new}:'", f"{path}: ")
+            cfg[new] = cfg.pop(old)
     unknown = set(cfg) - keys
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(keys)}")
@@ -88,13 +95,6 @@ def load_run_config(path: str | Path) -> dict[str, Any]:
     bad = [s for s in cfg.get("stages", known) if s not in known]
     if bad:
         raise ConfigError(f"{path}: unknown stage(s) {bad}; stages are {list(known)}")
-    levels = cfg.get("levels") or {}
-    if not isinstance(levels, dict) or set(levels) - {"image", "spectrum"}:
-        bad = sorted(set(levels) - {"image", "spectrum"}) if isinstance(levels, dict) else levels
-        raise ConfigError(
-            f"{path}: levels: unknown key(s) {bad}; 'levels' takes 'image' and 'spectrum' "
-            "(lists of zoom levels 0..3)"
-        )
     for key in sorted(keys - {"run-dir", "stages"}):
         if not isinstance(cfg.get(key) or {}, dict):
             raise ConfigError(f"{path}: '{key}' must be a mapping")

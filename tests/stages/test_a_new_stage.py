@@ -114,7 +114,7 @@ def test_a_stage_added_in_one_module_runs_from_the_cli_a_run_file_and_the_api(
     assert stages()[-1] == "count"
     cfg = {
         "input": {"synthetic": {"objects": 24, "seed": 2}},
-        "levels": {"image": [3], "spectrum": [3]},
+        "zooms": {"image": [3], "spectrum": [3]},
         "stages": ["synth", "count"],
         "count": {"level": 3},
         "cluster": {"kind": "threads"},

@@ -16,7 +16,7 @@ import sfrdask
 from sfrdask.errors import SfrdaskError
 from tests.conftest import kill_a_busy_worker_during
 
-SMALL = dict(models=("gbt", "early-fusion"), image_levels=(2, 3), spectrum_levels=(2, 3), pairs="diagonal",
+SMALL = dict(models=("gbt", "early-fusion"), image_zooms=(2, 3), spectrum_zooms=(2, 3), pairs="diagonal",
              seeds=(0, 1), epochs=2, batch_size=16, tune_trials=0, control="", curves=False,
              epoch_limit=4)  # fmt: skip
 N_SMALL = 3 * 2 * 2 + 1 * 2 * 2  # gbt-image/-spectrum/-both at 2 levels, early fusion at 2 matched pairs
@@ -89,9 +89,9 @@ def test_ctrl_c_then_rerun_trains_only_what_was_missing(cube, survey_dir, tmp_pa
     assert len(trained) == int(trained[0]) == N_SMALL - len(before)  # only what was missing
 
 
-FULL = dict(models=("intermediate-fusion",), image_levels=(2, 3), spectrum_levels=(2, 3),
+FULL = dict(models=("intermediate-fusion",), image_zooms=(2, 3), spectrum_zooms=(2, 3),
             pairs="diagonal", seeds=(0, 1), epochs=2, epoch_limit=4, batch_size=8, tune_trials=2,
-            tune_epochs=2, control="intermediate-fusion", curve_models=1, curve_levels=(3,),
+            tune_epochs=2, control="intermediate-fusion", curve_models=1, curve_zooms=(3,),
             curve_fractions=(0.5,))  # fmt: skip
 
 

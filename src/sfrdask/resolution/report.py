@@ -177,7 +177,7 @@ def write_all(
         json.dumps({**head, **summary, "stages": stages, "rows": rows}, indent=1, default=str),
     )
     write_text(out / "study.md", "\n".join(parts))
-    plot_heatmaps(main, list(p.image_levels), list(p.spectrum_levels), out / "r2_heatmap.png")
+    plot_heatmaps(main, list(p.image_zooms), list(p.spectrum_zooms), out / "r2_heatmap.png")
     plot_pareto(over_seeds(main), out / "pareto.png", limits)
     return out / "study.md"
 

@@ -20,6 +20,7 @@ import hashlib
 import json
 import numbers
 import os
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -179,6 +180,40 @@ def add_arguments(p: argparse.ArgumentParser, params: type) -> None:
         if meta.get("required"):
             kw["required"] = True
         p.add_argument(flag, dest=f.name, default=None, **kw)
+        if meta.get("renamed_from"):  # the old spelling, hidden from --help, says what to use
+            old = "--" + meta["renamed_from"].replace("_", "-")
+            kw.pop("required", None)
+            kw.update(help=argparse.SUPPRESS, action=_old_spelling(flag))
+            p.add_argument(old, dest=f.name, default=None, **kw)
+
+
+def _old_spelling(new: str) -> type[argparse.Action]:
+    class OldSpelling(argparse.Action):
+        def __call__(self, parser: Any, namespace: Any, values: Any, option: str | None = None) -> None:
+            print(f"{parser.prog}: {option} is deprecated and will be removed in the next release; "
+                  f"use {new}", file=sys.stderr)  # fmt: skip
+            setattr(namespace, self.dest, values)
+
+    return OldSpelling
+
+
+def renamed(params: type, given: Mapping[str, Any], where: str, kebab: bool = False) -> dict[str, Any]:
+    """``given`` (names with underscores) with every old spelling of a field replaced by its name,
+    and a FutureWarning saying so (in a run file's spelling, with dashes, when ``kebab``); both
+    spellings at once are refused."""
+    old = {
+        f.metadata["renamed_from"]: f.name
+        for f in dataclasses.fields(params)
+        if f.metadata.get("renamed_from")
+    }
+    out = dict(given)
+    for name in [k for k in given if k in old]:
+        was, now = (name, old[name]) if not kebab else (name.replace("_", "-"), old[name].replace("_", "-"))
+        if old[name] in given:
+            raise ConfigError(f"{where}: {was} and {now} are the same setting; give {now} only")
+        config.deprecated(was, now, f"{where}: ")
+        out[old[name]] = out.pop(name)
+    return out
 
 
 def from_namespace(params: type, args: argparse.Namespace) -> Any:
@@ -192,7 +227,8 @@ def from_namespace(params: type, args: argparse.Namespace) -> Any:
 def from_mapping(params: type, section: Mapping[str, Any] | None, where: str, **fixed: Any) -> Any:
     """A Params from a run-file section (kebab- or snake-case keys); an unknown key is refused by
     name. ``fixed`` are what the run itself decides (paths inside the run directory)."""
-    section = dict(section or {})
+    section = {str(k).replace("-", "_"): v for k, v in (section or {}).items()}
+    section = {k.replace("_", "-"): v for k, v in renamed(params, section, where, kebab=True).items()}
     known = {f.name: hint for f, hint in fields_of(params) if f.name not in fixed}
     given = {}
     for key, value in section.items():

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from sfrdask.choices import LEVELS
+from sfrdask.config import ConfigError
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.levels import parse_levels
 from sfrdask.runtime import Runtime
@@ -85,14 +86,19 @@ def report(r: Result) -> list[str]:
     return [f"wrote {r.store} ({r.megabytes:.1f} MB on disk) in {r.seconds:.1f} s"]
 
 
-def wire(levels: dict | None, w: Wiring) -> Params:
-    """A run file's ``levels: {image: [...], spectrum: [...]}``: the run's cube (and its
+def wire(zooms: dict | None, w: Wiring) -> Params:
+    """A run file's ``zooms: {image: [...], spectrum: [...]}``: the run's cube (and its
     catalogues) into the run's store, which the stages after it read."""
+    bad = sorted(set(zooms or {}) - {"image", "spectrum"})
+    if bad:
+        raise ConfigError(
+            f"zooms: unknown key(s) {bad}; 'zooms' takes 'image' and 'spectrum' (lists of zoom levels 0..3)"
+        )
     w.places["store"] = w.run / "store.zarr"
     return from_mapping(
         Params,
-        {f"{k}-zooms": v for k, v in (levels or {}).items()},
-        "levels",
+        {f"{k}-zooms": v for k, v in (zooms or {}).items()},
+        "zooms",
         cube=w.take("cube", "ingest"),
         out=w.places["store"],
         catalog=w.take("catalog", "ingest"),
@@ -103,4 +109,4 @@ def wire(levels: dict | None, w: Wiring) -> Params:
     )
 
 
-STAGE = Stage(Params, run, report, section="levels", wire=wire)
+STAGE = Stage(Params, run, report, section="zooms", wire=wire)

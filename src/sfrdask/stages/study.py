@@ -37,8 +37,15 @@ class Params:
     catalog: Path = required("directory of its MPA-JHU DR7 tables", input=True)
     out: Path = option(Path("study"), "study directory: tables, plots, work/ (store, runs, record, tuning)")
     models: tuple[str, ...] = setting("study.models", "comma-separated; gbt, tree: -image, -spectrum, -both")
-    image_levels: tuple[int, ...] = option(LEVELS, "image levels (0..3 = 64..8 px)", parse=parse_levels)
-    spectrum_levels: tuple[int, ...] = option(LEVELS, "spectrum levels (0..3)", parse=parse_levels)
+    image_zooms: tuple[int, ...] = option(
+        LEVELS, "image zoom levels (0..3 = 64, 32, 16, 8 px)", parse=parse_levels, renamed_from="image_levels"
+    )
+    spectrum_zooms: tuple[int, ...] = option(
+        LEVELS,
+        "spectrum zoom levels (0..3 = 4620, 2310, 1155, 577 samples)",
+        parse=parse_levels,
+        renamed_from="spectrum_levels",
+    )
     pairs: str = setting(
         "study.pairs", "two-modality models: the 4 x 4 grid or matched levels", choices=PAIRS
     )
@@ -58,8 +65,11 @@ class Params:
     bootstrap_draws: int = setting("study.bootstrap-draws", "bootstrap draws")
     curves: bool = setting("study.curves", "learning curves of the best networks")
     curve_models: int = setting("study.curve-models", "how many of the best networks get learning curves")
-    curve_levels: tuple[int, ...] = setting(
-        "study.curve-levels", "matched levels of the curves", parse=parse_levels
+    curve_zooms: tuple[int, ...] = setting(
+        "study.curve-zooms",
+        "matched zoom levels of the curves",
+        parse=parse_levels,
+        renamed_from="curve_levels",
     )
     curve_fractions: tuple[float, ...] = setting("study.curve-fractions", "fractions of the training split")
     project_train_objects: int = setting("study.project-train-objects", "training size R^2 is projected to")
@@ -81,14 +91,14 @@ class Params:
                 what = f"{value} given" if name not in ("seeds", "models") else "none given"
                 raise SfrdaskError(f"--{name} must be at least {least} ({what})")
         for name, levels in (
-            ("image-levels", self.image_levels),
-            ("spectrum-levels", self.spectrum_levels),
-            ("curve-levels", self.curve_levels),
+            ("image-zooms", self.image_zooms),
+            ("spectrum-zooms", self.spectrum_zooms),
+            ("curve-zooms", self.curve_zooms),
         ):
             bad = [z for z in levels if not (isinstance(z, int) and 0 <= z <= 3)]
-            if bad or (not levels and name != "curve-levels"):
+            if bad or (not levels and name != "curve-zooms"):
                 raise SfrdaskError(
-                    f"--{name} must be levels 0..3 (0 = 64 px / 4620 samples), got {list(levels)}"
+                    f"--{name} must be zoom levels 0..3 (0 = 64 px / 4620 samples), got {list(levels)}"
                 )
         if any(not 0 < f < 1 for f in self.curve_fractions):
             raise SfrdaskError(
@@ -102,7 +112,7 @@ class Params:
         if Path(self.catalog).is_dir():
             find_catalogs(self.catalog)  # gal_info and gal_totsfr, named when missing
         if Path(self.cube).is_file():
-            check_levels(self.cube, self.image_levels, self.spectrum_levels)
+            check_levels(self.cube, self.image_zooms, self.spectrum_zooms)
 
 
 @dataclass(frozen=True)
@@ -133,8 +143,8 @@ def run(rt: Runtime, p: Params) -> Result:
             check_enough(len(p.seeds), split_objects(store, "test", target_values(store, "AVG")).size)
     plan = grid.plan(
         list(p.models),
-        list(p.image_levels),
-        list(p.spectrum_levels),
+        list(p.image_zooms),
+        list(p.spectrum_zooms),
         list(p.seeds),
         p.pairs,
         control=p.control,
@@ -158,7 +168,7 @@ def run(rt: Runtime, p: Params) -> Result:
                 resources=_resources(p),
             )
 
-    chosen = grid.control_settings(chosen, plan, list(p.image_levels), list(p.spectrum_levels))
+    chosen = grid.control_settings(chosen, plan, list(p.image_zooms), list(p.spectrum_zooms))
 
     def current(t: grid.Training, row: dict[str, Any]) -> bool:
         return (
@@ -202,7 +212,7 @@ def run(rt: Runtime, p: Params) -> Result:
         train([t for t in plan if not (t in record and current(t, record.rows[t]))])
         if p.curves:  # the best networks, once their cells are recorded, on fractions of the training split
             best = best_networks(kept(), p.curve_models)
-            levels = [z for z in p.curve_levels if z in p.image_levels and z in p.spectrum_levels]
+            levels = [z for z in p.curve_zooms if z in p.image_zooms and z in p.spectrum_zooms]
             curve = grid.curve_plan(best, levels, list(p.curve_fractions), list(p.seeds))
             curve = grid.with_other_stem(curve) if p.stem_choice else curve
             train([t for t in curve if not (t in record and current(t, record.rows[t]))])
@@ -234,8 +244,8 @@ def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
     return dataclasses.replace(
         p,
         models=tuple(dict.fromkeys(r["model"] for r in main)),
-        image_levels=levels["image"] or p.image_levels,
-        spectrum_levels=levels["spectrum"] or p.spectrum_levels,
+        image_zooms=levels["image"] or p.image_zooms,
+        spectrum_zooms=levels["spectrum"] or p.spectrum_zooms,
         seeds=tuple(sorted({int(r["seed"]) for r in main})),
         pairs="grid" if any(r["image_zoom"] != r["spectrum_zoom"] for r in both) else "diagonal",
         epochs=int(main[0]["epoch_cap"]),
@@ -244,10 +254,10 @@ def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:
         stem_choice=any(r.get("stem") for r in rows),
         curves=bool(curve),
         curve_models=len({r["model"] for r in curve}) or p.curve_models,
-        curve_levels=tuple(
+        curve_zooms=tuple(
             sorted({r["spectrum_zoom"] if r["spectrum_zoom"] is not None else r["image_zoom"] for r in curve})
         )
-        or p.curve_levels,
+        or p.curve_zooms,
         curve_fractions=tuple(sorted({float(r["setup"][4:]) for r in curve})) or p.curve_fractions,
         tune_trials=int(tuning["budget"]),
         tune_epochs=int(tuning.get("epochs", p.tune_epochs)),

@@ -24,20 +24,20 @@ class Preparation(Protocol):
     @property
     def catalog(self) -> Path: ...
     @property
-    def image_levels(self) -> tuple[int, ...]: ...
+    def image_zooms(self) -> tuple[int, ...]: ...
     @property
-    def spectrum_levels(self) -> tuple[int, ...]: ...
+    def spectrum_zooms(self) -> tuple[int, ...]: ...
 
 
 def _steps(p: Preparation, store: Path) -> list[tuple[str, Any, Any]]:
     """(name, stage module, its Params) of the preparation, in order."""
     from sfrdask.stages import deblend, filter, ingest, pca
 
-    ing = ingest.Params(p.cube, store, catalog=p.catalog, image_zooms=p.image_levels,
-                        spectrum_zooms=p.spectrum_levels, overwrite=True)  # fmt: skip
+    ing = ingest.Params(p.cube, store, catalog=p.catalog, image_zooms=p.image_zooms,
+                        spectrum_zooms=p.spectrum_zooms, overwrite=True)  # fmt: skip
     steps = [("ingest/all", ingest, ing), ("filter", filter, filter.Params(store))]
-    steps += [(f"deblend/image/{z}", deblend, deblend.Params(store, zooms=(z,))) for z in p.image_levels]
-    for m, levels in (("image", p.image_levels), ("spectrum", p.spectrum_levels)):
+    steps += [(f"deblend/image/{z}", deblend, deblend.Params(store, zooms=(z,))) for z in p.image_zooms]
+    for m, levels in (("image", p.image_zooms), ("spectrum", p.spectrum_zooms)):
         steps += [(f"pca/{m}/{z}", pca, pca.Params(store, zooms=(z,), modalities=(m,))) for z in levels]
     return steps
 
@@ -91,9 +91,9 @@ def prepare(rt: Runtime, p: Preparation, work: Path) -> tuple[Path, dict[str, An
         stages[name] = {"seconds": round(dt, 3), "objects": objects, "objects_per_s": round(objects / dt, 1)}
 
     with rt.active():
-        for mod, levels in (("image", p.image_levels), ("spectrum", p.spectrum_levels)):
+        for mod, levels in (("image", p.image_zooms), ("spectrum", p.spectrum_zooms)):
             for z in levels:  # reading one level of the cube, data and errors of every object
-                zi, zs = (z, p.spectrum_levels[0]) if mod == "image" else (p.image_levels[0], z)
+                zi, zs = (z, p.spectrum_zooms[0]) if mod == "image" else (p.image_zooms[0], z)
                 ds = open_hisscube(p.cube, zi, zs)
                 timed(
                     f"read/{mod}/{z}",

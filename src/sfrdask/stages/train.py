@@ -158,8 +158,8 @@ def wire(section: dict | None, w: Wiring) -> Params | None:
         stored = getattr(ingest, f"{kind}_zooms", ())
         if zoom is not None and zoom not in stored:
             raise ConfigError(
-                f"train.{kind}-zoom {zoom} is not among the levels this run ingests (levels.{kind}: "
-                f"{list(stored)}); add it to levels.{kind} or train at one of those"
+                f"train.{kind}-zoom {zoom} is not among the zoom levels this run ingests (zooms.{kind}: "
+                f"{list(stored)}); add it to zooms.{kind} or train at one of those"
             )
     return p
 
