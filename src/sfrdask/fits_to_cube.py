@@ -210,26 +210,8 @@ def build_cube(
     refuse_existing(out, overwrite)
     frame_files, frames_skipped = _files(Path(frames), FRAME_PATTERNS, "SDSS frames")
     spec_files, spectra_skipped = _files(Path(spectra), SPECTRUM_PATTERNS, "SDSS spectra")
-    f_scan = list(
-        map_ordered(
-            scan_frame,
-            [str(p) for p in frame_files],
-            client,
-            len(frame_files),
-            desc="scan frames",
-            progress=progress,
-        )
-    )
-    s_scan = list(
-        map_ordered(
-            scan_spectrum,
-            [str(p) for p in spec_files],
-            client,
-            len(spec_files),
-            desc="scan spectra",
-            progress=progress,
-        )
-    )
+    f_scan = _scan(scan_frame, frame_files, client, "scan frames", progress)
+    s_scan = _scan(scan_spectrum, spec_files, client, "scan spectra", progress)
     good_f = [f for f in f_scan if f["ok"]]
     good_s = [s for s in s_scan if s["ok"]]
     plan = plan_targets(good_s, good_f, placement, grouping=grouping, healpix_order=healpix_order,
@@ -247,8 +229,7 @@ def build_cube(
         "cutout_placement": placement,
         "target_grouping": grouping if grouping == "fof" else f"healpix order {healpix_order} (nested)",
     }  # fmt: skip
-    keep = plan["complete"]
-    if not keep:
+    if not plan["complete"]:
         raise FitsError(
             f"no target has whole cutouts in all five bands at every zoom level ({CUTOUT_SIZE} to "
             f"{image_size(N_ZOOM - 1)} px, each cut from its level's halved frame): {report['targets']} "
@@ -256,6 +237,24 @@ def build_cube(
             f"{len(report['spectra']['rejected'])}; files skipped: "
             f"{len(frames_skipped) + len(spectra_skipped)}, named in the report)"
         )
+    _write_cube(out, plan, good_f, good_s, batch, progress)
+    report["targets"]["spectra_per_target_max"] = max(len(plan["spectra"][t]) for t in plan["complete"])
+    write_text(out.with_name(out.name + ".build.json"), json.dumps(report, indent=1))
+    return report
+
+
+def _scan(fn: Any, files: list[Path], client: Any, desc: str, progress: bool) -> list[dict[str, Any]]:
+    """``fn`` (a frame's or a spectrum's scan) over ``files`` on ``client``, in order."""
+    return list(map_ordered(fn, [str(p) for p in files], client, len(files), desc=desc, progress=progress))
+
+
+def _write_cube(
+    out: Path, plan: dict[str, Any], good_f: list, good_s: list, batch: int, progress: bool
+) -> None:
+    """The planned targets with whole cutouts (``plan["complete"]``) into a HiSS-Cube file at
+    ``out``, complete or absent: the headers of the frames and spectra they use, then the targets
+    in batches."""
+    keep = plan["complete"]
     spec_of = [plan["spectra"][t] for t in keep]
     used_frames = sorted({j for t in keep for b in BANDS for j in plan["cover"][t][b]})
     frame_row = {j: k for k, j in enumerate(used_frames)}
@@ -272,9 +271,6 @@ def build_cube(
             for a in _progress(range(0, len(keep), batch), progress):
                 ts = list(range(a, min(a + batch, len(keep))))
                 _write_batch(w, a, ts, keep, spec_of, plan, good_f, good_s, frame_row, spec_row)
-    report["targets"]["spectra_per_target_max"] = max(len(s) for s in spec_of)
-    write_text(out.with_name(out.name + ".build.json"), json.dumps(report, indent=1))
-    return report
 
 
 def _progress(it: range, show: bool) -> Any:

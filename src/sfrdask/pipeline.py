@@ -242,7 +242,7 @@ def _run_stages(
     """Skip the stages whose digest matches their record; run the others on one cluster."""
     from sfrdask.runtime import open_runtime
     from sfrdask.stages import get_stage
-    from sfrdask.stages.base import as_record, digest, execute
+    from sfrdask.stages.base import digest
 
     upstream = digest("run", None, overrides, _input_fingerprint(cfg))
     todo = []
@@ -263,9 +263,9 @@ def _run_stages(
     kind = config.get("cluster.kind")
     sizes: dict[str, Any] = {}
     for stage, *_, skip in todo:  # the cluster sized for every stage that runs (e.g. DDP's workers)
-        overrides = get_stage(stage).cluster_overrides
-        if not skip and overrides is not None:
-            sizes.update(overrides(params[stage], kind) or {})
+        size_for = get_stage(stage).cluster_overrides
+        if not skip and size_for is not None:
+            sizes.update(size_for(params[stage], kind) or {})
     if kind == "slurm" and not config.get("cluster.slurm.log-directory"):
         sizes["log_directory"] = str((run / "logs").resolve())  # the run's logs in one place
     _log_places(run, kind, sizes.get("log_directory"))
@@ -280,35 +280,44 @@ def _run_stages(
                 print(f"[{stage}] up to date (same inputs and settings): skipped", flush=True)
                 log.info("%s skipped (digest %s)", stage, d)
                 continue
-            record_params = as_record(params[stage])
-            print(f"[{stage}] {json.dumps(record_params, default=str)}", flush=True)
-            log.info("%s started: %s", stage, json.dumps(record_params, default=str))
-            t0 = time.perf_counter()
-            report = contextlib.nullcontext()
-            if rt.client is not None:
-                from distributed import performance_report
+            _run_one(stage, params[stage], d, record, rt, run)
 
-                (run / "reports").mkdir(exist_ok=True)
-                report = performance_report(filename=str(run / "reports" / f"{stage}.html"))
-            st = get_stage(stage)
-            with report:
-                result = execute(st, params[stage], rt)  # the one path from Params to a run
-            for line in st.report(result):
-                print(line, flush=True)
-            dt = time.perf_counter() - t0
-            finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            write_text(
-                record,
-                json.dumps(
-                    {
-                        "stage": stage,
-                        "digest": d,
-                        "params": record_params,
-                        "seconds": round(dt, 2),
-                        "finished": finished,
-                    },
-                    indent=1,
-                ),
-            )
-            log.info("%s finished in %.1f s", stage, dt)
-            print(f"[{stage}] done in {dt:.1f} s", flush=True)
+
+def _run_one(stage: str, params: Any, d: str, record: Path, rt: Any, run: Path) -> None:
+    """Run one stage on the run's Runtime (a performance report when a cluster runs it), print its
+    report, and record its digest and timing: a rerun with the same digest skips it."""
+    from sfrdask.stages import get_stage
+    from sfrdask.stages.base import as_record, execute
+
+    record_params = as_record(params)
+    print(f"[{stage}] {json.dumps(record_params, default=str)}", flush=True)
+    log.info("%s started: %s", stage, json.dumps(record_params, default=str))
+    t0 = time.perf_counter()
+    report = contextlib.nullcontext()
+    if rt.client is not None:
+        from distributed import performance_report
+
+        (run / "reports").mkdir(exist_ok=True)
+        report = performance_report(filename=str(run / "reports" / f"{stage}.html"))
+    st = get_stage(stage)
+    with report:
+        result = execute(st, params, rt)  # the one path from Params to a run
+    for line in st.report(result):
+        print(line, flush=True)
+    dt = time.perf_counter() - t0
+    finished = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    write_text(
+        record,
+        json.dumps(
+            {
+                "stage": stage,
+                "digest": d,
+                "params": record_params,
+                "seconds": round(dt, 2),
+                "finished": finished,
+            },
+            indent=1,
+        ),
+    )
+    log.info("%s finished in %.1f s", stage, dt)
+    print(f"[{stage}] done in {dt:.1f} s", flush=True)

@@ -71,6 +71,21 @@ def _background(img: np.ndarray, bad: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return np.full_like(img, med), np.full_like(img, rms)
 
 
+def _central(seg: np.ndarray, objs: np.ndarray, c: float, radius: float) -> int:
+    """The target's segment number: the commonest one at the cutout's centre pixel(s), else the
+    nearest detection within ``radius`` pixels of the centre ``c``; 0 when none."""
+    core = seg[int(np.floor(c)) : int(np.ceil(c)) + 1, int(np.floor(c)) : int(np.ceil(c)) + 1].ravel()
+    core = core[core > 0]
+    if core.size:
+        return int(np.bincount(core).argmax())
+    if len(objs):
+        d = np.hypot(objs["x"] - c, objs["y"] - c)
+        j = int(np.argmin(d))
+        if d[j] <= radius:
+            return j + 1
+    return 0
+
+
 def deblend_one(image: np.ndarray, zoom: int = 0, seed: int = 0, **overrides: Any) -> dict[str, Any]:
     """Deblend one cutout ``(bands, s, s)``; sizes in zoom-0 pixels are scaled to ``zoom``.
 
@@ -110,16 +125,7 @@ def deblend_one(image: np.ndarray, zoom: int = 0, seed: int = 0, **overrides: An
     except Exception:  # sep gives up on pathological images (e.g. all pixels above threshold)
         objs, seg = np.zeros(0, dtype=[("x", float), ("y", float), ("flux", float)]), np.zeros((s, s), int)
     c = (s - 1) / 2.0
-    central = 0
-    core = seg[int(np.floor(c)) : int(np.ceil(c)) + 1, int(np.floor(c)) : int(np.ceil(c)) + 1].ravel()
-    core = core[core > 0]
-    if core.size:
-        central = int(np.bincount(core).argmax())
-    elif len(objs):
-        d = np.hypot(objs["x"] - c, objs["y"] - c)
-        j = int(np.argmin(d))
-        if d[j] <= max(1.0, centre_radius / scale):
-            central = j + 1
+    central = _central(seg, objs, c, max(1.0, centre_radius / scale))
     found = central > 0
     dx = float(objs["x"][central - 1] - c) if found else np.nan
     dy = float(objs["y"][central - 1] - c) if found else np.nan

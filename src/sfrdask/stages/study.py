@@ -124,23 +124,14 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.resolution import fanout, grid, stems, tune
+    from sfrdask.resolution import fanout, grid, stems
     from sfrdask.resolution.record import Record
     from sfrdask.resolution.report import best_networks, end_to_end, write_all
 
     check_inputs(p)  # also when called from a run file or the API with a runtime of its own (and p.check)
     work = Path(p.out) / "work"
     record = Record(work / "done.jsonl")
-    if p.report_only:
-        store, (stages, key) = work / "store.zarr", recorded(work)
-        p = as_recorded(p, [row for row in record.rows.values() if row.get("prepared") == key], work)
-    else:
-        store, stages, key = prepare(rt, p, work)
-        if (p.bootstrap or p.curves) and len(p.seeds) < 2:  # refused now, not after every training
-            from sfrdask.resolution.compare import check_enough
-            from sfrdask.training.data import split_objects, target_values
-
-            check_enough(len(p.seeds), split_objects(store, "test", target_values(store, "AVG")).size)
+    p, store, stages, key = _prepared(rt, p, work, record)
     plan = grid.plan(
         list(p.models),
         list(p.image_zooms),
@@ -152,22 +143,7 @@ def run(rt: Runtime, p: Params) -> Result:
     if p.stem_choice:
         plan = grid.with_other_stem(plan)
     selected = len(selected_objects(store))
-    if p.report_only:
-        chosen = tune.read_chosen(work / "tuning")
-    else:
-        settings = {"epochs": p.tune_epochs, "batch_size": p.batch_size}
-        with rt.active():
-            chosen = tune.tune_all(
-                rt.client,
-                store,
-                plan,
-                p.tune_trials,
-                work / "tuning",
-                settings,
-                retries=p.retries,
-                resources=_resources(p),
-            )
-
+    chosen = _tuned(rt, p, store, plan, work)
     chosen = grid.control_settings(chosen, plan, list(p.image_zooms), list(p.spectrum_zooms))
 
     def current(t: grid.Training, row: dict[str, Any]) -> bool:
@@ -221,6 +197,36 @@ def run(rt: Runtime, p: Params) -> Result:
     table = write_all(kept(), stages, store, Path(p.out), p, tuning=work / "tuning", trainings=trainings)
     fanout.check_failed(failed)
     return Result(table, len(trainings), trained - len(failed), len(plan))
+
+
+def _prepared(rt: Runtime, p: Params, work: Path, record: Any) -> tuple[Params, Path, dict[str, Any], str]:
+    """The study's store prepared at every level (or, ``--report-only``, as recorded, with the
+    study's parameters as its record holds them), its stage figures and its digest; too few test
+    objects for one seed's bootstrap are refused now, not after every training."""
+    if p.report_only:
+        store, (stages, key) = work / "store.zarr", recorded(work)
+        p = as_recorded(p, [row for row in record.rows.values() if row.get("prepared") == key], work)
+        return p, store, stages, key
+    store, stages, key = prepare(rt, p, work)
+    if (p.bootstrap or p.curves) and len(p.seeds) < 2:
+        from sfrdask.resolution.compare import check_enough
+        from sfrdask.training.data import split_objects, target_values
+
+        check_enough(len(p.seeds), split_objects(store, "test", target_values(store, "AVG")).size)
+    return p, store, stages, key
+
+
+def _tuned(rt: Runtime, p: Params, store: Path, plan: list, work: Path) -> dict[str, dict]:
+    """Each network's settings per level, tuned on the validation split (read back with
+    ``--report-only``)."""
+    from sfrdask.resolution import tune
+
+    if p.report_only:
+        return tune.read_chosen(work / "tuning")
+    settings = {"epochs": p.tune_epochs, "batch_size": p.batch_size}
+    with rt.active():
+        return tune.tune_all(rt.client, store, plan, p.tune_trials, work / "tuning", settings,
+                             retries=p.retries, resources=_resources(p))  # fmt: skip
 
 
 def as_recorded(p: Params, rows: list[dict[str, Any]], work: Path) -> Params:

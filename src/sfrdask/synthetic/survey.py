@@ -187,6 +187,68 @@ def _field_centre(field: int) -> tuple[float, float]:
     return 10.0 + 0.25 * (field % 1400), -1.0 + 0.5 * ((field // 1400) % 5)
 
 
+def _spectrum_header(
+    plate: int, mjd: int, fibre: int, survey: str, ra: float, dec: float, ra_f: float, dec_f: float,
+    t: dict[str, Any], i: int,
+) -> dict[str, Any]:  # fmt: skip
+    """A spectrum file's primary header, as SDSS writes it, for target ``i`` of the chunk."""
+    return {
+        "SIMPLE": True,
+        "BITPIX": 8,
+        "NAXIS": 0,
+        "TELESCOP": "SDSS 2.5-M",
+        "FLAVOR": "science",
+        "BUNIT": "1E-17 erg/cm^2/s/Ang",
+        "PLATEID": plate,
+        "MJD": mjd,
+        "FIBERID": fibre,
+        "RA": round(ra_f, 5),
+        "DEC": round(dec_f, 5),
+        "PLUG_RA": ra,
+        "PLUG_DEC": dec,
+        "TAI": mjd * 86400.0,
+        "EXPTIME": 2700.0,
+        "NEXP": 3,
+        "FIBRERAD": FIBRE_RADIUS[survey],
+        "NAME": f"{plate:04d}-{mjd:05d}-{fibre:02d}",
+        "Z": float(np.float32(t["z"][i])),
+        "CLASS": str(t["class"][i]),
+        "ORIGIN": "sfrdask synthetic survey",
+    }
+
+
+def _frame_header(band: str, field: int, ra_f: float, dec_f: float) -> dict[str, Any]:
+    """A frame file's primary header (its WCS centred on the field), as SDSS writes it."""
+    return {
+        "SIMPLE": True,
+        "BITPIX": -32,
+        "NAXIS": 2,
+        "NAXIS1": 2048,
+        "NAXIS2": 1489,
+        "FILTER": band,
+        "RUN": 2820 + field // 800,
+        "CAMCOL": 1 + field % 6,
+        "FRAME": field % 800,
+        "CTYPE1": "RA---TAN",
+        "CTYPE2": "DEC--TAN",
+        "CRPIX1": 1024.5,
+        "CRPIX2": 744.5,
+        "CRVAL1": ra_f,
+        "CRVAL2": dec_f,
+        "CD1_1": 0.0,
+        "CD1_2": 1.1e-4,
+        "CD2_1": 1.1e-4,
+        "CD2_2": 0.0,
+        "BUNIT": "nanomaggy",
+        "NMGY": 0.005,
+        "EXPTIME": 53.907456,
+        # SDSS scans the sky across its camera rows r, i, u, z, g: a band's frame of a
+        # field is taken ~71.7 s after the row before (HiSS-Cube's TREE orders by it)
+        "TAI": 4.5e9 + 600.0 * field + SCAN_DELAY * SCAN_ORDER.index(band),
+        "ORIGIN": "sfrdask synthetic survey",
+    }
+
+
 def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, list, list, np.ndarray]:
     """Spectrum and frame headers of a chunk, and each target's RA/Dec.
 
@@ -203,31 +265,7 @@ def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, 
         radec[i] = ra, dec
         for plate, mjd, fibre, survey in plan["spectra"][i]:
             spec_paths.append(f"spec-{plate:04d}-{mjd:05d}-{fibre:04d}.fits")
-            spec_headers.append(
-                {
-                    "SIMPLE": True,
-                    "BITPIX": 8,
-                    "NAXIS": 0,
-                    "TELESCOP": "SDSS 2.5-M",
-                    "FLAVOR": "science",
-                    "BUNIT": "1E-17 erg/cm^2/s/Ang",
-                    "PLATEID": plate,
-                    "MJD": mjd,
-                    "FIBERID": fibre,
-                    "RA": round(ra_f, 5),
-                    "DEC": round(dec_f, 5),
-                    "PLUG_RA": ra,
-                    "PLUG_DEC": dec,
-                    "TAI": mjd * 86400.0,
-                    "EXPTIME": 2700.0,
-                    "NEXP": 3,
-                    "FIBRERAD": FIBRE_RADIUS[survey],
-                    "NAME": f"{plate:04d}-{mjd:05d}-{fibre:02d}",
-                    "Z": float(np.float32(t["z"][i])),
-                    "CLASS": str(t["class"][i]),
-                    "ORIGIN": "sfrdask synthetic survey",
-                }
-            )
+            spec_headers.append(_spectrum_header(plate, mjd, fibre, survey, ra, dec, ra_f, dec_f, t, i))
     frame_paths, frame_headers = [], []
     for f_local, order in enumerate(plan["band_orders"]):
         field = field0 + f_local
@@ -237,36 +275,7 @@ def _headers(plan: dict[str, Any], field0: int, seed: int) -> tuple[list, list, 
             frame_paths.append(
                 f"frame-{band}-{2820 + field // 800:06d}-{1 + field % 6}-{field % 800:04d}.fits.bz2"
             )
-            frame_headers.append(
-                {
-                    "SIMPLE": True,
-                    "BITPIX": -32,
-                    "NAXIS": 2,
-                    "NAXIS1": 2048,
-                    "NAXIS2": 1489,
-                    "FILTER": band,
-                    "RUN": 2820 + field // 800,
-                    "CAMCOL": 1 + field % 6,
-                    "FRAME": field % 800,
-                    "CTYPE1": "RA---TAN",
-                    "CTYPE2": "DEC--TAN",
-                    "CRPIX1": 1024.5,
-                    "CRPIX2": 744.5,
-                    "CRVAL1": ra_f,
-                    "CRVAL2": dec_f,
-                    "CD1_1": 0.0,
-                    "CD1_2": 1.1e-4,
-                    "CD2_1": 1.1e-4,
-                    "CD2_2": 0.0,
-                    "BUNIT": "nanomaggy",
-                    "NMGY": 0.005,
-                    "EXPTIME": 53.907456,
-                    # SDSS scans the sky across its camera rows r, i, u, z, g: a band's frame of a
-                    # field is taken ~71.7 s after the row before (HiSS-Cube's TREE orders by it)
-                    "TAI": 4.5e9 + 600.0 * field + SCAN_DELAY * SCAN_ORDER.index(band),
-                    "ORIGIN": "sfrdask synthetic survey",
-                }
-            )
+            frame_headers.append(_frame_header(band, field, ra_f, dec_f))
     return spec_paths, spec_headers, frame_paths, frame_headers, radec
 
 
@@ -371,6 +380,27 @@ def _write_catalogs(d: Path, cat: pd.DataFrame) -> None:
         write_fits_table(d / name, cols)
 
 
+def _write_headers(w: HissCubeWriter, plans: list[dict[str, Any]], seed: int) -> tuple[list, list, list]:
+    """Every chunk's spectrum and frame headers into the cube, in order; returns the targets'
+    RA/Dec and, per chunk, each target's spectrum rows and image (frame x band) rows."""
+    radecs, spec_index, image_index = [], [], []
+    spec0 = field0 = 0
+    for plan in plans:
+        sp, sh, fp, fh, radec = _headers(plan, field0, seed)
+        w.write_spectrum_headers(spec0, sp, sh)
+        w.write_image_headers(5 * field0, fp, fh)
+        radecs.append(radec)
+        idx, s = [], spec0
+        for specs in plan["spectra"]:
+            idx.append(list(range(s, s + len(specs))))
+            s += len(specs)
+        spec_index.append(idx)
+        fields = field0 + np.arange(plan["n"]) // FIELD_TARGETS
+        image_index.append(5 * fields[:, None] + np.arange(5)[None, :])
+        spec0, field0 = s, field0 + len(plan["band_orders"])
+    return radecs, spec_index, image_index
+
+
 def make_survey(
     out: str | Path,
     objects: int | None = None,
@@ -410,23 +440,9 @@ def make_survey(
 
     with atomic_output(out) as tmp:  # complete or absent
         tmp.mkdir()
-        radecs = []
         with HissCubeWriter(tmp / CUBE_NAME, objects, n_spectra, 5 * n_fields, compression=compression) as w:
-            spec0 = field0 = target0 = 0
-            spec_index, image_index = [], []
-            for plan in plans:
-                sp, sh, fp, fh, radec = _headers(plan, field0, seed)
-                w.write_spectrum_headers(spec0, sp, sh)
-                w.write_image_headers(5 * field0, fp, fh)
-                radecs.append(radec)
-                idx, s = [], spec0
-                for specs in plan["spectra"]:
-                    idx.append(list(range(s, s + len(specs))))
-                    s += len(specs)
-                spec_index.append(idx)
-                fields = field0 + np.arange(plan["n"]) // FIELD_TARGETS
-                image_index.append(5 * fields[:, None] + np.arange(5)[None, :])
-                spec0, field0 = s, field0 + len(plan["band_orders"])
+            radecs, spec_index, image_index = _write_headers(w, plans, seed)
+            target0 = 0
             for plan, px in zip(
                 plans,
                 map_ordered(

@@ -171,26 +171,14 @@ def fit_net(
     if sampler.steps == 0:
         raise SfrdaskError(f"{len(data.train)} training objects make no full batch of {spec.batch_size}")
     loader = DataLoader(data.train, batch_size=per_rank, sampler=sampler, collate_fn=collate)
-    timing = {"seconds": 0.0, "samples": 0}
+    timing: dict[str, float] = {"seconds": 0.0, "samples": 0}
     progress = state.progress
 
     for p_idx, phase in enumerate(model.phases):
         if p_idx < progress["phase"]:
             continue
         model.begin_phase(phase)
-        params = [p for p in model.parameters() if p.requires_grad]
-        net = model
-        if world > 1:
-            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
-        max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
-        sched = lr_schedule(opt, spec.lr_schedule, max_epochs, spec.patience)
-        if state.optimizer is not None:
-            opt.load_state_dict(state.optimizer)
-            state.optimizer = None
-        if state.scheduler is not None and sched is not None:
-            sched.load_state_dict(state.scheduler)
-            state.scheduler = None
+        net, opt, sched, max_epochs = _phase_optimiser(spec, model, phase, state, world, device)
         augment = spec.augment and "image" in data.shapes
         bar = Progress(
             max_epochs, f"{spec.model} {phase}", enabled=spec.progress and rank == 0,
@@ -200,48 +188,112 @@ def fit_net(
         # stopped by patience or divergence stays stopped
         diverged = any(s["phase"] == phase and s["reason"] == "diverged" for s in progress["stops"])
         while progress["epoch"] < max_epochs and progress["bad"] < spec.patience and not diverged:
-            epoch = progress["epoch"]
-            lr = opt.param_groups[0]["lr"]
-            seen, loss_sum, epoch_s = _train_epoch(
-                spec, model, net, loader, sampler, opt, phase, p_idx, epoch, augment, world, rank, device
-            )
-            timing["seconds"] += epoch_s
-            timing["samples"] += seen * world
-            val = mean_loss(model, data.validation, phase, device, spec.batch_size)
-            diverged = not (math.isfinite(val) and math.isfinite(loss_sum))
-            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                sched.step(val)
-            elif sched is not None:
-                sched.step()
-            improved = val < progress["best"]
-            if improved:
-                progress["best"], progress["bad"], progress["best_epoch"] = val, 0, epoch + 1
-                state.best_state = copy.deepcopy(model.state_dict())
-            else:
-                progress["bad"] += 1
-            progress["epoch"] = epoch + 1
-            row = {
-                "phase": phase,
-                "epoch": epoch + 1,
-                "train_loss": loss_sum / max(seen, 1),
-                "val_loss": val,
-                "train_seconds": epoch_s,
-                "train_samples": seen * world,
-                "learning_rate": lr,
-            }
-            progress["history"].append(row)
+            row, diverged, improved = _epoch(
+                spec, model, net, loader, sampler, opt, sched, data, phase, p_idx, state, augment,
+                world, rank, device,
+            )  # fmt: skip
+            timing["seconds"] += row["train_seconds"]
+            timing["samples"] += row["train_samples"]
             if rank == 0:
                 _checkpoint(spec, identity, model, state, opt, sched, data, improved)
             if report is not None:
                 report({"rank": rank, **row})
-            bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{val:.3f}")
+            bar.set_postfix(train=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}")
             bar.update()
         bar.close()
         _stop(spec, progress, phase, diverged)
         model.load_state_dict(state.best_state)
         if p_idx < len(model.phases) - 1:
             progress.update(phase=p_idx + 1, epoch=0, best=math.inf, bad=0, best_epoch=0)
+    return _finish(spec, model, data, device, state, world, rank, timing, t_start)
 
+
+def _phase_optimiser(
+    spec: TrainSpec, model: SfrNet, phase: str, state: _State, world: int, device: torch.device
+) -> tuple[Any, torch.optim.Optimizer, Any, int]:
+    """A phase's network (wrapped by DDP over several ranks), its optimiser and schedule (restored
+    from the checkpoint that stopped in this phase), and its epoch cap."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    net = model
+    if world > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    opt = torch.optim.AdamW(params, lr=spec.learning_rate, weight_decay=spec.weight_decay)
+    max_epochs = spec.pretrain_epochs if phase == "pretrain" else spec.epochs
+    sched = lr_schedule(opt, spec.lr_schedule, max_epochs, spec.patience)
+    if state.optimizer is not None:
+        opt.load_state_dict(state.optimizer)
+        state.optimizer = None
+    if state.scheduler is not None and sched is not None:
+        sched.load_state_dict(state.scheduler)
+        state.scheduler = None
+    return net, opt, sched, max_epochs
+
+
+def _epoch(
+    spec: TrainSpec,
+    model: SfrNet,
+    net: Any,
+    loader: DataLoader,
+    sampler: ChunkDistributedSampler,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    data: SplitData,
+    phase: str,
+    p_idx: int,
+    state: _State,
+    augment: bool,
+    world: int,
+    rank: int,
+    device: torch.device,
+) -> tuple[dict[str, Any], bool, bool]:
+    """One epoch: train (:func:`_train_epoch`), the validation loss, the schedule's step, the best
+    weights kept; returns its history row, whether it diverged and whether it improved."""
+    progress = state.progress
+    epoch = progress["epoch"]
+    lr = opt.param_groups[0]["lr"]
+    seen, loss_sum, epoch_s = _train_epoch(
+        spec, model, net, loader, sampler, opt, phase, p_idx, epoch, augment, world, rank, device
+    )
+    val = mean_loss(model, data.validation, phase, device, spec.batch_size)
+    diverged = not (math.isfinite(val) and math.isfinite(loss_sum))
+    if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        sched.step(val)
+    elif sched is not None:
+        sched.step()
+    improved = val < progress["best"]
+    if improved:
+        progress["best"], progress["bad"], progress["best_epoch"] = val, 0, epoch + 1
+        state.best_state = copy.deepcopy(model.state_dict())
+    else:
+        progress["bad"] += 1
+    progress["epoch"] = epoch + 1
+    row = {
+        "phase": phase,
+        "epoch": epoch + 1,
+        "train_loss": loss_sum / max(seen, 1),
+        "val_loss": val,
+        "train_seconds": epoch_s,
+        "train_samples": seen * world,
+        "learning_rate": lr,
+    }
+    progress["history"].append(row)
+    return row, diverged, improved
+
+
+def _finish(
+    spec: TrainSpec,
+    model: SfrNet,
+    data: SplitData,
+    device: torch.device,
+    state: _State,
+    world: int,
+    rank: int,
+    timing: dict[str, float],
+    t_start: float,
+) -> FitResult | RankDone | ValidationDone:
+    """Rank 0: the test metrics and outputs (the validation loss alone for a tuning trial); the other
+    ranks: their weights' digest."""
+    progress = state.progress
     digest = weights_digest(model)
     if rank != 0:
         return RankDone(rank, digest)

@@ -115,59 +115,72 @@ def read_target_metadata(
                 frames.fetch(first)
                 planes.append(first)
 
-        width = max(r.shape[1] for r in spec_rows) if spec_rows else 1
-        out: dict[str, np.ndarray] = {}
-        keys = {k: np.full((n, width), -1, dtype=np.int64) for k in ("PLATEID", "MJD", "FIBERID")}
-        ra = np.full(n, np.nan)
-        dec = np.full(n, np.nan)
-        z = np.full(n, np.nan)
-        cls = np.full(n, "", dtype=object)
-        t = 0
-        for refs in spec_rows:
-            for row in refs:
-                first = True
-                for j, r in enumerate(row):
-                    if not r["ds_path"]:
-                        continue
-                    h = specs.get(r["ds_path"], r["ds_slice_idx"])
-                    for k in keys:
-                        if k in h:
-                            keys[k][t, j] = int(h[k])
-                    if first:
-                        ra[t] = float(h.get("PLUG_RA", np.nan))
-                        dec[t] = float(h.get("PLUG_DEC", np.nan))
-                        z[t] = float(h.get("Z", np.nan))
-                        cls[t] = str(h.get("CLASS", "")).strip()
-                        first = False
-                t += 1
-        out.update({f"spec_{k.lower()}": v for k, v in keys.items()})
-        out.update(RA=ra, DEC=dec, Z=z, CLASS=cls.astype(str), layout="DATASET")
+        out = _spectrum_keys(spec_rows, specs, n)
 
         if band_order:
             out["plane_of_band"] = _fixed_order(band_order, n)
             return out
-        plane_of_band = np.full((n, 5), -1, dtype=np.int64)
-        t = 0
-        for first in planes:
-            for row in first:
-                filters = [
-                    str(frames.get(r["ds_path"], r["ds_slice_idx"]).get("FILTER", "")).strip().lower()
-                    for r in row
-                ]
-                for bi, band in enumerate(BANDS):
-                    if filters.count(band) == 1:
-                        plane_of_band[t, bi] = filters.index(band)
-                t += 1
-        bad = np.flatnonzero((plane_of_band < 0).any(axis=1))
-        if bad.size:
-            raise fail(
-                path,
-                f"DATASET layout: {bad.size} target(s) (first: {bad[0]}) lack one FILTER per band in the "
-                "frame headers behind image_metadata_refs; pass band_order='ugriz' (or the stored "
-                "order) to open_hisscube if the planes are known",
-            )
-        out["plane_of_band"] = plane_of_band
+        out["plane_of_band"] = _planes_of_bands(planes, frames, n, path)
         return out
+
+
+def _spectrum_keys(spec_rows: list[np.ndarray], specs: _HeaderCache, n: int) -> dict[str, Any]:
+    """Per target, from its spectra's headers: PLATEID/MJD/FIBERID of every visit (-1 where
+    absent) and the first spectrum's PLUG_RA/PLUG_DEC, Z and CLASS."""
+    width = max(r.shape[1] for r in spec_rows) if spec_rows else 1
+    out: dict[str, np.ndarray] = {}
+    keys = {k: np.full((n, width), -1, dtype=np.int64) for k in ("PLATEID", "MJD", "FIBERID")}
+    ra = np.full(n, np.nan)
+    dec = np.full(n, np.nan)
+    z = np.full(n, np.nan)
+    cls = np.full(n, "", dtype=object)
+    t = 0
+    for refs in spec_rows:
+        for row in refs:
+            first = True
+            for j, r in enumerate(row):
+                if not r["ds_path"]:
+                    continue
+                h = specs.get(r["ds_path"], r["ds_slice_idx"])
+                for k in keys:
+                    if k in h:
+                        keys[k][t, j] = int(h[k])
+                if first:
+                    ra[t] = float(h.get("PLUG_RA", np.nan))
+                    dec[t] = float(h.get("PLUG_DEC", np.nan))
+                    z[t] = float(h.get("Z", np.nan))
+                    cls[t] = str(h.get("CLASS", "")).strip()
+                    first = False
+            t += 1
+    out.update({f"spec_{k.lower()}": v for k, v in keys.items()})
+    out.update(RA=ra, DEC=dec, Z=z, CLASS=cls.astype(str), layout="DATASET")
+    return out
+
+
+def _planes_of_bands(planes: list[np.ndarray], frames: _HeaderCache, n: int, path: Path) -> np.ndarray:
+    """Per target, the stored image plane of each band, from the FILTER of the frames behind it;
+    a target without one FILTER per band is refused, naming the way out (``band_order``)."""
+    plane_of_band = np.full((n, 5), -1, dtype=np.int64)
+    t = 0
+    for first in planes:
+        for row in first:
+            filters = [
+                str(frames.get(r["ds_path"], r["ds_slice_idx"]).get("FILTER", "")).strip().lower()
+                for r in row
+            ]
+            for bi, band in enumerate(BANDS):
+                if filters.count(band) == 1:
+                    plane_of_band[t, bi] = filters.index(band)
+            t += 1
+    bad = np.flatnonzero((plane_of_band < 0).any(axis=1))
+    if bad.size:
+        raise fail(
+            path,
+            f"DATASET layout: {bad.size} target(s) (first: {bad[0]}) lack one FILTER per band in the "
+            "frame headers behind image_metadata_refs; pass band_order='ugriz' (or the stored "
+            "order) to open_hisscube if the planes are known",
+        )
+    return plane_of_band
 
 
 def _fixed_order(band_order: str, n: int) -> np.ndarray:

@@ -155,8 +155,6 @@ def open_hisscube(
     spec_pair = _lazy_pair(
         path, L.spectrum_dataset(spectrum_zoom), f"{L.spectrum_group(spectrum_zoom)}/errors", (n, m), k, token
     )
-    image_vars = {"image": img_pair[:, 0], "image_error": img_pair[:, 1]}
-    spec_vars = {"spectrum": spec_pair[:, 0], "spectrum_error": spec_pair[:, 1]}
     img_bad = da.isnan(img_pair).any(axis=1).mean(axis=(1, 2, 3))
     spec_bad = da.isnan(spec_pair).any(axis=1).mean(axis=1)
 
@@ -168,14 +166,14 @@ def open_hisscube(
     dims_i, dims_s = ("object", "band", "y", "x"), ("object", "wavelength")
     ds = xr.Dataset(
         {
-            "image": (dims_i, image_vars["image"], {"units": unit, "long_name": "image cutout flux density"}),
-            "image_error": (dims_i, image_vars["image_error"], {"units": unit}),
+            "image": (dims_i, img_pair[:, 0], {"units": unit, "long_name": "image cutout flux density"}),
+            "image_error": (dims_i, img_pair[:, 1], {"units": unit}),
             "spectrum": (
                 dims_s,
-                spec_vars["spectrum"],
+                spec_pair[:, 0],
                 {"units": unit, "long_name": "spectral flux density"},
             ),
-            "spectrum_error": (dims_s, spec_vars["spectrum_error"], {"units": unit}),
+            "spectrum_error": (dims_s, spec_pair[:, 1], {"units": unit}),
             "image_bad_fraction": (
                 "object",
                 img_bad.astype(np.float32),
@@ -187,21 +185,7 @@ def open_hisscube(
                 {"long_name": "fraction of NaN spectrum or error samples"},
             ),
         },
-        coords={
-            "object": np.arange(n),
-            "band": list(BANDS),
-            "wavelength": ("wavelength", wl, {"units": "Angstrom"}),
-            "PLATEID": ("object", meta["spec_plateid"][:, 0]),
-            "MJD": ("object", meta["spec_mjd"][:, 0]),
-            "FIBERID": ("object", meta["spec_fiberid"][:, 0]),
-            "spec_plateid": (("object", "visit"), meta["spec_plateid"]),
-            "spec_mjd": (("object", "visit"), meta["spec_mjd"]),
-            "spec_fiberid": (("object", "visit"), meta["spec_fiberid"]),
-            "RA": ("object", meta["RA"], {"units": "deg", "long_name": "PLUG_RA of the first spectrum"}),
-            "DEC": ("object", meta["DEC"], {"units": "deg", "long_name": "PLUG_DEC of the first spectrum"}),
-            "Z": ("object", meta["Z"]),
-            "CLASS": ("object", meta["CLASS"]),
-        },
+        coords=_coords(meta, n, wl),
         attrs={
             "source": str(path),
             "format": f"HiSS-Cube {meta.get('layout', 'DATASET')} layout, dense cube",
@@ -212,6 +196,26 @@ def open_hisscube(
         },
     )
     return ds
+
+
+def _coords(meta: dict[str, np.ndarray], n: int, wl: np.ndarray) -> dict[str, Any]:
+    """Per object: its spectra's PLATEID/MJD/FIBERID (the first, and every visit), RA/Dec, Z, CLASS;
+    the band and wavelength axes."""
+    return {
+        "object": np.arange(n),
+        "band": list(BANDS),
+        "wavelength": ("wavelength", wl, {"units": "Angstrom"}),
+        "PLATEID": ("object", meta["spec_plateid"][:, 0]),
+        "MJD": ("object", meta["spec_mjd"][:, 0]),
+        "FIBERID": ("object", meta["spec_fiberid"][:, 0]),
+        "spec_plateid": (("object", "visit"), meta["spec_plateid"]),
+        "spec_mjd": (("object", "visit"), meta["spec_mjd"]),
+        "spec_fiberid": (("object", "visit"), meta["spec_fiberid"]),
+        "RA": ("object", meta["RA"], {"units": "deg", "long_name": "PLUG_RA of the first spectrum"}),
+        "DEC": ("object", meta["DEC"], {"units": "deg", "long_name": "PLUG_DEC of the first spectrum"}),
+        "Z": ("object", meta["Z"]),
+        "CLASS": ("object", meta["CLASS"]),
+    }
 
 
 class HissCubeBackendEntrypoint(BackendEntrypoint):

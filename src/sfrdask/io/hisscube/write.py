@@ -241,41 +241,13 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
     sorted by the frames' observation time (TAI) and the dense image planes follow that order
     (plane k: the frame of reference k), and every reference table of the dense cube stays empty.
     """
-    import astropy.units as u  # astropy: only for the HEALPix index
-    from astropy_healpix import HEALPix
-
     src, out = Path(src), Path(out)
     meta = read_target_metadata(src)
-    with open_h5(src) as f:
-        spec_refs = f[f"{L.spectrum_group(0)}/spec_metadata_refs"][...]
-        img_refs = f[f"{L.image_group(0)}/image_metadata_refs"][:, :, 0]
-        spec_rows = {z: f[L.sparse_metadata(z, "spectra")][...] for z in range(N_ZOOM)}
-        img_rows = {z: f[L.sparse_metadata(z, "images")][...] for z in range(N_ZOOM)}
-        dense = {
-            z: tuple(
-                f[name][...]
-                for name in (
-                    L.image_dataset(z),
-                    f"{L.image_group(z)}/errors",
-                    L.spectrum_dataset(z),
-                    f"{L.spectrum_group(z)}/errors",
-                )
-            )
-            for z in range(N_ZOOM)
-        }
+    spec_refs, img_refs, spec_rows, img_rows, dense = _read_dataset_layout(src)
     ok = np.isfinite(meta["RA"]) & np.isfinite(meta["DEC"])
     if not ok.all():
         raise HissCubeFormatError(f"{src}: {int((~ok).sum())} target(s) lack PLUG_RA/PLUG_DEC to place them")
-    hp = HEALPix(nside=2**healpix_order, order="nested")
-    cells = np.asarray(hp.lonlat_to_healpix(meta["RA"] * u.deg, meta["DEC"] * u.deg), dtype=np.int64)
-    # one row per cell (HiSS-Cube's target); targets sharing a cell keep the first one's data
-    order = np.argsort(cells, kind="stable")
-    first_of_cell: dict[int, int] = {}
-    members: dict[int, list[int]] = {}
-    for t in order:
-        first_of_cell.setdefault(int(cells[t]), int(t))
-        members.setdefault(int(cells[t]), []).append(int(t))
-    row_targets = [first_of_cell[c] for c in sorted(first_of_cell)]
+    cells, members, row_targets = _cells(meta, healpix_order)
     # planes in the order of their frames' observation time (ties: the stored order)
     frame_time = [observation_time(parse_header(bytes(r["header"]))) for r in img_rows[0]]
 
@@ -294,26 +266,7 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
             for p in range(5):
                 for z in range(N_ZOOM):
                     strips.setdefault((z, int(img_refs[t, p]["ds_slice_idx"])), []).append((t, p))
-        frame_ds: dict[tuple[int, int], h5py.Dataset] = {}
-        for (z, frame), uses in sorted(strips.items()):
-            h = parse_header(bytes(img_rows[z][frame]["header"]))
-            band = str(h.get("FILTER", "")).strip().lower()
-            s = image_size(z)
-            first_t = uses[0][0]
-            ipix = int(cells[first_t]) >> (2 * (healpix_order - FRAME_ORDER))
-            node = spatial_group(sparse, cell_path(ipix, FRAME_ORDER))
-            time = typed_group(node, time_name(h, f"frame{frame}"), "time")
-            spectral = typed_group(time, str(MIDPOINTS.get(band, 0)), "spectral")
-            res = typed_group(spectral, str((s * len(uses), s)), "resolution", NX_class="NXdata", res_zoom=z)
-            name = bytes(img_rows[z][frame]["path"]).decode() or f"frame-{band}-{frame}.fits"
-            ds = res.create_dataset(name, (s, s * len(uses), 2), np.float32)
-            for j, (t, p) in enumerate(uses):
-                d, e = dense[z][0][t, p], dense[z][1][t, p]
-                ds[:, j * s : (j + 1) * s, 0] = d
-                ds[:, j * s : (j + 1) * s, 1] = e
-            ds.attrs.update({"mime-type": "image", "interpretation": "image"})
-            ds.attrs["serialized_header"] = bytes(img_rows[z][frame]["header"])
-            frame_ds[(z, frame)] = ds
+        frame_ds = _write_frames(sparse, strips, img_rows, dense, cells, healpix_order)
 
         for r, t in enumerate(row_targets):
             cell = int(cells[t])
@@ -347,6 +300,79 @@ def write_tree(src: str | Path, out: str | Path, healpix_order: int = 15) -> Pat
         for name, rows in (("fits_images_metadata", img_rows[0]), ("fits_spectra_metadata", spec_rows[0])):
             g.create_dataset(name, data=rows)
     return out
+
+
+def _cells(meta: dict[str, Any], healpix_order: int) -> tuple[np.ndarray, dict[int, list[int]], list[int]]:
+    """Each target's nested HEALPix cell, the targets of each cell, and one row per cell (HiSS-Cube's
+    target: targets sharing a cell keep the first one's data), in pixel order."""
+    import astropy.units as u  # astropy: only for the HEALPix index
+    from astropy_healpix import HEALPix
+
+    hp = HEALPix(nside=2**healpix_order, order="nested")
+    cells = np.asarray(hp.lonlat_to_healpix(meta["RA"] * u.deg, meta["DEC"] * u.deg), dtype=np.int64)
+    order = np.argsort(cells, kind="stable")
+    first_of_cell: dict[int, int] = {}
+    members: dict[int, list[int]] = {}
+    for t in order:
+        first_of_cell.setdefault(int(cells[t]), int(t))
+        members.setdefault(int(cells[t]), []).append(int(t))
+    return cells, members, [first_of_cell[c] for c in sorted(first_of_cell)]
+
+
+def _read_dataset_layout(src: Path) -> tuple[Any, Any, dict, dict, dict]:
+    """What the TREE file is written from: the spectrum and (first) image references, the sparse
+    metadata rows of every zoom, and the dense data and errors of every zoom."""
+    with open_h5(src) as f:
+        spec_refs = f[f"{L.spectrum_group(0)}/spec_metadata_refs"][...]
+        img_refs = f[f"{L.image_group(0)}/image_metadata_refs"][:, :, 0]
+        spec_rows = {z: f[L.sparse_metadata(z, "spectra")][...] for z in range(N_ZOOM)}
+        img_rows = {z: f[L.sparse_metadata(z, "images")][...] for z in range(N_ZOOM)}
+        dense = {
+            z: tuple(
+                f[name][...]
+                for name in (
+                    L.image_dataset(z),
+                    f"{L.image_group(z)}/errors",
+                    L.spectrum_dataset(z),
+                    f"{L.spectrum_group(z)}/errors",
+                )
+            )
+            for z in range(N_ZOOM)
+        }
+    return spec_refs, img_refs, spec_rows, img_rows, dense
+
+
+def _write_frames(
+    sparse: h5py.Group,
+    strips: dict[tuple[int, int], list[tuple[int, int]]],
+    img_rows: dict,
+    dense: dict,
+    cells: np.ndarray,
+    healpix_order: int,
+) -> dict[tuple[int, int], h5py.Dataset]:
+    """Each referenced frame as a strip of the cutouts it serves, under its frame-order cell, time,
+    band and resolution groups, as HiSS-Cube nests them; returns the datasets by (zoom, frame)."""
+    frame_ds: dict[tuple[int, int], h5py.Dataset] = {}
+    for (z, frame), uses in sorted(strips.items()):
+        h = parse_header(bytes(img_rows[z][frame]["header"]))
+        band = str(h.get("FILTER", "")).strip().lower()
+        s = image_size(z)
+        first_t = uses[0][0]
+        ipix = int(cells[first_t]) >> (2 * (healpix_order - FRAME_ORDER))
+        node = spatial_group(sparse, cell_path(ipix, FRAME_ORDER))
+        time = typed_group(node, time_name(h, f"frame{frame}"), "time")
+        spectral = typed_group(time, str(MIDPOINTS.get(band, 0)), "spectral")
+        res = typed_group(spectral, str((s * len(uses), s)), "resolution", NX_class="NXdata", res_zoom=z)
+        name = bytes(img_rows[z][frame]["path"]).decode() or f"frame-{band}-{frame}.fits"
+        ds = res.create_dataset(name, (s, s * len(uses), 2), np.float32)
+        for j, (t, p) in enumerate(uses):
+            d, e = dense[z][0][t, p], dense[z][1][t, p]
+            ds[:, j * s : (j + 1) * s, 0] = d
+            ds[:, j * s : (j + 1) * s, 1] = e
+        ds.attrs.update({"mime-type": "image", "interpretation": "image"})
+        ds.attrs["serialized_header"] = bytes(img_rows[z][frame]["header"])
+        frame_ds[(z, frame)] = ds
+    return frame_ds
 
 
 def _write_dense(g: h5py.File, dense: dict, rows: list[int], planes: np.ndarray) -> None:
