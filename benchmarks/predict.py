@@ -32,12 +32,12 @@ import zarr
 from common import machine, markdown, write_json
 
 import sfrdask
-from sfrdask.calibration import POOLED_CHECK
-from sfrdask.inference import load_run
 from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.runtime import Runtime
 from sfrdask.stages.predict import Params, run
+from sfrdask.trained.calibration import POOLED_CHECK
+from sfrdask.trained.inference import load_run
 
 USER_OBJECTS = 150_000
 
@@ -125,9 +125,9 @@ def throughput(runs: list[Path], store: Path, out: Path, client) -> list[dict]:
 
 def quick(out: Path) -> tuple[Path, list[Path]]:
     """A tiny trained store for --quick (seconds)."""
-    from sfrdask.modelling import train
     from sfrdask.preprocessing import fit_pca_store, select_objects
     from sfrdask.synthetic import SynthParams, make_survey
+    from sfrdask.trained.modelling import train
 
     survey = out / "survey"
     make_survey(survey, objects=400, seed=5, params=SynthParams(flag0_fraction=0.8), progress=False)

@@ -30,8 +30,8 @@ from common import machine, markdown, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
-from sfrdask.modelling import train
 from sfrdask.resolution.grid import plan
+from sfrdask.trained.modelling import train
 
 GRID = dict(models=("gbt-both", "image-cnn", "early-fusion", "intermediate-fusion"), image_zooms=(2, 3),
             spectrum_zooms=(2, 3), pairs="diagonal", seeds=(0, 1),

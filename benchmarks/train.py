@@ -33,8 +33,8 @@ from common import machine
 
 import sfrdask
 from sfrdask.io.atomic import write_text
-from sfrdask.modelling import train
 from sfrdask.models import get_model, list_models
+from sfrdask.trained.modelling import train
 from sfrdask.training import TrainSpec
 from sfrdask.training.ddp import train_ddp
 from sfrdask.training.loop import fit_net

@@ -1,5 +1,5 @@
 """Code a reader can take in (issue 36): no function of sfrdask over 80 lines, and the stage modules
-short, their work in the modules below them (predict's in :mod:`sfrdask.prediction`)."""
+short, their work in the modules below them (predict's in :mod:`sfrdask.trained.prediction`)."""
 
 from __future__ import annotations
 

@@ -72,8 +72,6 @@ def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)], -1)
 
 
-
-
 def group_targets(
     ra: Sequence[float],
     dec: Sequence[float],

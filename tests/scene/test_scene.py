@@ -70,8 +70,8 @@ def test_every_model_on_both_tasks(results):
 
 
 def test_classifiers_have_a_registry_of_their_own():
-    from sfrdask.modelling import train
     from sfrdask.scene.models import SCENE_MODELS
+    from sfrdask.trained.modelling import train
 
     assert {m.name for m in SCENE_MODELS.list()} == MODELS
     assert not MODELS & {m.name for m in list_models()}

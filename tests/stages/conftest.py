@@ -10,11 +10,11 @@ import dask
 import pytest
 
 from sfrdask import read_catalog_dir, stages, write_store
-from sfrdask.modelling import train
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
 from sfrdask.stages import deblend, filter, ingest, pca
 from sfrdask.stages.base import execute
 from sfrdask.synthetic import SynthParams, make_survey
+from sfrdask.trained.modelling import train
 
 MODELS = ("gbt-both", "spectrum-mlp", "physics-halpha")
 

@@ -14,7 +14,6 @@ from sklearn.linear_model import Ridge
 
 import sfrdask
 from sfrdask.errors import SfrdaskError
-from sfrdask.families import FAMILIES, Family, Loaded, TrainedRun
 from sfrdask.io.atomic import write_text
 from sfrdask.io.sfr_catalogue import read_catalogue
 from sfrdask.models import MODELS
@@ -23,6 +22,7 @@ from sfrdask.resolution import grid
 from sfrdask.resolution.grid import Training
 from sfrdask.resolution.task import run_training
 from sfrdask.resolution.tune import tunable
+from sfrdask.trained.families import FAMILIES, Family, Loaded, TrainedRun
 from sfrdask.training.data import Normaliser, StoreDataset
 from sfrdask.training.loop import split_result, write_outputs
 from sfrdask.training.result import FitResult

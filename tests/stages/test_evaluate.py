@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from sfrdask.modelling import train
 from sfrdask.stages import evaluate
 from sfrdask.stages.base import execute
+from sfrdask.trained.modelling import train
 
 
 def test_a_tree_scores_as_at_training(staged, tmp_path):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from sfrdask.cli import main
-from sfrdask.modelling import train
+from sfrdask.trained.modelling import train
 
 
 def test_explain_a_fusion_network_from_the_command_line(staged, tmp_path, capsys):

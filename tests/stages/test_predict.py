@@ -22,7 +22,7 @@ import sfrdask
 from sfrdask.cli import main
 from sfrdask.io.catalog import find_catalogs
 from sfrdask.io.sfr_catalogue import BIT, SFR_COLUMNS, read_catalogue
-from sfrdask.modelling import evaluate
+from sfrdask.trained.modelling import evaluate
 
 pytestmark = pytest.mark.slow
 SFRDASK = Path(sys.executable).with_name("sfrdask")
@@ -147,7 +147,7 @@ def test_intervals_cover_within_binomial_noise(catalogue):
     sqrt(p (1 - p) / n) from each side. Allow 3 standard deviations of both. The fixture's
     validation split is small (< sfrdask.predict.pool-below labelled objects): the intervals rest on
     validation + test, and each object's coverage is checked with a calibration fitted without it."""
-    from sfrdask.calibration import POOLED_CHECK
+    from sfrdask.trained.calibration import POOLED_CHECK
 
     cal = catalogue.calibration
     rows = cal[(cal["split"] == POOLED_CHECK) & (cal["group"] == "all")]
@@ -202,7 +202,7 @@ def test_a_run_that_moved_predicts_from_another_directory(trained, tmp_path, mon
     is found relative to the run directory, and predict writes nothing into it. When the store
     moves on its own, the error names every path tried, and --train-store points at it."""
     from sfrdask.errors import StoreError
-    from sfrdask.modelling import train
+    from sfrdask.trained.modelling import train
 
     first = tmp_path / "first"
     first.mkdir()

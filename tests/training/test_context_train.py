@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import torch
 
-from sfrdask.inference import load_run
-from sfrdask.modelling import evaluate, train
 from sfrdask.models import get_model
 from sfrdask.stages.train import Params
 from sfrdask.stages.train import run as run_train
+from sfrdask.trained.inference import load_run
+from sfrdask.trained.modelling import evaluate, train
 from sfrdask.training import TrainSpec
 from sfrdask.training.loop import lr_schedule
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sfrdask.attributions import WINDOWS, Explanation, fibre_table, radius_arcsec, window_table
+from sfrdask.trained.attributions import WINDOWS, Explanation, fibre_table, radius_arcsec, window_table
 
 
 def _explanation(spectrum=None, wave=None, image=None, zoom=2):

@@ -8,7 +8,7 @@ import dask
 import numpy as np
 import pytest
 
-from sfrdask.modelling import evaluate, train
+from sfrdask.trained.modelling import evaluate, train
 
 
 @pytest.mark.parametrize("model,zooms", [("physics-halpha", (None, 2)), ("physics-halpha-aperture", (3, 2))])

@@ -6,9 +6,9 @@ import json
 
 import pandas as pd
 
-from sfrdask.modelling import train
 from sfrdask.resolution.grid import Training
 from sfrdask.resolution.task import run_training
+from sfrdask.trained.modelling import train
 
 FAST = {"batch_size": 16, "progress": False}
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from sfrdask.errors import StoreError
-from sfrdask.modelling import evaluate, train
 from sfrdask.models import ModelError
+from sfrdask.trained.modelling import evaluate, train
 from sfrdask.training import TrainSpec
 from sfrdask.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from sfrdask.training.loop import fit_net

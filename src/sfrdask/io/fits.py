@@ -160,8 +160,6 @@ def scan_frame(path: str | Path) -> dict[str, Any]:
     return {"path": str(path), "ok": True, "band": band, "header": header, "shape": img.shape}
 
 
-
-
 def cutout_origin(
     wcs: Any, ra: np.ndarray, dec: np.ndarray, shape: tuple[int, int], placement: str = "hisscube"
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -30,8 +30,7 @@ from sfrdask.errors import StoreError
 from sfrdask.io.atomic import atomic_output, refuse_existing
 from sfrdask.io.bands import check_dataset
 from sfrdask.io.catalog import join_labels
-from sfrdask.io.hisscube import open_hisscube
-from sfrdask.io.hisscube.meta import read_target_metadata
+from sfrdask.io.formats import format_of
 from sfrdask.io.levels import check_zoom, image_size, spectrum_samples
 from sfrdask.progress import compute_tasks
 
@@ -109,7 +108,8 @@ def write_store(
     overwrite: bool = False,
     client: Any = None,
 ) -> Path:
-    """Ingest a HiSS-Cube file (and optionally its labels) into a zarr v3 store at ``out``.
+    """Ingest a HiSS-Cube file, or a cube of another input format (:mod:`sfrdask.io.formats`), and
+    optionally its labels, into a zarr v3 store at ``out``.
 
     The chunks are read and written on ``client`` (a Dask Client; ``None``: Dask's configured
     in-process scheduler)."""
@@ -121,8 +121,9 @@ def write_store(
     refuse_existing(out, overwrite)
     z_img0 = image_zooms[0] if image_zooms else 0
     z_spec0 = spectrum_zooms[0] if spectrum_zooms else 0
-    meta = read_target_metadata(cube, z_img0, z_spec0)
-    base = open_hisscube(cube, z_img0, z_spec0, metadata=meta)
+    reader = format_of(cube)  # HiSS-Cube, or another input format (sfrdask.io.formats)
+    meta = reader.read_metadata(cube, z_img0, z_spec0)
+    base = reader.open_dataset(cube, z_img0, z_spec0, metadata=meta)
     n = base.sizes["object"]
     band_check = check_dataset(base, str(cube)) if image_zooms else None  # warns if planes look permuted
     if catalog is not None:
@@ -156,13 +157,13 @@ def write_store(
         for z in image_zooms:
             s = image_size(z)
             k = chunk_objects(5 * s * s * 4, n)
-            ds = open_hisscube(cube, z, z_spec0, chunks=k, metadata=meta)[list(IMAGE_VARS)]
+            ds = reader.open_dataset(cube, z, z_spec0, chunks=k, metadata=meta)[list(IMAGE_VARS)]
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "band")])
             pending.append(_write_group(ds, tmp, f"image/{z}", compressor))
         for z in spectrum_zooms:
             m = spectrum_samples(z)
             k = chunk_objects(m * 4, n)
-            ds = open_hisscube(cube, z_img0, z, chunks=k, metadata=meta)[list(SPECTRUM_VARS)]
+            ds = reader.open_dataset(cube, z_img0, z, chunks=k, metadata=meta)[list(SPECTRUM_VARS)]
             ds = ds.drop_vars([c for c in ds.coords if c not in ("object", "wavelength")])
             pending.append(_write_group(ds, tmp, f"spectrum/{z}", compressor))
         _compute(pending, client, f"ingest {Path(cube).name}")

@@ -15,7 +15,7 @@ it declares to that input's per-object shape::
 following :class:`sfrdask.models.base.SfrNet`) or ``"physics"`` (estimates from first principles,
 no training: :mod:`sfrdask.models.physics`). What sets a family apart is declared once, as its
 :class:`Traits` in :data:`FAMILY_TRAITS`; code that treats families differently reads the traits,
-never the name (its operations, fit, load and predict, are :data:`sfrdask.families.FAMILIES`).
+never the name (its operations, fit, load and predict, are :data:`sfrdask.trained.families.FAMILIES`).
 
 >>> MODELS.get("intermediate-fusion").traits.epochs, MODELS.get("physics-halpha").traits.context
 (True, False)

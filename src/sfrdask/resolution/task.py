@@ -10,8 +10,8 @@ import dask
 from distributed import get_worker
 
 from sfrdask.io.levels import image_size, spectrum_samples
-from sfrdask.modelling import train
 from sfrdask.resolution.grid import CONTROL, Training
+from sfrdask.trained.modelling import train
 from sfrdask.training.loop import set_worker_threads
 
 METRICS = ("r2", "rmse", "mae", "mse")

@@ -29,11 +29,11 @@ from optuna.trial import TrialState
 
 from sfrdask import config
 from sfrdask.io.atomic import write_text
-from sfrdask.modelling import train_on_validation
 from sfrdask.models import get_model
 from sfrdask.resolution.fanout import fan_out
 from sfrdask.resolution.grid import CONTROL, Training
 from sfrdask.resolution.task import TRAIN_SETTINGS
+from sfrdask.trained.modelling import train_on_validation
 from sfrdask.training.loop import set_worker_threads
 
 JOURNAL = "journal.log"

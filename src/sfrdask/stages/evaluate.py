@@ -36,7 +36,7 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.modelling import evaluate
+    from sfrdask.trained.modelling import evaluate
 
     with rt.active():
         r = evaluate(p.run, p.store, split=p.split)

@@ -1,4 +1,5 @@
-"""The explain stage: what a trained network looks at (captum attributions, :mod:`sfrdask.attributions`)."""
+"""The explain stage: what a trained network looks at (captum attributions,
+:mod:`sfrdask.trained.attributions`)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.attributions import explain_run, write_explanation
+    from sfrdask.trained.attributions import explain_run, write_explanation
 
     e = explain_run(p.run, p.store, p.split, p.objects, p.steps, p.seed)
     out = p.out or (e.run_dir / "explain")

@@ -25,9 +25,9 @@ from pathlib import Path
 from sfrdask.config import ConfigError
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.sfr_catalogue import ROW_FORMS
-from sfrdask.prediction import Catalogue
 from sfrdask.runtime import Runtime
 from sfrdask.stages.base import Stage, Wiring, fields_of, from_mapping, option, required, setting
+from sfrdask.trained.prediction import Catalogue
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ class Params:
 
 def run(rt: Runtime, params: Params) -> Catalogue:
     """Calibrate, predict every object, write the catalogue (see the module docstring)."""
-    from sfrdask.prediction import make_catalogue
+    from sfrdask.trained.prediction import make_catalogue
 
     with rt.active():
         return make_catalogue(rt.client, params)

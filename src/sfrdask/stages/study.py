@@ -105,14 +105,14 @@ class Params:
                 f"--curve-fractions must lie between 0 and 1, got {list(self.curve_fractions)}"
             )
         from sfrdask.io.catalog import find_catalogs
-        from sfrdask.io.hisscube import check_levels
+        from sfrdask.io.formats import format_of
         from sfrdask.resolution.grid import expand_models  # torch: not when the command line only parses
 
         expand_models([*self.models, *([self.control] if self.control else [])])  # unknown: the known ones
         if Path(self.catalog).is_dir():
             find_catalogs(self.catalog)  # gal_info and gal_totsfr, named when missing
-        if Path(self.cube).is_file():
-            check_levels(self.cube, self.image_zooms, self.spectrum_zooms)
+        if Path(self.cube).exists():
+            format_of(self.cube).check_levels(self.cube, self.image_zooms, self.spectrum_zooms)
 
 
 @dataclass(frozen=True)

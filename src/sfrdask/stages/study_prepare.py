@@ -72,7 +72,7 @@ def prepare(rt: Runtime, p: Preparation, work: Path) -> tuple[Path, dict[str, An
     import dask
 
     from sfrdask.io.atomic import write_text
-    from sfrdask.io.hisscube import open_hisscube
+    from sfrdask.io.formats import format_of
     from sfrdask.preprocessing.quality import selected_objects
 
     store, marker = work / "store.zarr", work / "prepared.json"
@@ -94,7 +94,7 @@ def prepare(rt: Runtime, p: Preparation, work: Path) -> tuple[Path, dict[str, An
         for mod, levels in (("image", p.image_zooms), ("spectrum", p.spectrum_zooms)):
             for z in levels:  # reading one level of the cube, data and errors of every object
                 zi, zs = (z, p.spectrum_zooms[0]) if mod == "image" else (p.image_zooms[0], z)
-                ds = open_hisscube(p.cube, zi, zs)
+                ds = format_of(p.cube).open_dataset(p.cube, zi, zs)
                 timed(
                     f"read/{mod}/{z}",
                     ds.sizes["object"],

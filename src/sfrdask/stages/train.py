@@ -66,8 +66,8 @@ class Result:
 
 
 def run(rt: Runtime, p: Params) -> Result:
-    from sfrdask.modelling import train
     from sfrdask.models import get_model
+    from sfrdask.trained.modelling import train
 
     for name in p.models:
         get_model(name)  # an unknown name is refused before any work

@@ -1,7 +1,7 @@
 """Training: data from the store, the training loop, DDP on Dask workers, trees and physics fits.
 
 Training and scoring a registered model end to end (its run directory, the results table) is
-:mod:`sfrdask.modelling`, a layer above. The names below load when first used, so that
+:mod:`sfrdask.trained.modelling`, a layer above. The names below load when first used, so that
 :mod:`sfrdask.training.settings` (read by the command line) does not load torch.
 """
 

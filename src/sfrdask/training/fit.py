@@ -1,6 +1,6 @@
 """Fit the models that are not networks: trees on PCA features (saved as plain arrays, no pickle)
 and physics estimates (no training; a JSON record of what was run). Networks train in
-:mod:`sfrdask.training.loop`; :mod:`sfrdask.families` chooses between them.
+:mod:`sfrdask.training.loop`; :mod:`sfrdask.trained.families` chooses between them.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ class ExtraRow:
 @dataclass
 class FitResult:
     """A trained model's identity, test and validation metrics, split sizes, timings and test
-    predictions: what ``fit`` of every family returns (:mod:`sfrdask.families`)."""
+    predictions: what ``fit`` of every family returns (:mod:`sfrdask.trained.families`)."""
 
     model: str
     image_zoom: int | None
@@ -58,7 +58,7 @@ class FitResult:
     seconds: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # one row per epoch (networks)
     details: dict[str, Any] = field(default_factory=dict)  # family's own: estimator, fallback, digests
-    # set by sfrdask.modelling.train, after the run directory is written
+    # set by sfrdask.trained.modelling.train, after the run directory is written
     run_dir: str | None = None
     setup: str = ""
     seed: int | None = None

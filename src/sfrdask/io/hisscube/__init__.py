@@ -8,9 +8,33 @@
 - :mod:`.h5`: opening files and checking what they hold, with errors that name them;
 - :mod:`.write`: writing files in the DATASET layout (and TREE again), as the reference does.
 
-A new input format is a package (or module) of its own beside this one, with its own ``open_*``.
+It is the first row of :data:`sfrdask.io.formats.FORMATS`, through the functions every input format
+offers (``recognises``, ``read_metadata``, ``open_dataset``, ``check_levels``). A new input format is
+a package (or module) of its own beside this one, and a row there.
 """
 
+from pathlib import Path
+
+import h5py
+
+from sfrdask.io.hisscube.meta import read_target_metadata
 from sfrdask.io.hisscube.read import HissCubeBackendEntrypoint, check_levels, describe, open_hisscube
 
-__all__ = ["HissCubeBackendEntrypoint", "check_levels", "describe", "open_hisscube"]
+
+def recognises(path: Path) -> bool:
+    """An HDF5 file (its signature, not its name)."""
+    return Path(path).is_file() and h5py.is_hdf5(path)
+
+
+read_metadata = read_target_metadata  # the input-format functions (sfrdask.io.formats)
+open_dataset = open_hisscube
+
+__all__ = [
+    "HissCubeBackendEntrypoint",
+    "check_levels",
+    "describe",
+    "open_dataset",
+    "open_hisscube",
+    "read_metadata",
+    "recognises",
+]

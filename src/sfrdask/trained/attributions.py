@@ -26,12 +26,12 @@ import numpy as np
 import pandas as pd
 
 from sfrdask.errors import SfrdaskError
-from sfrdask.inference import load_run
 from sfrdask.io.atomic import write_text
 from sfrdask.io.levels import BANDS, wavelength_grid
 from sfrdask.io.store import open_store
 from sfrdask.models import get_model
 from sfrdask.preprocessing.context import REST_PIVOT, columns, rest_frame
+from sfrdask.trained.inference import load_run
 from sfrdask.training.data import AXIS_LABELS
 from sfrdask.training.spec import TrainSpec, load_splits
 

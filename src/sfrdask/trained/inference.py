@@ -2,7 +2,7 @@
 model was trained, predictions made block by block.
 
 :func:`load_run` reads what a run directory holds (``metrics.json``, the manifest, and the model
-file its family writes: :mod:`sfrdask.families`) into a :class:`TrainedRun`, checking the sfrdask
+file its family writes: :mod:`sfrdask.trained.families`) into a :class:`TrainedRun`, checking the sfrdask
 version and the registry.
 :func:`preparation` reads from the run's training store how its inputs were made: the deblending
 parameters of ``clean/{zoom}`` and the scaler + PCA components of ``pca/{modality}/{zoom}``.
@@ -28,7 +28,6 @@ import zarr
 
 from sfrdask._version import __version__
 from sfrdask.errors import SfrdaskError, StoreError
-from sfrdask.families import FAMILIES, TrainedRun, family_of
 from sfrdask.io.levels import wavelength_grid
 from sfrdask.io.sfr_catalogue import object_classes
 from sfrdask.io.store import open_group, open_store
@@ -38,6 +37,7 @@ from sfrdask.preprocessing.deblend import deblend_cutouts
 from sfrdask.preprocessing.pca import transform
 from sfrdask.preprocessing.quality import selected_objects
 from sfrdask.progress import compute_tasks
+from sfrdask.trained.families import FAMILIES, TrainedRun, family_of
 from sfrdask.training.checkpoint import CheckpointError
 
 

@@ -1,6 +1,6 @@
 """Train, evaluate and calibrate registered models on a store: the orchestration behind ``sfrdask
 train``, ``sfrdask evaluate`` and the calibration step of ``sfrdask predict``, above the model
-families (:mod:`sfrdask.families`) and the trained-run reader (:mod:`sfrdask.inference`).
+families (:mod:`sfrdask.trained.families`) and the trained-run reader (:mod:`sfrdask.trained.inference`).
 
 ``sfrdask.train`` (:mod:`sfrdask.api`) is the public way in; the stage module
 :mod:`sfrdask.stages.train` calls :func:`train` once per model, the resolution study once per
@@ -19,7 +19,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sfrdask.calibration import (
+from sfrdask.errors import SfrdaskError
+from sfrdask.io.sfr_catalogue import object_classes
+from sfrdask.io.store import open_store
+from sfrdask.preprocessing.split import SPLITS
+from sfrdask.synthetic.truth import store_truth
+from sfrdask.trained.calibration import (
     POOLED_CHECK,
     Calibration,
     coverage_table,
@@ -29,13 +34,8 @@ from sfrdask.calibration import (
     pooled,
     reliability_plot,
 )
-from sfrdask.errors import SfrdaskError
-from sfrdask.families import family_of
-from sfrdask.inference import Preparation, TrainedRun, ensemble, levels, load_run, predictions
-from sfrdask.io.sfr_catalogue import object_classes
-from sfrdask.io.store import open_store
-from sfrdask.preprocessing.split import SPLITS
-from sfrdask.synthetic.truth import store_truth
+from sfrdask.trained.families import family_of
+from sfrdask.trained.inference import Preparation, TrainedRun, ensemble, levels, load_run, predictions
 from sfrdask.training.ceilings import ceilings
 from sfrdask.training.checkpoint import CheckpointError
 from sfrdask.training.data import target_values
@@ -136,7 +136,7 @@ def evaluate(run: str | Path, store: str | Path, split: str = "test") -> dict[st
     """Score a trained model (a run directory, ``best.pt`` or ``model.npz``) on a store's split.
 
     The model is rebuilt from the registry and the saved weights (``weights_only``) or tree
-    arrays (no pickle) by :func:`sfrdask.inference.load_run`; the store must hold the inputs at
+    arrays (no pickle) by :func:`sfrdask.trained.inference.load_run`; the store must hold the inputs at
     the resolution it was trained for. Inputs are read from the store's ``clean`` and ``pca``
     groups (``sfrdask predict`` recomputes them from raw data; a test checks both agree).
     """

@@ -3,7 +3,7 @@
 predicts (``build``) and applied, to a block of raw objects (``predict``, for ``sfrdask predict``)
 or to a split of the store (``predict_split``, for ``sfrdask evaluate``). A run's
 ``metrics.json`` records its family and model file (the run's manifest), so
-:func:`sfrdask.inference.load_run` needs no guessing from file names; what it reads back is a
+:func:`sfrdask.trained.inference.load_run` needs no guessing from file names; what it reads back is a
 :class:`TrainedRun`, defined here, where the operations that take one are.
 
 A new family is a :class:`Family` of functions with these signatures, added to :data:`FAMILIES`,

@@ -16,11 +16,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from sfrdask.calibration import POOLED_CHECK, catalogue_notes, difficulty, held_out_check
 from sfrdask.errors import SfrdaskError
 from sfrdask.io.atomic import write_text
 from sfrdask.io.catalog import join_labels, read_catalog_dir
-from sfrdask.io.hisscube import open_hisscube
+from sfrdask.io.formats import format_of
 from sfrdask.io.sfr_catalogue import (
     KEYS,
     assemble,
@@ -36,10 +35,11 @@ from sfrdask.io.sfr_catalogue import (
 )
 from sfrdask.io.store import open_store
 from sfrdask.tables import markdown
+from sfrdask.trained.calibration import POOLED_CHECK, catalogue_notes, difficulty, held_out_check
 
 if TYPE_CHECKING:
-    from sfrdask.calibration import Calibration
-    from sfrdask.families import TrainedRun
+    from sfrdask.trained.calibration import Calibration
+    from sfrdask.trained.families import TrainedRun
 
 
 @dataclass(frozen=True)
@@ -57,18 +57,17 @@ class Catalogue:
 
 def _source(params: Any, zi: int | None, zs: int | None) -> xr.Dataset:
     """The input as one lazy Dataset shaped like ``open_store``'s (labels when there are any)."""
-
     if params.store is not None:
         return open_store(params.store, image_zoom=zi, spectrum_zoom=zs)
 
-    ds = open_hisscube(params.cube, zi or 0, zs or 0)  # reads its targets' metadata itself
+    ds = format_of(params.cube).open_dataset(params.cube, zi or 0, zs or 0)  # reads its own metadata
     if params.catalog is not None:
         ds = join_labels(ds, read_catalog_dir(params.catalog))
     return ds
 
 
 def _check_levels(ds: xr.Dataset, runs: list[TrainedRun], where: str) -> None:
-    from sfrdask.inference import levels  # torch and sep: only when predicting
+    from sfrdask.trained.inference import levels  # torch and sep: only when predicting
 
     present = ds.attrs.get("zoom_levels_present")
     for z, kind in zip(levels(runs), ("image", "spectrum"), strict=True):
@@ -91,7 +90,12 @@ def _write_report(stem: Path, table: pd.DataFrame, notes: list[str] = ()) -> lis
 
 def make_catalogue(client: Any, params: Any) -> Catalogue:
     """Calibrate, predict every object, write the catalogue; ``params``: the predict stage's Params."""
-    from sfrdask.inference import check_compatible, levels, load_run, preparation  # torch, sep: here only
+    from sfrdask.trained.inference import (  # torch, sep: here only
+        check_compatible,
+        levels,
+        load_run,
+        preparation,
+    )
 
     out = check_output(params.out, params.overwrite)
     runs = [load_run(r, store=params.train_store) for r in params.runs]
@@ -129,7 +133,7 @@ class _Predicted:
 
 def _calibrate(client: Any, params: Any, runs: list[TrainedRun], preps: list, stem: Path) -> _Calibrated:
     """Step 1: calibrate on the runs' training store (validation split), checked on its test split."""
-    from sfrdask.modelling import calibrate  # torch, MAPIE: when calibrating
+    from sfrdask.trained.modelling import calibrate  # torch, MAPIE: when calibrating
 
     plots = stem if params.plots else None
     cal, report, files = calibrate(runs, preps, client, params.chunk_mb, params.seed, plots)
@@ -138,7 +142,7 @@ def _calibrate(client: Any, params: Any, runs: list[TrainedRun], preps: list, st
 
 def _predict(client: Any, params: Any, runs: list[TrainedRun], preps: list, ds: xr.Dataset) -> _Predicted:
     """Step 2: predict every object of the input (``ds``), chunk by chunk on the cluster."""
-    from sfrdask.inference import ensemble, levels, predictions  # torch, sep: when predicting
+    from sfrdask.trained.inference import ensemble, levels, predictions  # torch, sep: when predicting
 
     where = params.store or params.cube
     t0 = time.perf_counter()

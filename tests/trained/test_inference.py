@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sfrdask.errors import SfrdaskError
-from sfrdask.families import TrainedRun
-from sfrdask.inference import check_compatible, levels, load_run, training_store
+from sfrdask.trained.families import TrainedRun
+from sfrdask.trained.inference import check_compatible, levels, load_run, training_store
 from sfrdask.training.checkpoint import CheckpointError
 
 

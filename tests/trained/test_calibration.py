@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from sfrdask.calibration import (
+from sfrdask.errors import SfrdaskError
+from sfrdask.trained.calibration import (
     coverage_table,
     difficulty_features,
     fit_calibration,
@@ -15,7 +16,6 @@ from sfrdask.calibration import (
     pit,
     reliability,
 )
-from sfrdask.errors import SfrdaskError
 
 
 def _data(n: int, seed: int):
@@ -104,7 +104,7 @@ def test_mondrian_groups_get_their_own_coverage():
 def test_cross_fitted_intervals_estimate_the_coverage_honestly():
     """Out-of-fold intervals on a small calibration set cover at the nominal level (each row's
     interval comes from a calibration that never saw it), and an over-noisy label set is caught."""
-    from sfrdask.calibration import cross_fitted_intervals
+    from sfrdask.trained.calibration import cross_fitted_intervals
 
     x, y, pred, qso, _ = _data(3000, 6)
     groups = np.where(qso, "QSO", "GALAXY")

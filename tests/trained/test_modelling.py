@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sfrdask.errors import SfrdaskError
-from sfrdask.modelling import evaluate
+from sfrdask.trained.modelling import evaluate
 
 
 def test_evaluate_refuses_an_unknown_split_before_reading_anything(tmp_path):

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from sfrdask import families
 from sfrdask.errors import SfrdaskError
-from sfrdask.families import FAMILIES, Family, TrainedRun, family_of
 from sfrdask.models import MODELS
 from sfrdask.models.registry import FAMILY_TRAITS
 from sfrdask.models.trees import TreeArrays
+from sfrdask.trained import families
+from sfrdask.trained.families import FAMILIES, Family, TrainedRun, family_of
 
 
 def test_every_registered_model_has_a_family_and_the_registry_names_its_file():
