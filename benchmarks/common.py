@@ -14,8 +14,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psutil
 
+from sfrdask import tables
 from sfrdask.io.atomic import write_text
 
 
@@ -106,5 +108,5 @@ def markdown(rows: list[dict[str, Any]], columns: list[str] | None = None) -> st
             return f"{v:,}"
         return str(v)
 
-    head = "| " + " | ".join(columns) + " |\n|" + "---|" * len(columns) + "\n"
-    return head + "".join("| " + " | ".join(fmt(r.get(c)) for c in columns) + " |\n" for r in rows)
+    table = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=columns, dtype=object)
+    return tables.markdown(table, formats={c: fmt for c in columns})

@@ -33,6 +33,7 @@ from common import machine, write_json
 
 import sfrdask
 from sfrdask.io.atomic import write_text
+from sfrdask.tables import markdown
 from sfrdask.training import TrainSpec
 from sfrdask.training.metrics import regression_metrics
 
@@ -171,26 +172,21 @@ def report(res: dict, head: dict) -> str:
     lines += [
         "",
         "## Mean +- standard deviation over seeds (test split)\n",
-        "| model | setup | seeds | R^2 | MSE | of information ceiling | epochs (mean; limit 60) |",
-        "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for r in sorted(res["summary"], key=lambda r: -r["r2_mean"]):
-        frac = "-" if np.isnan(r["of_ceiling"]) else f"{r['of_ceiling']:.3f}"
-        lines.append(
-            f"| {r['model']} | {r['setup'] or 'default'} | {r['seeds']} | {r['r2_mean']:.3f} +- "
-            f"{r['r2_std']:.3f} | {r['mse_mean']:.3f} +- {r['mse_std']:.3f} | {frac} | "
-            + ("-" if pd.isna(r["epochs"]) else f"{r['epochs']:.0f}")
-            + " |"
-        )
-    lines += [
-        "",
-        "## Deep ensembles (test split)\n",
-        "| ensemble | R^2 | MSE | of information ceiling |",
-        "|---|---:|---:|---:|",
-    ]
-    for e in res["ensembles"]:
-        frac = "-" if np.isnan(e["of_ceiling"]) else f"{e['of_ceiling']:.3f}"
-        lines.append(f"| {e['ensemble']} | {e['r2']:.3f} | {e['mse']:.3f} | {frac} |")
+    summary = [
+        {"model": r["model"], "setup": r["setup"] or "default", "seeds": r["seeds"],
+         "R^2": f"{r['r2_mean']:.3f} +- {r['r2_std']:.3f}",
+         "MSE": f"{r['mse_mean']:.3f} +- {r['mse_std']:.3f}",
+         "of information ceiling": r["of_ceiling"], "epochs (mean; limit 60)": r["epochs"]}
+        for r in sorted(res["summary"], key=lambda r: -r["r2_mean"])
+    ]  # fmt: skip
+    lines.append(markdown(pd.DataFrame(summary), formats={"epochs (mean; limit 60)": ".0f"}))
+    lines += ["## Deep ensembles (test split)\n"]
+    ensembles = [{"ensemble": e["ensemble"], "R^2": e["r2"], "MSE": e["mse"],
+                  "of information ceiling": e["of_ceiling"]} for e in res["ensembles"]]  # fmt: skip
+    lines.append(
+        markdown(pd.DataFrame(ensembles, columns=["ensemble", "R^2", "MSE", "of information ceiling"]))
+    )
     b, g = res["best"], res["fusion_gain"]
     if g:
         lines += [

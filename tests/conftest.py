@@ -134,3 +134,11 @@ def linked_sdss(tmp: Path, frames: bool = True, spectra: bool = True) -> tuple[P
     for p in (SHARED / "spectra").glob("spec-*") if spectra else []:
         (sd / p.name).symlink_to(p)
     return fd, sd
+
+
+def md_rows(text: str) -> list[list[str]]:
+    """The cells of every row of the markdown tables in ``text``, stripped (header rows included,
+    the ``|---|`` rules left out): what a reader of the .md sees, whatever its column widths."""
+    rows = [line.strip().strip("|").split("|") for line in text.splitlines() if line.lstrip().startswith("|")]
+    cells = [[c.strip() for c in row] for row in rows]
+    return [row for row in cells if not all(set(c) <= set(":-") for c in row)]

@@ -27,7 +27,9 @@ def test_train_writes_outputs_and_evaluate_reproduces_them(store, tmp_path):
         assert (run / f).stat().st_size > 0, f
     table = pd.read_csv(out / "results.csv")
     assert table.loc[0, "model"] == "early-fusion" and table.loc[0, "image_px"] == 8
-    assert (out / "results.md").read_text().startswith("| model |")
+    md = (out / "results.md").read_text().splitlines()
+    assert [c.strip() for c in md[0].strip("|").split("|")][:2] == ["model", "setup"]
+    assert md[2].strip("|").split("|")[0].strip() == "early-fusion"  # the csv's row, laid out
     assert json.loads((out / "results.json").read_text())[0]["n_test"] == r.n_test
     assert np.isfinite([r.metrics[k] for k in ("mse", "rmse", "mae", "r2")]).all()
     assert r.train_samples_per_s > 0 and r.inference_samples_per_s > 0

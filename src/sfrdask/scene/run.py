@@ -18,6 +18,7 @@ from sfrdask.models import ModelError
 from sfrdask.plots import save_figure
 from sfrdask.scene.data import SceneData, fixed_split, read_scene
 from sfrdask.scene.models import SCENE_MODELS
+from sfrdask.tables import markdown
 
 TASKS = ("CLASS1", "CLASS2")
 
@@ -186,6 +187,7 @@ def run_scene(
 
 def _markdown(table: pd.DataFrame) -> str:
     wide = table.pivot(index="model", columns="task", values="accuracy").reindex(table.model.unique())
-    lines = ["| model | CLASS1 (indoors/outdoors) | CLASS2 (environment) |", "|---|---:|---:|"]
-    lines += [f"| {m} | {r['CLASS1']:.3f} | {r['CLASS2']:.3f} |" for m, r in wide.iterrows()]
-    return "\n".join(lines) + "\n"
+    wide = wide[["CLASS1", "CLASS2"]].rename(
+        columns={"CLASS1": "CLASS1 (indoors/outdoors)", "CLASS2": "CLASS2 (environment)"}
+    )
+    return markdown(wide.rename_axis("model").reset_index())

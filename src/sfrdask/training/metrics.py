@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from sfrdask.io.atomic import write_text
+from sfrdask.tables import markdown
 
 KEY = ["model", "image_zoom", "spectrum_zoom", "target", "setup", "seed"]
 COLUMNS = [
@@ -99,21 +100,27 @@ def seed_summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown_seeds(summary: pd.DataFrame) -> str:
-    cols = ["model", "setup", "image_px", "spectrum_samples", "target", "seeds", "R^2", "MSE", "of ceiling"]
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, r in summary.iterrows():
+    """Mean +- std over seeds per model and setup, as a markdown table."""
+    s = summary
+    table = pd.DataFrame(
+        {
+            "model": s["model"],
+            "setup": s["setup"],
+            "image_px": s["image_px"],
+            "spectrum_samples": s["spectrum_samples"],
+            "target": s["target"],
+            "seeds": s["seeds"],
+            "R^2": [f"{m:.3f} +- {d:.3f}" for m, d in zip(s["r2_mean"], s["r2_std"], strict=True)],
+            "MSE": [f"{m:.3f} +- {d:.3f}" for m, d in zip(s["mse_mean"], s["mse_std"], strict=True)],
+            "of ceiling": s["of_ceiling"],
+        }
+    )
+    whole = {c: _whole for c in ("image_px", "spectrum_samples")}
+    return markdown(table, formats={**whole, "of ceiling": ".2f"})
 
-        def n(v: Any) -> str:
-            return "-" if pd.isna(v) else str(int(v))
 
-        lines.append(
-            f"| {r['model']} | {r['setup'] or '-'} | {n(r['image_px'])} | {n(r['spectrum_samples'])} | "
-            f"{r['target']} | {r['seeds']} | {r['r2_mean']:.3f} +- {r['r2_std']:.3f} | "
-            f"{r['mse_mean']:.3f} +- {r['mse_std']:.3f} | "
-            + ("-" if pd.isna(r["of_ceiling"]) else f"{r['of_ceiling']:.2f}")
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
+def _whole(v: Any) -> str:
+    return str(int(v)) if isinstance(v, float | np.floating) and float(v).is_integer() else str(v)
 
 
 def markdown_table(table: pd.DataFrame) -> str:
@@ -135,20 +142,10 @@ def markdown_table(table: pd.DataFrame) -> str:
         "epochs",
         "ranks",
     ]
-    t = table.reindex(columns=cols)
-
-    def fmt(v: Any, col: str) -> str:
-        if v is None or (isinstance(v, float) and np.isnan(v)) or v == "":
-            return "-"
-        if col in ("mse", "rmse", "mae", "r2"):
-            return f"{v:.3f}"
-        if col.endswith("per_s"):
-            return f"{v:.3g}"
-        return str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
-
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(fmt(r[c], c) for c in cols) + " |" for _, r in t.iterrows()]
-    return "\n".join(lines) + "\n"
+    formats: dict[str, Any] = {c: _whole for c in cols}
+    formats |= {c: ".3f" for c in ("mse", "rmse", "mae", "r2")}
+    formats |= {c: ".3g" for c in cols if c.endswith("per_s")}
+    return markdown(table.reindex(columns=cols), formats=formats)
 
 
 def plot_predictions(
