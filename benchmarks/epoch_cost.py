@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 from common import machine, markdown, write_json
 
+from sfrdask.choices import PAIRS
 from sfrdask.io.levels import image_size, spectrum_samples
 from sfrdask.models import get_model
 from sfrdask.resolution.grid import plan
@@ -87,7 +88,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda")
     p.add_argument("--threads", type=int, default=None, help="torch threads (CPU)")
-    p.add_argument("--pairs", choices=("grid", "diagonal"), default="grid")
+    p.add_argument("--pairs", choices=PAIRS, default="grid")
     nets = "image-cnn,spectrum-hybrid,early-fusion,intermediate-fusion,hybrid-fusion"
     p.add_argument("--models", default=nets)
     p.add_argument("--train", type=int, default=7700, help="training objects (70%% of 11,000)")

@@ -24,6 +24,7 @@ import dask
 
 import sfrdask
 from sfrdask import config
+from sfrdask.choices import PAIRS
 from sfrdask.io.atomic import write_text
 from sfrdask.synthetic import SynthParams
 
@@ -42,7 +43,7 @@ def main() -> None:
     p.add_argument("--models", default=None, help="comma-separated (default: sfrdask.study.models)")
     p.add_argument("--image-levels", default="0,1,2,3")
     p.add_argument("--spectrum-levels", default="0,1,2,3")
-    p.add_argument("--pairs", choices=("grid", "diagonal"), default=None)
+    p.add_argument("--pairs", choices=PAIRS, default=None)
     p.add_argument("--train-seeds", default=None, help="default: sfrdask.study.seeds")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
