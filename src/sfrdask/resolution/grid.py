@@ -83,13 +83,13 @@ def expand_models(names: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def level_pairs(
-    model: str, image_levels: list[int], spectrum_levels: list[int], diagonal: bool = False
+    model: str, image_zooms: list[int], spectrum_zooms: list[int], diagonal: bool = False
 ) -> list[tuple[int | None, int | None]]:
     """The (image zoom, spectrum zoom) pairs a model is trained at (None for a modality it ignores):
     the whole grid, or with ``diagonal`` only the matched levels (64 px with 4620 samples, ...)."""
     spec = get_model(model)
-    img = [z for z in image_levels if image_size(z) >= spec.min_image_px] if spec.uses_images else [None]
-    spe = list(spectrum_levels) if spec.uses_spectra else [None]
+    img = [z for z in image_zooms if image_size(z) >= spec.min_image_px] if spec.uses_images else [None]
+    spe = list(spectrum_zooms) if spec.uses_spectra else [None]
     pairs = [(i, s) for i in img for s in spe]
     if diagonal and spec.uses_images and spec.uses_spectra:
         pairs = [(i, s) for i, s in pairs if i == s]
@@ -97,7 +97,7 @@ def level_pairs(
 
 
 def plan(
-    models: list[str], image_levels: list[int], spectrum_levels: list[int], seeds: list[int],
+    models: list[str], image_zooms: list[int], spectrum_zooms: list[int], seeds: list[int],
     pairs: str = "grid", control: str = "",
 ) -> list[Training]:  # fmt: skip
     """Every training of the study, longest first (ties: model, levels, seed); with ``control`` a
@@ -108,13 +108,13 @@ def plan(
     todo = [
         Training(m, zi, zs, seed)
         for m in expand_models(models)
-        for zi, zs in level_pairs(m, image_levels, spectrum_levels, pairs == "diagonal")
+        for zi, zs in level_pairs(m, image_zooms, spectrum_zooms, pairs == "diagonal")
         for seed in seeds
     ]
     if control:
         spec = get_model(control)
-        zi = min(image_levels) if spec.uses_images else None
-        zs = min(spectrum_levels) if spec.uses_spectra else None
+        zi = min(image_zooms) if spec.uses_images else None
+        zs = min(spectrum_zooms) if spec.uses_spectra else None
         todo += [Training(control, zi, zs, seed, CONTROL) for seed in seeds]
     return sorted(todo, key=lambda t: (-t.cost, t))
 
@@ -144,7 +144,7 @@ def with_other_stem(todo: list[Training]) -> list[Training]:
 
 
 def control_settings(
-    chosen: dict[str, dict], plan: list[Training], image_levels: list[int], spectrum_levels: list[int]
+    chosen: dict[str, dict], plan: list[Training], image_zooms: list[int], spectrum_zooms: list[int]
 ) -> dict[str, dict]:
     """``chosen`` (tuned settings per cell) with every control cell given the settings of its
     model at the lowest levels: the control then differs from the cell it must reproduce in its
@@ -152,7 +152,7 @@ def control_settings(
     out = dict(chosen)
     for t in plan:
         if t.setup == CONTROL:
-            low = Training(t.model, max(image_levels) if t.image_zoom is not None else None,
-                           max(spectrum_levels) if t.spectrum_zoom is not None else None, 0)  # fmt: skip
+            low = Training(t.model, max(image_zooms) if t.image_zoom is not None else None,
+                           max(spectrum_zooms) if t.spectrum_zoom is not None else None, 0)  # fmt: skip
             out[t.tuning_cell] = chosen.get(low.cell, {})
     return out

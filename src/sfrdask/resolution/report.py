@@ -462,7 +462,7 @@ def _label(r: pd.Series) -> str:
     return f"{r.model} {'/'.join(v for v in lv if v)}"
 
 
-def plot_heatmaps(df: pd.DataFrame, image_levels: list[int], spectrum_levels: list[int], out: Path) -> Path:
+def plot_heatmaps(df: pd.DataFrame, image_zooms: list[int], spectrum_zooms: list[int], out: Path) -> Path:
     """Mean R^2 over the seeds per model over image level (rows) x spectrum level (columns); one
     panel per model."""
     import matplotlib.pyplot as plt  # matplotlib: only when plotting
@@ -476,8 +476,8 @@ def plot_heatmaps(df: pd.DataFrame, image_levels: list[int], spectrum_levels: li
     lo, hi = float(df.r2.min()), float(df.r2.max())
     for ax, m in zip(axes.flat, models, strict=False):
         sub = df[df.model == m]
-        rows = image_levels if sub.image_zoom.notna().any() else [None]
-        cols = spectrum_levels if sub.spectrum_zoom.notna().any() else [None]
+        rows = image_zooms if sub.image_zoom.notna().any() else [None]
+        cols = spectrum_zooms if sub.spectrum_zoom.notna().any() else [None]
         grid = np.full((len(rows), len(cols)), np.nan)
         sub = sub.groupby(["image_zoom", "spectrum_zoom"], dropna=False, as_index=False).r2.mean()
         for _, r in sub.iterrows():
