@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,12 @@ def _declarations(tree: ast.AST) -> list[tuple[str, int]]:
 
 
 def _sources() -> dict[Path, ast.AST]:
-    return {p: ast.parse(p.read_text()) for p in sorted(PACKAGE.rglob("*.py"))}
+    return _parsed(PACKAGE)
+
+
+@functools.cache
+def _parsed(root: Path) -> dict[Path, ast.AST]:
+    return {p: ast.parse(p.read_text()) for p in sorted(root.rglob("*.py"))}
 
 
 def _params_classes() -> dict[str, type]:
