@@ -8,6 +8,7 @@ from pathlib import Path
 
 import dask
 import pytest
+import torch  # noqa: F401  (first: see below)
 
 from sfrdask import read_catalog_dir, stages, write_store
 from sfrdask.preprocessing import deblend_store, fit_pca_store, select_objects
@@ -16,6 +17,10 @@ from sfrdask.stages.base import execute
 from sfrdask.synthetic import SynthParams, make_survey
 from sfrdask.trained.modelling import train
 
+# torch is imported before scikit-learn (which sfrdask.preprocessing loads), as the stage tests did
+# before the modules moved: each brings its own OpenMP runtime, and with scikit-learn's loaded first
+# the study's tree fits after its networks ran ~15 times slower in this process (the study test:
+# 17 s -> 34 s on 2 cores). The order of the two runtimes, not sfrdask's code, made the difference.
 MODELS = ("gbt-both", "spectrum-mlp", "physics-halpha")
 
 
