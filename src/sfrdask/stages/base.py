@@ -86,16 +86,12 @@ class Stage:
     wire: Callable[[Any, Wiring], Any] | None = None
 
 
-def copied(source: type, skip: tuple[str, ...] = (), **helps: str) -> list[tuple[str, Any, Any]]:
+def copied(source: type, skip: tuple[str, ...] = ()) -> list[tuple[str, Any, Any]]:
     """The fields of the dataclass ``source`` as ``make_dataclass`` takes them (name, type, field),
-    but those in ``skip``; ``helps`` gives a field another help text. A stage whose options are
-    declared elsewhere (its sub-stages', the training settings) takes them this way, so that each
-    is declared once."""
-    return [
-        (f.name, hint, same_as(source, f.name, helps.get(f.name)))
-        for f, hint in fields_of(source)
-        if f.name not in skip
-    ]
+    but those in ``skip``. A stage whose options are declared elsewhere (its sub-stages', the
+    training settings) takes them this way, so that each is declared once; :func:`same_as` takes
+    one field with a help text of its own."""
+    return [(f.name, hint, same_as(source, f.name)) for f, hint in fields_of(source) if f.name not in skip]
 
 
 def same_as(source: type, name: str, help: str | None = None) -> Any:
